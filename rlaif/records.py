@@ -1,0 +1,318 @@
+"""The file contracts: typed records and validated JSONL read/write.
+
+A leaf module (pydantic only: no torch, no SDKs), imported by everything else.
+Reading validates every line and fails with `PATH:LINE: problem. Fix: ...`;
+writing goes to a temp file that is renamed into place, so nothing is half-written.
+Appending (for resumable runs) flushes each line as it is written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rlaif.errors import InputError
+
+Message = dict[str, Any]  # {"role": ..., "content": ...}
+Text = str | list[Message]  # a prompt or response: a string or a chat message list
+
+
+class Record(BaseModel):
+    """Base record: unknown fields are kept, so files from other tools round-trip."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Usage(Record):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class Prompt(Record):
+    """One prompt of a prompt set. `prompt` is a string or a chat message list."""
+
+    prompt_id: str
+    prompt: Text
+    category: str | None = None
+    constraints: list[dict[str, Any]] | None = None  # verifiable constraints (see rlaif.constraints)
+
+
+class Response(Record):
+    """One sample of one policy for one prompt (`rlaif generate` output)."""
+
+    prompt_id: str
+    prompt: Text
+    policy: str
+    sample: int = 0
+    response: str
+    usage: Usage | None = None
+
+
+Winner = Literal["a", "b", "tie"]
+
+
+class Label(Record):
+    """One verdict by one rater on one pair. `winner` is always in terms of the
+    original a/b, whatever order was shown; `order` says which was shown first."""
+
+    item: str
+    rater: str
+    winner: Winner | None = None
+    order: Literal["ab", "ba"] | None = None
+    p_a: float | None = Field(default=None, ge=0.0, le=1.0)
+    model_a: str | None = None
+    model_b: str | None = None
+    prompt: Text | None = None
+    response_a: str | None = None
+    response_b: str | None = None
+    raw: str | None = None
+    error: str | None = None
+
+
+class Preference(Record):
+    """TRL's preference format plus rlaif's provenance fields."""
+
+    prompt: Text
+    chosen: Text
+    rejected: Text
+    p_chosen: float | None = Field(default=None, ge=0.0, le=1.0)
+    prompt_id: str | None = None
+    chosen_policy: str | None = None
+    rejected_policy: str | None = None
+    judges: list[str] | None = None
+    agreement: float | None = None
+
+
+class KTORecord(Record):
+    """TRL's unpaired (KTO) format."""
+
+    prompt: Text
+    completion: Text
+    label: bool
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "line"
+        parts.append(f"field '{loc}': {e['msg']}")
+    return "; ".join(parts)
+
+
+def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-blank line; bad JSON is an InputError."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, "no such file", "check the path")
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(path, n, f"not valid JSON ({e.msg} at column {e.colno})",
+                                 "each line must be one JSON object (JSON Lines)") from None
+            if not isinstance(obj, dict):
+                raise InputError(path, n, f"expected a JSON object, got {type(obj).__name__}",
+                                 "each line must be one JSON object")
+            yield n, obj
+
+
+def read_jsonl(path: str | Path, model: type[R]) -> list[R]:
+    """Read and validate every line of a JSONL file as `model`."""
+    out = []
+    for n, obj in iter_json_lines(path):
+        try:
+            out.append(model.model_validate(obj))
+        except ValidationError as e:
+            raise InputError(path, n, f"not a valid {model.__name__} record: {_describe(e)}",
+                             _fix_hint(model)) from None
+    return out
+
+
+def _fix_hint(model: type[BaseModel]) -> str:
+    required = [k for k, f in model.model_fields.items() if f.is_required()]
+    return f"a {model.__name__} line needs the fields {', '.join(required)}"
+
+
+def dump(record: BaseModel | dict) -> str:
+    obj = record.model_dump(exclude_none=False) if isinstance(record, BaseModel) else record
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def write_jsonl(path: str | Path, records: Iterable[BaseModel | dict]) -> Path:
+    """Write all records atomically (temp file in the same dir, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(dump(r) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write one JSON document atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, ensure_ascii=False, default=_json_default)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a text file (markdown, HTML) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_default(o: Any):
+    if isinstance(o, BaseModel):
+        return o.model_dump()
+    if hasattr(o, "item"):  # numpy scalars
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+class JsonlAppender:
+    """Append records to a JSONL file, one flushed line at a time, for resumable runs.
+
+    A run killed mid-write can leave a partial last line; opening the appender
+    truncates it, so a resumed run neither duplicates nor loses finished lines.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_partial_last_line(self.path)
+        self._f = self.path.open("a", encoding="utf-8")
+
+    def write(self, record: BaseModel | dict) -> None:
+        self._f.write(dump(record) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _drop_partial_last_line(path: Path) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as f:
+        data = f.read()
+        if data.endswith(b"\n"):
+            return
+        cut = data.rfind(b"\n") + 1
+        f.seek(cut)
+        f.truncate()
+
+
+def stable_id(obj: Any, n: int = 12) -> str:
+    """A stable short hash of any JSON-able value (ids for prompts without one)."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:n]
+
+
+# ---- prompt files in the shapes users already have ----
+
+_PROMPT_FIX = ('use one of: {"prompt": "..."}; Alpaca {"instruction", "input"}; '
+               'chat {"messages": [{"role", "content"}, ...]}; MT-Bench {"question_id", "turns"}')
+
+
+def normalize_prompt(obj: dict) -> dict:
+    """Map Alpaca / chat / MT-Bench / plain shapes onto the Prompt record's fields."""
+    obj = dict(obj)
+    if "prompt" in obj:
+        text = obj.pop("prompt")
+    elif "instruction" in obj:
+        inp = obj.pop("input", "") or ""
+        text = obj.pop("instruction") + (f"\n\n{inp}" if inp else "")
+    elif "messages" in obj:
+        msgs = obj.pop("messages")
+        if not isinstance(msgs, list) or not all(isinstance(m, dict) and "role" in m and "content" in m
+                                                 for m in msgs):
+            raise ValueError("'messages' must be a list of {'role', 'content'} objects")
+        if msgs and msgs[-1]["role"] == "assistant":  # a finished chat: prompt is what precedes the reply
+            msgs = msgs[:-1]
+        text = msgs
+    elif "turns" in obj:
+        turns = obj.pop("turns")
+        if not isinstance(turns, list) or not turns:
+            raise ValueError("'turns' must be a non-empty list of strings")
+        text = turns[0]  # MT-Bench: the first turn is the prompt; later turns are kept as data
+        obj.setdefault("turns", turns)
+    else:
+        raise ValueError("no prompt text found")
+    pid = obj.pop("prompt_id", None) or obj.pop("question_id", None) or obj.pop("id", None)
+    obj["prompt_id"] = str(pid) if pid is not None else stable_id(text)
+    obj["prompt"] = text
+    return obj
+
+
+def read_prompts(path: str | Path) -> list[Prompt]:
+    out, seen = [], {}
+    for n, obj in iter_json_lines(path):
+        try:
+            rec = Prompt.model_validate(normalize_prompt(obj))
+        except (ValueError, ValidationError) as e:
+            msg = _describe(e) if isinstance(e, ValidationError) else str(e)
+            raise InputError(path, n, f"not a prompt record: {msg}", _PROMPT_FIX) from None
+        if rec.prompt_id in seen:
+            raise InputError(path, n, f"duplicate prompt_id '{rec.prompt_id}' (first on line {seen[rec.prompt_id]})",
+                             "give every prompt a unique id, or drop the id field to get content hashes")
+        seen[rec.prompt_id] = n
+        out.append(rec)
+    if not out:
+        raise InputError(path, None, "the file holds no prompts", _PROMPT_FIX)
+    return out
+
+
+def prompt_text(prompt: Text) -> str:
+    """A plain-text view of a prompt (the last user turn of a chat)."""
+    if isinstance(prompt, str):
+        return prompt
+    users = [m["content"] for m in prompt if m.get("role") == "user"]
+    return users[-1] if users else (prompt[-1]["content"] if prompt else "")
+
+
+def as_messages(prompt: Text) -> list[Message]:
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)

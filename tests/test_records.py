@@ -1,0 +1,89 @@
+import json
+
+import pytest
+
+from rlaif.errors import InputError
+from rlaif.records import (
+    JsonlAppender,
+    Label,
+    Preference,
+    read_jsonl,
+    read_prompts,
+    stable_id,
+    write_jsonl,
+)
+
+
+def _write(path, lines):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_prompt_shapes(tmp_path):
+    p = _write(tmp_path / "p.jsonl", [
+        json.dumps({"prompt": "plain"}),
+        json.dumps({"instruction": "Summarize", "input": "some text", "id": 7}),
+        json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}),
+        json.dumps({"question_id": 81, "category": "writing", "turns": ["first", "second"]}),
+        "",
+    ])
+    recs = read_prompts(p)
+    assert [r.prompt for r in recs] == ["plain", "Summarize\n\nsome text", [{"role": "user", "content": "hi"}], "first"]
+    assert recs[0].prompt_id == stable_id("plain")
+    assert recs[1].prompt_id == "7" and recs[3].prompt_id == "81" and recs[3].category == "writing"
+    assert recs[3].turns == ["first", "second"]  # extra fields are kept
+
+
+def test_bad_prompt_line_names_file_and_line(tmp_path):
+    p = _write(tmp_path / "p.jsonl", [json.dumps({"prompt": "ok"}), json.dumps({"text": "no prompt"})])
+    with pytest.raises(InputError) as e:
+        read_prompts(p)
+    assert str(e.value).startswith(f"{p}:2: ") and "Fix:" in str(e.value)
+
+
+def test_bad_json_and_duplicates(tmp_path):
+    p = _write(tmp_path / "p.jsonl", [json.dumps({"prompt": "ok"}), "{broken"])
+    with pytest.raises(InputError, match=r":2: not valid JSON"):
+        read_prompts(p)
+    p = _write(tmp_path / "d.jsonl", [json.dumps({"prompt": "a", "id": 1}), json.dumps({"prompt": "b", "id": 1})])
+    with pytest.raises(InputError, match=r":2: duplicate prompt_id '1' \(first on line 1\)"):
+        read_prompts(p)
+
+
+def test_label_validation(tmp_path):
+    good = {"item": "x", "rater": "j", "winner": "a", "order": "ba", "p_a": 0.7}
+    bad = {"item": "x", "rater": "j", "winner": "left"}
+    p = _write(tmp_path / "l.jsonl", [json.dumps(good), json.dumps(bad)])
+    with pytest.raises(InputError, match=r"l.jsonl:2: .*winner"):
+        read_jsonl(p, Label)
+    p = _write(tmp_path / "l2.jsonl", [json.dumps(good)])
+    (lab,) = read_jsonl(p, Label)
+    assert lab.winner == "a" and lab.order == "ba" and lab.p_a == 0.7 and lab.raw is None
+
+
+def test_write_is_atomic_and_roundtrips(tmp_path):
+    out = tmp_path / "sub" / "prefs.jsonl"
+    recs = [Preference(prompt="p", chosen="c", rejected="r", p_chosen=0.8, judges=["j"])]
+    write_jsonl(out, recs)
+    assert read_jsonl(out, Preference) == recs
+    assert [f.name for f in out.parent.iterdir()] == ["prefs.jsonl"]  # no temp files left
+
+    class Boom(Exception):
+        pass
+
+    def gen():
+        yield recs[0]
+        raise Boom
+
+    with pytest.raises(Boom):
+        write_jsonl(out, gen())
+    assert read_jsonl(out, Preference) == recs  # the old file is untouched
+    assert [f.name for f in out.parent.iterdir()] == ["prefs.jsonl"]
+
+
+def test_appender_drops_partial_last_line(tmp_path):
+    p = tmp_path / "a.jsonl"
+    p.write_text('{"item": "1", "rater": "r"}\n{"item": "2", "ra', encoding="utf-8")
+    with JsonlAppender(p) as app:
+        app.write(Label(item="3", rater="r"))
+    assert [r.item for r in read_jsonl(p, Label)] == ["1", "3"]
