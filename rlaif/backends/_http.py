@@ -12,6 +12,26 @@ from typing import Any
 from rlaif.errors import ConfigError
 
 
+def http_client(sdk: Any) -> Any:
+    """The SDK's aiohttp transport when aiohttp is installed (a third of the CPU per call of
+    the default httpx pool, which matters at high concurrency), else the SDK's default."""
+    make = getattr(sdk, "DefaultAioHttpClient", None)
+    if make is None:
+        return None
+    try:
+        import aiohttp  # noqa: F401
+
+        return make()
+    except (ImportError, RuntimeError):  # older SDKs want their `aiohttp` extra for it
+        return None
+
+
+def malformed(provider: str, what: Any) -> Exception:
+    from rlaif.backends.base import TransientError
+
+    return TransientError(f"{provider}: malformed response body ({str(what)[:200]!r})")
+
+
 def api_key(provider: str, default_env: str, api_key_env: str | None, local_servers: bool) -> tuple[str, str]:
     """(key, env var name). The key lives only in memory: never logged, cached or written."""
     env = api_key_env or default_env

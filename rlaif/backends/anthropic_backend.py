@@ -1,12 +1,15 @@
 """`anthropic:MODEL` through the official SDK (Messages API). System turns go to the
 `system` parameter. The Messages API returns no log-probabilities, so a request for
-them fails fast with a fix. The SDK's own retries are off: the call layer retries."""
+them fails fast with a fix. As in openai_backend, the SDK does auth, headers, timeouts,
+connections and error classes while the body is plain Messages JSON (`client.post`):
+recent SDKs dropped `temperature` from `messages.create`'s typed signature, the API
+still takes it. The SDK's own retries are off: the call layer retries."""
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from rlaif.backends._http import ClientPool, api_key
+from rlaif.backends._http import ClientPool, api_key, http_client, malformed
 from rlaif.backends.base import Completion, Request, classify_sdk_error
 from rlaif.errors import BackendError, MissingDependency
 
@@ -29,7 +32,8 @@ class AnthropicBackend:
         self.price_model = None if base_urls else model
         key, self._key_env = api_key("Anthropic", "ANTHROPIC_API_KEY", api_key_env, local_servers=False)
         self._pool = ClientPool(
-            lambda url: anthropic.AsyncAnthropic(api_key=key, base_url=url, max_retries=0, timeout=timeout_s),
+            lambda url: anthropic.AsyncAnthropic(api_key=key, base_url=url, max_retries=0, timeout=timeout_s,
+                                              http_client=http_client(anthropic)),
             base_urls, unreachable=(anthropic.APIConnectionError,))
 
     def _params(self, r: Request) -> dict[str, Any]:
@@ -38,12 +42,11 @@ class AnthropicBackend:
                              "messages": [m for m in r.messages if m.get("role") != "system"]}
         if system:
             p["system"] = system
-        # Recent SDKs dropped the sampling arguments from the typed signature (newer models
-        # fix them); the API still takes them for the models that do, so they go in the body,
-        # and only when they differ from the API's default of 1.0.
-        sampling = {k: v for k, v in (("temperature", r.temperature), ("top_p", r.top_p)) if v != 1.0}
-        if sampling:
-            p["extra_body"] = sampling
+        # Sent only when they differ from the API's default of 1.0 (some newer models fix them).
+        if r.temperature != 1.0:
+            p["temperature"] = r.temperature
+        if r.top_p != 1.0:
+            p["top_p"] = r.top_p
         if r.stop:
             p["stop_sequences"] = list(r.stop)
         return p
@@ -55,13 +58,17 @@ class AnthropicBackend:
         t0 = time.perf_counter()
         try:
             async with self._pool.client() as client:
-                resp = await client.messages.create(**self._params(r))
+                data = await client.post("/v1/messages", body=self._params(r), cast_to=object)
         except Exception as e:  # noqa: BLE001 - every SDK failure is classified, none escapes raw
             raise classify_sdk_error(e, self._sdk, provider="anthropic", key_env=self._key_env) from e
-        text = "".join(getattr(b, "text", "") for b in resp.content if getattr(b, "type", "") == "text")
-        return Completion(text=text, input_tokens=resp.usage.input_tokens or 0,
-                          output_tokens=resp.usage.output_tokens or 0, latency_s=time.perf_counter() - t0,
-                          finish_reason=_FINISH.get(resp.stop_reason, resp.stop_reason))
+        try:
+            text = "".join(b.get("text", "") for b in data["content"] if b.get("type") == "text")
+            usage, stop = data.get("usage") or {}, data.get("stop_reason")
+        except (KeyError, TypeError, AttributeError):
+            raise malformed("anthropic", data) from None
+        return Completion(text=text, input_tokens=usage.get("input_tokens") or 0,
+                          output_tokens=usage.get("output_tokens") or 0, latency_s=time.perf_counter() - t0,
+                          finish_reason=_FINISH.get(stop, stop))
 
     async def complete(self, requests: list[Request]) -> list[Completion]:
         return [await self._one(r) for r in requests]
