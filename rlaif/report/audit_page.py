@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from rlaif.records import Label
-from rlaif.report.html import Example, Section, examples, interval_plot, metrics, render_page, table
+from rlaif.report.html import Example, Section, examples, grid, interval_plot, metrics, render_page, table
 from rlaif.report.markdown import md_table
 
 DEFINITIONS = [
@@ -116,7 +116,7 @@ def render_audit_md(result: dict) -> str:
 def _verdict_word(lb: Label) -> str:
     if lb.winner is None:
         return f"invalid ({lb.error})" if lb.error else "invalid"
-    shown = f", {lb.order} shown" if lb.order else ""
+    shown = f" ({lb.order[0]} shown first)" if lb.order else ""
     p = f", p_a={lb.p_a:.2f}" if lb.p_a is not None else ""
     return f"{lb.winner}{shown}{p}"
 
@@ -137,6 +137,7 @@ def _example(item: str, by_item: dict[str, list[Label]], raters: Sequence[str] |
         ma = f" ({text.model_a})" if text.model_a else ""
         mb = f" ({text.model_b})" if text.model_b else ""
         fields = {"prompt": text.prompt, f"response a{ma}": text.response_a, f"response b{mb}": text.response_b}
+        # raw judge replies come after the responses they judge
         raws = [(lb.rater, lb.order, lb.raw) for lb in lbs if lb.raw and (raters is None or lb.rater in raters)]
         for r, o, raw in raws[:2]:
             fields[f"raw reply: {r}{' (' + o + ')' if o else ''}"] = raw
@@ -166,22 +167,23 @@ def render_audit_html(result: dict, labels: Sequence[Label], gold_labels: Sequen
         table(_rater_rows(result, RATER_COLUMNS), caption="bias and consistency per rater"),
     ])]
     plots = []
-    for key, title, ref in (("position_consistency", "position consistency", None),
-                            ("first_position_rate", "share of decisive verdicts won by the first-shown response", 0.5),
-                            ("preference_fairness", "preference fairness (negative = first-position bias)", 0.0),
-                            ("longer_preferred_rate", "share of decisive verdicts won by the longer response", 0.5)):
+    for key, title, ref, lim in (
+            ("position_consistency", "position consistency", None, (0, 1)),
+            ("first_position_rate", "share of decisive verdicts won by the first-shown response", 0.5, (0, 1)),
+            ("preference_fairness", "preference fairness (negative = first-position bias)", 0.0, (-1, 1)),
+            ("longer_preferred_rate", "share of decisive verdicts won by the longer response", 0.5, (0, 1))):
         ests = [result["raters"][r][key] for r in raters]
         if any(e and e.get("value") is not None for e in ests):
             plots.append(interval_plot(raters, [e["value"] for e in ests], [e["ci_low"] for e in ests],
-                                       [e["ci_high"] for e in ests], xlabel=title, reference=ref))
+                                       [e["ci_high"] for e in ests], xlabel=title, reference=ref, xlim=lim))
     if plots:
-        sections.append(Section("Position and length bias", plots))
+        sections.append(Section("Position and length bias", [grid(plots)]))
     if result["gold"]:
         blocks = [table(_rater_rows(result, GOLD_COLUMNS), caption="against gold")]
         acc = [result["raters"][r].get("accuracy") for r in raters]
         if any(a and a.get("value") is not None for a in acc):
             blocks.append(interval_plot(raters, [a["value"] for a in acc], [a["ci_low"] for a in acc],
-                                        [a["ci_high"] for a in acc], xlabel="accuracy against gold"))
+                                        [a["ci_high"] for a in acc], xlabel="accuracy against gold", xlim=(0, 1)))
         cal = [(r, result["raters"][r].get("calibration_bins")) for r in raters]
         cal = [(r, b) for r, b in cal if b]
         if cal:

@@ -231,6 +231,13 @@ def metrics(items: Mapping[str, Any], *, notes: Mapping[str, str] | None = None,
     return Markup(_CARDS.render(cards=cards))
 
 
+def grid(blocks: Sequence[Markup], *, min_width: int = 420) -> Markup:
+    """Lay blocks (plots, tables) out side by side, wrapping on narrow screens."""
+    inner = "".join(f"<div>{b if isinstance(b, Markup) else escape(b)}</div>" for b in blocks)
+    return Markup(f'<div class="cols" style="grid-template-columns:repeat(auto-fit,minmax({int(min_width)}px,1fr))">'
+                  f"{inner}</div>")
+
+
 def preformatted(text: str) -> Markup:
     """Escaped text in a monospace box, line breaks kept (model output, raw judge replies)."""
     return Markup(f"<pre>{escape(text)}</pre>")
@@ -242,10 +249,10 @@ _EXAMPLES = _ENV.from_string("""{% if heading %}<h3>{{ heading }}</h3>{% endif %
 <div class="body">
 {% if e.notes %}<table><tbody>{% for k, v in e.notes %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}
 </tbody></table>{% endif %}
-{% for k, v in e.single %}<div class="label">{{ k }}</div><pre>{{ v }}</pre>
-{% endfor %}
-{% if e.cols %}<div class="cols">{% for k, v in e.cols %}<div><div class="label">{{ k }}</div><pre>{{ v }}</pre></div>
-{% endfor %}</div>{% endif %}
+{% for seg in e.segments %}{% if seg.cols %}<div class="cols">{% for k, v in seg.fields %}
+<div><div class="label">{{ k }}</div><pre>{{ v }}</pre></div>{% endfor %}</div>
+{% else %}{% for k, v in seg.fields %}<div class="label">{{ k }}</div><pre>{{ v }}</pre>
+{% endfor %}{% endif %}{% endfor %}
 </div>
 </details>
 {% endfor %}
@@ -258,10 +265,15 @@ def examples(items: Iterable[Example], *, heading: str | None = None, limit: int
     items = list(items)
     shown = []
     for e in items[:limit]:
-        cols = [(k, _text(v)) for k, v in e.fields.items() if k in e.side_by_side]
-        single = [(k, _text(v)) for k, v in e.fields.items() if k not in e.side_by_side]
+        # fields keep their order; consecutive side-by-side fields share one row of columns
+        segments: list[dict] = []
+        for k, v in e.fields.items():
+            cols = k in e.side_by_side
+            if not segments or segments[-1]["cols"] != cols:
+                segments.append({"cols": cols, "fields": []})
+            segments[-1]["fields"].append((k, _text(v)))
         shown.append({"title": e.title, "tag": e.tag, "notes": [(k, fmt(v)) for k, v in e.notes.items()],
-                      "single": single, "cols": cols})
+                      "segments": segments})
     return Markup(_EXAMPLES.render(items=shown, heading=heading, more=max(0, len(items) - limit)))
 
 
@@ -303,7 +315,8 @@ def figure(fig, *, caption: str | None = None, fmt: str = "svg", dpi: int = 110,
 
 def interval_plot(labels: Sequence[str], estimates: Sequence[float], lows: Sequence[float | None],
                   highs: Sequence[float | None], *, xlabel: str = "", reference: float | None = None,
-                  caption: str | None = None, title: str | None = None) -> Markup:
+                  caption: str | None = None, title: str | None = None, xlim: tuple[float, float] | None = None
+                  ) -> Markup:
     """A forest plot: one row per label, a point and its interval (ratings, win rates, metrics with CIs).
 
     Rows are drawn top to bottom in the given order; `reference` draws a dashed vertical line (e.g. 0.5).
@@ -322,6 +335,8 @@ def interval_plot(labels: Sequence[str], estimates: Sequence[float], lows: Seque
     ax.set_yticks(ys)
     ax.set_yticklabels([str(x) for x in labels], fontsize=8)
     ax.set_xlabel(xlabel)
+    if xlim:
+        ax.set_xlim(*xlim)
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
