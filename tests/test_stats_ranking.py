@@ -41,7 +41,7 @@ def test_matches_choix_and_logistic_regression():
     # with ties as half wins: an unpenalized logistic regression on duplicated rows (a tie = a win + a loss)
     from sklearn.linear_model import LogisticRegression
 
-    bt = _random_battles(seed=3, ties=0.2)
+    bt = _random_battles(seed=3, n=3000, ties=0.2)
     m = len(bt.models)
     x = np.zeros((len(bt.a), m))
     x[np.arange(len(bt.a)), bt.a] = 1

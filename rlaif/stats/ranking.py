@@ -253,10 +253,8 @@ def fit_bt_style(battles: Battles, style: np.ndarray, *, rounds: int = 0, seed: 
             grad[:m] -= reg * th
             w = weights * p * (1 - p)
             h = np.zeros((m + 1, m + 1))
-            np.add.at(h, (a, a), w)
-            np.add.at(h, (b, b), w)
-            np.add.at(h, (a, b), -w)
-            np.add.at(h, (b, a), -w)
+            h[:m, :m] = (np.bincount(a * m + a, w, m * m) + np.bincount(b * m + b, w, m * m)
+                         - np.bincount(a * m + b, w, m * m) - np.bincount(b * m + a, w, m * m)).reshape(m, m)
             ws = w * s
             col = np.bincount(a, ws, m) - np.bincount(b, ws, m)
             h[:m, m] = h[m, :m] = col
