@@ -77,6 +77,12 @@ def audit(
                "audit.md, audit.html")
 
 
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 @app.command()
 def elo(
     battles: Path = typer.Argument(..., help="label JSONL or Chatbot-Arena-style battles (JSONL or JSON list)"),
@@ -91,12 +97,20 @@ def elo(
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
 ) -> None:
     """Rank models: Bradley–Terry ratings with bootstrap intervals and CI-aware ranks."""
+    from rich.progress import Progress
+
     from rlaif.elo import leaderboard, leaderboard_csv, parse_anchor, read_battles
     from rlaif.records import write_json, write_text
     from rlaif.report.elo_page import leaderboard_svg, render_elo_html
 
-    board = leaderboard(read_battles(battles), rounds=bootstrap, seed=seed, anchor=parse_anchor(anchor),
-                        method="elo" if online else "bt", k=k, style=style_control)
+    with Progress(transient=True, console=_stderr_console()) as bar:
+        task = bar.add_task("bootstrap", total=1.0)
+        board = leaderboard(read_battles(battles), rounds=bootstrap, seed=seed, anchor=parse_anchor(anchor),
+                            method="elo" if online else "bt", k=k, style=style_control,
+                            progress=lambda f: bar.update(task, completed=f))
+    if not board["comparison_graph_connected"]:
+        typer.secho("warning: the models fall into groups that never met; ratings across groups are not "
+                    "comparable", err=True, fg="yellow")
     write_json(out / "leaderboard.json", board)
     write_text(out / "leaderboard.csv", leaderboard_csv(board))
     write_text(out / "leaderboard.svg", leaderboard_svg(board))

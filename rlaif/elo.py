@@ -8,6 +8,7 @@ Output (`leaderboard()`): {"method", "n_battles", "n_models", "anchor", "bootstr
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +103,8 @@ def parse_anchor(spec: str | None) -> tuple[str, float] | None:
 
 
 def leaderboard(bf: BattleFile, *, rounds: int = 1000, seed: int = 0, anchor: tuple[str, float] | None = None,
-                method: str = "bt", k: float = 4.0, style: str | None = None) -> dict:
+                method: str = "bt", k: float = 4.0, style: str | None = None,
+                progress: Callable[[float], None] | None = None) -> dict:
     """Ratings with bootstrap 2.5/97.5 percentiles and CI-aware ranks."""
     battles = ranking.Battles.from_names(bf.model_a, bf.model_b, bf.outcome)
     if anchor and anchor[0] not in battles.models:
@@ -119,7 +121,8 @@ def leaderboard(bf: BattleFile, *, rounds: int = 1000, seed: int = 0, anchor: tu
             raise ConfigError("--style-control length needs the response texts of every battle "
                               "(response_a/response_b in labels, conversation_a/b in battles)")
         s = (la - lb) / np.maximum(la + lb, 1.0)
-        ratings, beta, boot, boot_beta = ranking.fit_bt_style(battles, s, rounds=rounds, seed=seed, anchor=anchor)
+        ratings, beta, boot, boot_beta = ranking.fit_bt_style(battles, s, rounds=rounds, seed=seed, anchor=anchor,
+                                                              progress=progress)
         extra["style_control"] = {"covariate": "(len_a - len_b) / (len_a + len_b), standardized",
                                   "length_coefficient": beta,
                                   "length_coefficient_ci": _ci(boot_beta) if boot_beta is not None else None}
@@ -127,7 +130,7 @@ def leaderboard(bf: BattleFile, *, rounds: int = 1000, seed: int = 0, anchor: tu
         res = ranking.fit_bt(battles, rounds=rounds, seed=seed, anchor=anchor)
         ratings, boot = res.ratings, res.boot
     elif method == "elo":
-        ratings, boot = ranking.online_elo(battles, k=k, rounds=rounds, seed=seed, anchor=anchor)
+        ratings, boot = ranking.online_elo(battles, k=k, rounds=rounds, seed=seed, anchor=anchor, progress=progress)
         extra["k_factor"] = k
     else:
         raise ConfigError(f"unknown method {method!r}: use bt or elo")
@@ -146,7 +149,8 @@ def leaderboard(bf: BattleFile, *, rounds: int = 1000, seed: int = 0, anchor: tu
             "n_battles": len(bf.outcome), "n_models": len(battles.models), "source": bf.source,
             "bootstrap_rounds": rounds, "seed": seed, "anchor": None if anchor is None else
             {"model": anchor[0], "rating": anchor[1]},
-            "rank_rule": "1 + number of models whose ci_low exceeds this model's ci_high", **extra, "ratings": rows}
+            "rank_rule": "1 + number of models whose ci_low exceeds this model's ci_high",
+            "comparison_graph_connected": ranking.is_connected(battles), **extra, "ratings": rows}
 
 
 def _r(x) -> float | None:

@@ -140,3 +140,10 @@ def test_win_rates():
     b = Battles.from_names(["x", "x", "y"], ["y", "z", "z"], [1, 0.5, 0])
     n, wr = win_rates(b)
     assert n.tolist() == [2, 2, 2] and wr.tolist() == [0.75, 0.0, 0.75]
+
+
+def test_connectivity():
+    from rlaif.stats.ranking import is_connected
+
+    assert is_connected(Battles.from_names(["x", "y"], ["y", "z"], [1, 0]))
+    assert not is_connected(Battles.from_names(["x", "u"], ["y", "v"], [1, 0]))

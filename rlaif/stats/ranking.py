@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -179,6 +180,16 @@ def fit_bt(battles: Battles, *, rounds: int = 0, seed: int = 0, anchor: tuple[st
     return BTResult(battles.models, ratings, boot, n_iter)
 
 
+def is_connected(battles: Battles) -> bool:
+    """Whether every model is linked to every other by a chain of battles (else ratings across the
+    separate groups are not comparable: only the tiny ridge penalty places them)."""
+    from scipy.sparse.csgraph import connected_components
+
+    m = len(battles.models)
+    g = sparse.csr_matrix((np.ones(len(battles.a)), (battles.a, battles.b)), shape=(m, m))
+    return connected_components(g, directed=False)[0] <= 1
+
+
 def ci_ranks(low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """Rank = 1 + number of models whose interval lies entirely above this one (LMSYS's rule)."""
     low, high = np.asarray(low), np.asarray(high)
@@ -196,15 +207,19 @@ def win_rates(battles: Battles) -> tuple[np.ndarray, np.ndarray]:
 
 
 def online_elo(battles: Battles, *, k: float = 4.0, rounds: int = 0, seed: int = 0,
-               anchor: tuple[str, float] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+               anchor: tuple[str, float] | None = None, progress: Callable[[float], None] | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None]:
     """Sequential Elo updates in file order (K=`k`), then `rounds` bootstrap replicates, each on
-    battles drawn with replacement in random order. All rounds advance together, one battle per step."""
+    battles drawn with replacement in random order. All rounds advance together, one battle per step
+    (a Python loop over battles: seconds per 100k battles). `progress(fraction)` is called as it goes."""
     m = len(battles.models)
 
     def run(a, b, y):  # a, b, y: (R, N)
         rr = np.full((a.shape[0], m), BASE)
         rows = np.arange(a.shape[0])
         for t in range(a.shape[1]):
+            if progress is not None and t % 10_000 == 0:
+                progress(t / a.shape[1])
             ra, rb = rr[rows, a[:, t]], rr[rows, b[:, t]]
             e = 1.0 / (1.0 + 10 ** ((rb - ra) / SCALE))
             delta = k * (y[:, t] - e)
@@ -226,8 +241,9 @@ def online_elo(battles: Battles, *, k: float = 4.0, rounds: int = 0, seed: int =
 
 
 def fit_bt_style(battles: Battles, style: np.ndarray, *, rounds: int = 0, seed: int = 0,
-                 anchor: tuple[str, float] | None = None, reg: float = DEFAULT_REG,
-                 max_iter: int = 50) -> tuple[np.ndarray, float, np.ndarray | None, np.ndarray | None]:
+                 anchor: tuple[str, float] | None = None, reg: float = DEFAULT_REG, max_iter: int = 50,
+                 progress: Callable[[float], None] | None = None
+                 ) -> tuple[np.ndarray, float, np.ndarray | None, np.ndarray | None]:
     """BT with a style covariate (LMSYS's style control): logit P(a wins) = theta_a - theta_b + beta * s.
 
     `style` is one number per battle (e.g. the normalized length difference (len_a - len_b) /
@@ -273,7 +289,9 @@ def fit_bt_style(battles: Battles, style: np.ndarray, *, rounds: int = 0, seed: 
         rng = np.random.default_rng(seed)
         n = len(a)
         rs, bs = [], []
-        for _ in range(rounds):
+        for r in range(rounds):  # one warm-started Newton fit per round: O(battles) each
+            if progress is not None:
+                progress(r / rounds)
             wts = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
             p = fit(wts, full)
             rs.append(to_ratings(p[:m], battles.models, anchor))
