@@ -106,6 +106,12 @@ def leaderboard(bf: BattleFile, *, rounds: int = 1000, seed: int = 0, anchor: tu
                 method: str = "bt", k: float = 4.0, style: str | None = None,
                 progress: Callable[[float], None] | None = None) -> dict:
     """Ratings with bootstrap 2.5/97.5 percentiles and CI-aware ranks."""
+    keep = [i for i, (a, b) in enumerate(zip(bf.model_a, bf.model_b, strict=True)) if a != b]
+    n_self = len(bf.outcome) - len(keep)  # a model against itself says nothing about ratings
+    if not keep:
+        raise ConfigError("every battle pits a model against itself. Fix: check model_a/model_b")
+    bf = BattleFile(*([getattr(bf, f)[i] for i in keep] for f in ("model_a", "model_b", "outcome", "len_a", "len_b")),
+                    source=bf.source)
     battles = ranking.Battles.from_names(bf.model_a, bf.model_b, bf.outcome)
     if anchor and anchor[0] not in battles.models:
         raise ConfigError(f"--anchor model {anchor[0]!r} is not in the battles. Fix: use one of "
@@ -146,7 +152,8 @@ def leaderboard(bf: BattleFile, *, rounds: int = 1000, seed: int = 0, anchor: tu
             for i in order]
     return {"method": "bradley-terry" if method == "bt" else "online-elo", "scale": "400*log10, mean 1000"
             if anchor is None else f"400*log10, {anchor[0]} = {anchor[1]}",
-            "n_battles": len(bf.outcome), "n_models": len(battles.models), "source": bf.source,
+            "n_battles": len(bf.outcome), "n_self_battles_dropped": n_self, "n_models": len(battles.models),
+            "source": bf.source,
             "bootstrap_rounds": rounds, "seed": seed, "anchor": None if anchor is None else
             {"model": anchor[0], "rating": anchor[1]},
             "rank_rule": "1 + number of models whose ci_low exceeds this model's ci_high",
