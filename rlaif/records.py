@@ -11,9 +11,9 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -150,51 +150,50 @@ def dump(record: BaseModel | dict) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
-def write_jsonl(path: str | Path, records: Iterable[BaseModel | dict]) -> Path:
-    """Write all records atomically (temp file in the same dir, then rename)."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[str]], None]) -> Path:
+    """Call `write(f)` on a temp file beside `path`, then rename it into place.
+
+    A crash (or kill -9) leaves the old file untouched and at most a stray temp file;
+    the result gets the usual permissions (mkstemp alone would make it 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(dump(r) + "\n")
+            write(f)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_jsonl(path: str | Path, records: Iterable[BaseModel | dict]) -> Path:
+    """Write all records atomically."""
+    return atomic_write(path, lambda f: f.writelines(dump(r) + "\n" for r in records))
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write one JSON document atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, ensure_ascii=False, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    def write(f: IO[str]) -> None:
+        json.dump(obj, f, indent=2, ensure_ascii=False, default=_json_default)
+        f.write("\n")
+
+    return atomic_write(path, write)
 
 
 def write_text(path: str | Path, text: str) -> Path:
     """Write a text file (markdown, HTML) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: f.write(text))
 
 
 def _json_default(o: Any):

@@ -87,3 +87,12 @@ def test_appender_drops_partial_last_line(tmp_path):
     with JsonlAppender(p) as app:
         app.write(Label(item="3", rater="r"))
     assert [r.item for r in read_jsonl(p, Label)] == ["1", "3"]
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+
+    out = write_jsonl(tmp_path / "x.jsonl", [Label(item="1", rater="r")])
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
