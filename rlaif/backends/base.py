@@ -3,12 +3,21 @@
 Batch-first: `complete` takes a list so local engines (hf, vllm) can batch;
 HTTP backends serve a batch of one per call and get their parallelism from the
 call layer (rlaif.calls), which also caches, retries and counts every call.
+
+Backends signal failure with two exception kinds defined here (the call layer
+imports them; backends may not import the call layer): `TransientError` is
+retried with backoff (429, 5xx, timeouts, dropped connections, malformed bodies),
+any other `BackendError` fails fast (400, 401, 403, 404).
 """
 from __future__ import annotations
 
+import email.utils
+import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from rlaif.errors import BackendError, ConfigError
 from rlaif.records import Message
 
 
@@ -39,6 +48,9 @@ class Completion:
     finish_reason: str | None = None
     cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # Set (and text left empty) only when the call layer runs with on_error="record"
+    # and this request failed for good; failed completions are never cached.
+    error: str | None = None
 
 
 @runtime_checkable
@@ -48,7 +60,103 @@ class Backend(Protocol):
     max_batch: int  # how many requests one `complete` call takes well (1 for HTTP)
 
     async def complete(self, requests: list[Request]) -> list[Completion]:
-        """Serve a batch. Raise rlaif.calls' retryable/fatal errors on failure."""
+        """Serve a batch. Raise TransientError (retried) or BackendError (fatal) on failure."""
         ...
 
     async def aclose(self) -> None: ...
+
+
+# Optional attributes the call layer reads with getattr:
+#   timeout_s: float | None  -- per-call deadline the call layer enforces (None: no deadline)
+#   price_model: str | None  -- model name to look up in rlaif.calls' price table (None: free)
+
+
+class TransientError(BackendError):
+    """A failure worth retrying: rate limit, server error, timeout, dropped connection."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from `retry-after-ms` / `Retry-After` (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+_FIXES = {
+    400: "the server rejected the request; read its message above (context too long? unsupported parameter?)",
+    401: "check the API key in the environment variable named by --api-key-env (default {key_env})",
+    403: "the key lacks permission for this model or endpoint",
+    404: "check the model name and --base-url (an OpenAI-compatible URL usually ends in /v1)",
+    422: "the server rejected a parameter; read its message above",
+}
+
+
+def classify_sdk_error(exc: BaseException, sdk: Any, *, provider: str, key_env: str) -> BackendError:
+    """Map an openai/anthropic SDK exception onto TransientError (retry) or BackendError (fail fast)."""
+    if isinstance(exc, BackendError):
+        return exc
+    if isinstance(exc, sdk.APITimeoutError):
+        return TransientError(f"{provider}: request timed out")
+    if isinstance(exc, sdk.APIConnectionError):
+        return TransientError(f"{provider}: connection failed ({exc.__cause__ or exc})")
+    if isinstance(exc, sdk.APIResponseValidationError) or isinstance(exc, ValueError):
+        # A truncated or non-JSON body: usually a flaky proxy, so worth another try.
+        return TransientError(f"{provider}: malformed response body ({exc})")
+    if isinstance(exc, sdk.APIStatusError):
+        status = exc.status_code
+        message = _server_message(exc)
+        if status in (408, 409, 429) or status >= 500:
+            headers = getattr(getattr(exc, "response", None), "headers", None)
+            return TransientError(f"{provider} answered {status}: {message}",
+                                  retry_after=parse_retry_after(headers), status=status)
+        fix = _FIXES.get(status, "read the server's message above").format(key_env=key_env)
+        err = BackendError(f"{provider} answered {status}: {message}. Fix: {fix}")
+        err.status = status  # 401/403/404 would fail every request: the call layer stops the run
+        return err
+    return BackendError(f"{provider}: {type(exc).__name__}: {exc}")
+
+
+def _server_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    return str(getattr(exc, "message", exc))
+
+
+def check_local_path(kind: str, spec_path: str) -> Path:
+    """An existing local model path; a hub-like id is refused (rlaif never downloads)."""
+    path = Path(spec_path).expanduser()
+    if path.exists():
+        return path
+    looks_like_hub = spec_path.count("/") == 1 and not spec_path.startswith((".", "/", "~"))
+    if looks_like_hub:
+        raise ConfigError(
+            f"{kind}:{spec_path} is not a local path, and rlaif never downloads from a model hub. "
+            f"Fix: download it first (e.g. `huggingface-cli download {spec_path} --local-dir models/"
+            f"{spec_path.split('/')[-1]}`) and pass {kind}:models/{spec_path.split('/')[-1]}")
+    raise ConfigError(f"{kind}:{spec_path}: no such file or directory. Fix: give a local model directory "
+                      "(config.json + weights) or a .gguf file")

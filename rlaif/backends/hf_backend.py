@@ -1,0 +1,152 @@
+"""`hf:PATH` and `local`: transformers models from a local directory or GGUF file, CPU or GPU.
+
+Batched generation with left padding; requests in a batch that share sampling
+parameters run as one `generate` call. With `top_logprobs > 0` the raw (pre-sampling)
+log-probabilities of the first `logprob_positions` generated tokens come back with the
+top-k alternatives, as OpenAI reports them. Only existing local paths load
+(`local_files_only`): nothing is ever fetched from a hub.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rlaif.backends.base import Completion, Request, check_local_path
+from rlaif.errors import BackendError, MissingDependency
+
+
+class HFBackend:
+    def __init__(self, path: str | Path, *, spec: str | None = None, model: str | None = None,
+                 batch_size: int = 8, device: str | None = None, dtype: str | None = None):
+        self.path = check_local_path("hf", str(path))
+        self.spec = spec or f"hf:{path}"
+        self.model = model or str(self.path.resolve())
+        self.max_batch = batch_size
+        self.timeout_s = None  # local generation: no deadline, progress is visible
+        self.price_model = None
+        self._device, self._dtype = device, dtype
+        self._lock = threading.Lock()  # one generate at a time: parallel batches only fight for the cores
+        self._model = self._tok = None
+
+    # ---- loading ----
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError:
+            raise MissingDependency("transformers", extra="local", why="the hf and local backends need it") from None
+        kwargs: dict[str, Any] = {"local_files_only": True}
+        src = self.path
+        if src.is_file():
+            if src.suffix != ".gguf":
+                raise BackendError(f"hf:{src}: a file must be a .gguf. Fix: pass the model directory instead")
+            kwargs["gguf_file"], src = src.name, src.parent
+        elif not (src / "config.json").exists():
+            ggufs = sorted(src.glob("*.gguf"))
+            if not ggufs:
+                raise BackendError(f"hf:{src}: no config.json or .gguf inside. Fix: point at a transformers model "
+                                   "directory (config.json + weights) or a .gguf file")
+            kwargs["gguf_file"] = ggufs[0].name
+        device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = getattr(torch, self._dtype) if self._dtype else (torch.bfloat16 if device == "cuda" else torch.float32)
+        tok = AutoTokenizer.from_pretrained(src, **kwargs)
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kwargs).to(device)
+        model.eval()
+        self._tok, self._model, self._torch = tok, model, torch
+
+    def _format(self, messages: list[dict]) -> str:
+        if self._tok.chat_template:
+            return self._tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+
+    # ---- generation ----
+    def _generate(self, requests: list[Request]) -> list[Completion]:
+        with self._lock:
+            self._load()
+            out: dict[int, Completion] = {}
+            groups: dict[tuple, list[int]] = {}
+            for i, r in enumerate(requests):
+                sig = (r.max_tokens, r.temperature, r.top_p, r.stop, r.top_logprobs, r.logprob_positions)
+                groups.setdefault(sig, []).append(i)
+            for idx in groups.values():
+                for i, c in zip(idx, self._generate_group([requests[i] for i in idx]), strict=True):
+                    out[i] = c
+            return [out[i] for i in range(len(requests))]
+
+    def _generate_group(self, reqs: list[Request]) -> list[Completion]:
+        torch, tok, model = self._torch, self._tok, self._model
+        r0 = reqs[0]
+        t0 = time.perf_counter()
+        enc = tok([self._format(r.messages) for r in reqs], return_tensors="pt", padding=True,
+                  add_special_tokens=False).to(model.device)
+        sampling = r0.temperature > 0
+        gen: dict[str, Any] = {"max_new_tokens": r0.max_tokens, "do_sample": sampling,
+                               "pad_token_id": tok.pad_token_id, "return_dict_in_generate": True,
+                               "output_logits": r0.top_logprobs > 0}
+        if sampling:
+            gen.update(temperature=r0.temperature, top_p=r0.top_p, top_k=0)
+            # Reproducible for the same batch: seeded by the requests' seeds and sample indices.
+            torch.manual_seed(hash(tuple((r.seed or 0, r.sample) for r in reqs)) & 0x7FFFFFFF)
+        else:
+            gen.update(temperature=None, top_p=None, top_k=None)
+        if r0.stop:
+            gen.update(stop_strings=list(r0.stop), tokenizer=tok)
+        with torch.inference_mode():
+            res = model.generate(**enc, **gen)
+        new = res.sequences[:, enc["input_ids"].shape[1]:]
+        eos = set(_as_list(model.generation_config.eos_token_id)) | {tok.eos_token_id}
+        latency = (time.perf_counter() - t0) / len(reqs)
+        completions = []
+        for b, r in enumerate(reqs):
+            ids = new[b].tolist()
+            n_out, finish = len(ids), "length"
+            for j, t in enumerate(ids):
+                if t in eos:
+                    n_out, finish = j + 1, "stop"
+                    break
+            text = tok.decode(ids[:n_out], skip_special_tokens=True)
+            for s in r.stop:
+                cut = text.find(s)
+                if cut >= 0:
+                    text, finish = text[:cut], "stop"
+            top = None
+            if r.top_logprobs > 0:
+                top = []
+                for p in range(min(r.logprob_positions, n_out, len(res.logits))):
+                    lp = torch.log_softmax(res.logits[p][b].float(), dim=-1)
+                    vals, ids_k = lp.topk(r.top_logprobs)
+                    alts: dict[str, float] = {}
+                    for v, t in zip(vals.tolist(), ids_k.tolist(), strict=True):
+                        alts.setdefault(tok.decode([t]), v)  # two ids may decode alike: keep the likelier
+                    top.append(alts)
+            completions.append(Completion(
+                text=text, top_logprobs=top, input_tokens=int(enc["attention_mask"][b].sum()),
+                output_tokens=n_out, latency_s=latency, finish_reason=finish))
+        return completions
+
+    async def complete(self, requests: list[Request]) -> list[Completion]:
+        return await asyncio.to_thread(self._generate, list(requests))
+
+    async def aclose(self) -> None:
+        return None  # the loaded model stays for the next run; it goes with the object
+
+
+def _as_list(x: Any) -> list:
+    if x is None:
+        return []
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def local_backend(**opts: Any) -> HFBackend:
+    """The embedded default model (SmolLM2-135M-Instruct), converted once to safetensors."""
+    from rlaif.localmodel import LOCAL_NAME, local_model_dir
+
+    return HFBackend(local_model_dir(), spec="local", model=LOCAL_NAME, **opts)
