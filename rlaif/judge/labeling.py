@@ -7,7 +7,6 @@ judges score each response once and their pair labels follow from the two scores
 """
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,9 +48,11 @@ class JudgeStats:
 
     calls: int = 0
     cache_hits: int = 0
+    failed: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    cost_known: bool = True  # False once a call was made to a model the price table does not know
 
 
 @dataclass
@@ -66,14 +67,18 @@ class LabelRun:
 # ---- where completions come from ----------------------------------------------------------------
 
 class LiveCalls:
-    """Completions from the judges' backends through the call layer (cached, retried, counted)."""
+    """Completions from the judges' backends through the call layer (cached, retried, counted).
 
-    def __init__(self, *, concurrency: int = 8, cache: bool = True, progress: bool = False,
-                 base_urls: Any = None, api_key_env: str | None = None):
+    A request that fails for good after retries comes back as an invalid label (`error` starts
+    with "call failed"), not a crash; it is not cached, so the next run tries it again. Errors
+    that would fail every request (bad key, unknown model) still stop the run.
+    """
+
+    def __init__(self, *, concurrency: int = 8, cache: bool = True, progress: bool | None = False,
+                 base_urls: list[str] | None = None, api_key_env: str | None = None):
         self.concurrency, self.cache, self.progress = concurrency, cache, progress
         self.base_urls, self.api_key_env = base_urls, api_key_env
         self._backends: dict[str, Any] = {}
-        self._owned: list[Any] = []
 
     def backend(self, judge: Judge):
         if judge.backend is not None:
@@ -81,9 +86,10 @@ class LiveCalls:
         if judge.model not in self._backends:
             from rlaif.backends import get_backend
 
-            b = get_backend(judge.model, base_urls=self.base_urls, api_key_env=self.api_key_env)
-            self._backends[judge.model] = b
-            self._owned.append(b)
+            kind = judge.model.partition(":")[0]
+            http = kind in ("openai", "anthropic")
+            self._backends[judge.model] = get_backend(judge.model, base_urls=self.base_urls if http else None,
+                                                      api_key_env=self.api_key_env if http else None)
         return self._backends[judge.model]
 
     def run(self, judge: Judge, keys: list[str], requests: list[Request], stats: JudgeStats,
@@ -92,20 +98,24 @@ class LiveCalls:
 
         if not requests:
             return []
-        res = complete_all(self.backend(judge), requests, concurrency=self.concurrency, cache=self.cache,
-                           progress=(what or judge.rater) if self.progress else None)
+        backend = self.backend(judge)
+        res = complete_all(backend, requests, concurrency=self.concurrency, cache=self.cache,
+                           progress=self.progress, on_error="record", description=what or judge.rater)
         s = res.stats
         stats.calls += s.calls
         stats.cache_hits += s.cache_hits
+        stats.failed += s.failed
         stats.input_tokens += s.input_tokens
         stats.output_tokens += s.output_tokens
-        stats.cost_usd += s.cost_usd
+        if s.cost_usd is not None:
+            stats.cost_usd += s.cost_usd
+        elif s.calls and getattr(backend, "price_model", None) is not None:
+            stats.cost_known = False  # a billed API model missing from the price table
+        # (a backend with no price_model is a local engine: it costs nothing)
         return list(res.completions)
 
     def close(self) -> None:
-        for b in self._owned:
-            asyncio.run(b.aclose())
-        self._owned.clear()
+        # complete_all closes network clients after each run; a loaded local model is freed with the object.
         self._backends.clear()
 
 
@@ -116,10 +126,10 @@ class Replay:
     def __init__(self, labels: list[Label], scores: list[ScoreRecord]):
         self._store: dict[tuple[str, str], Completion] = {}
         for lab in labels:
-            if lab.order is not None and lab.raw is not None:
+            if lab.order is not None and lab.raw is not None and not getattr(lab, "call_failed", False):
                 self._store[(lab.rater, f"{lab.item}|{lab.order}")] = _stored(lab)
         for s in scores:
-            if s.raw is not None:
+            if s.raw is not None and not getattr(s, "call_failed", False):
                 self._store[(s.rater, s.key)] = _stored(s)
 
     def has(self, rater: str, key: str) -> bool:
@@ -225,9 +235,11 @@ def judge_pairs(judge: Judge, pairs: list[Pair], calls, *, orders: Orders = "bot
     completions = calls.run(judge, keys, requests, stats)
     labels = []
     for (pair, order), c in zip(todo, completions, strict=True):
-        v = parse_pair(judge, c)
+        v = Verdict(error=f"call failed: {c.error}") if c.error else parse_pair(judge, c)
         winner, p_a = verdict_to_ab(v, order)
-        extra = {"top_logprobs": c.top_logprobs} if c.top_logprobs else {}
+        extra: dict[str, Any] = {"top_logprobs": c.top_logprobs} if c.top_logprobs else {}
+        if c.error:
+            extra["call_failed"] = True
         labels.append(Label(**_base_label(judge, pair), order=order, winner=winner, p_a=p_a, raw=c.text,
                             error=v.error, parse=v.method if v.error is None else None,
                             usage={"input_tokens": c.input_tokens, "output_tokens": c.output_tokens},
@@ -263,8 +275,15 @@ def score_responses(judge: Judge, responses: list[Response], calls, *, context: 
     if kind == "llm":
         keys = [response_key(r) for r in responses]
         comps = calls.run(judge, keys, [point_request(judge, r) for r in responses], stats)
-        return [_score_record(judge, r, parse_point(judge, c), c.text, c)
-                for r, c in zip(responses, comps, strict=True)]
+        out = []
+        for r, c in zip(responses, comps, strict=True):
+            if c.error:
+                rec = _score_record(judge, r, Score(error=f"call failed: {c.error}"), None, c)
+                rec.call_failed = True  # type: ignore[attr-defined]  (extra field: not re-parsable)
+            else:
+                rec = _score_record(judge, r, parse_point(judge, c), c.text, c)
+            out.append(rec)
+        return out
     if kind == "rule":
         if judge.spec.checker not in context.checkers:
             context.checkers[judge.spec.checker] = import_object(judge.spec.checker, "rule checker")

@@ -123,9 +123,10 @@ def judge_summary(rater: str, labels: list[Label], verdicts: dict[str, dict[str,
         "tie_rate": sum(x.winner == "tie" for x in valid) / len(valid) if valid else None,
         "tokens_in": stats.input_tokens,
         "tokens_out": stats.output_tokens,
-        "cost_usd": round(stats.cost_usd, 6),
+        "cost_usd": round(stats.cost_usd, 6) if stats.cost_known else None,
         "calls": stats.calls,
         "cache_hits": stats.cache_hits,
+        "failed_calls": stats.failed,
     }
     if my_scores:
         out["n_scores"] = len(my_scores)

@@ -156,13 +156,15 @@ def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probe
                 lab.probe = name  # type: ignore[attr-defined]  (extra field)
             all_labels += run.labels
             s = run.stats[judge.rater]
-            for k in ("calls", "cache_hits", "input_tokens", "output_tokens", "cost_usd"):
+            for k in ("calls", "cache_hits", "failed", "input_tokens", "output_tokens", "cost_usd"):
                 setattr(stats, k, getattr(stats, k) + getattr(s, k))
+            stats.cost_known = stats.cost_known and s.cost_known
             report["probes"][name] = probe_rates(name, run.labels, alpha)
             if name == "self-preference" and judge.kind != "llm":
                 report["probes"][name]["note"] = "not applicable: the judge generates no text of its own"
         report["usage"] = {"calls": stats.calls, "cache_hits": stats.cache_hits, "tokens_in": stats.input_tokens,
-                           "tokens_out": stats.output_tokens, "cost_usd": round(stats.cost_usd, 6)}
+                           "tokens_out": stats.output_tokens,
+                           "cost_usd": round(stats.cost_usd, 6) if stats.cost_known else None}
     finally:
         if own_calls:
             calls.close()
