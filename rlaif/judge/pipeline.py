@@ -107,8 +107,8 @@ def _constraints(prompts_path: Path | None) -> dict[str, list[dict]]:
 def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: str = "all",
               reference: str | None = None, orders: Orders = "both", jury: JuryMethod = "majority",
               min_agreement: float = 0.0, reparse: bool = False, prompts_path: Path | None = None,
-              seed: int = 0, concurrency: int = 8, cache: bool = True, progress: bool = True,
-              calls: Any = None) -> dict:
+              seed: int = 0, concurrency: int = 8, cache: bool = True, progress: bool | None = None,
+              base_urls: list[str] | None = None, api_key_env: str | None = None, calls: Any = None) -> dict:
     """`rlaif label`: label a responses file and write every output file; returns the summary."""
     if jury not in JURY_METHODS:
         raise ConfigError(f"unknown --jury '{jury}'. Fix: use one of {', '.join(JURY_METHODS)}")
@@ -119,11 +119,19 @@ def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: 
         raise InputError(responses_path, None, "the file holds no responses",
                          "pass the output of `rlaif generate` (one Response per line)")
     out = Path(out)
+    context = ScoreContext(constraints=_constraints(prompts_path))
+    own = calls is None
     if reparse:
         calls = replay_from(out)
-    context = ScoreContext(constraints=_constraints(prompts_path))
-    run = label_responses(responses, judges, pairing=pairing, reference=reference, orders=orders, seed=seed,
-                          calls=calls, context=context, concurrency=concurrency, cache=cache, progress=progress)
+    elif calls is None:
+        calls = LiveCalls(concurrency=concurrency, cache=cache, progress=progress, base_urls=base_urls,
+                          api_key_env=api_key_env)
+    try:
+        run = label_responses(responses, judges, pairing=pairing, reference=reference, orders=orders, seed=seed,
+                              calls=calls, context=context)
+    finally:
+        if own:
+            calls.close()
     return write_outputs(run, out, jury=jury, min_agreement=min_agreement, pairing=pairing, orders=orders,
                          reference=reference, reparse=reparse)
 

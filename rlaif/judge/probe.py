@@ -123,7 +123,8 @@ def probe_rates(name: str, labels: list[Label], alpha: float = 0.05) -> dict:
 def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probes_v1",
                filler: str = "probe_filler_v1", injections: str = "probe_injections_v1",
                probes: tuple[str, ...] = PROBES, calls: Any = None, concurrency: int = 8, cache: bool = True,
-               progress: bool = False, alpha: float = 0.05) -> dict:
+               progress: bool | None = False, alpha: float = 0.05, base_urls: list[str] | None = None,
+               api_key_env: str | None = None) -> dict:
     """Run the probes; returns (and writes to OUT/probe.json, OUT/probe_labels.jsonl) the report
     `{"judge", "probe_set", "probes": {name: {n, wrong, wrong_rate, ci_low, ci_high, n_ties, n_invalid}}}`."""
     unknown = [p for p in probes if p not in PROBES]
@@ -137,7 +138,8 @@ def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probe
                           "Fix: probe a pairwise or pointwise judge")
     items = load_probe_items(probe_set)
     own_calls = calls is None
-    calls = calls or LiveCalls(concurrency=concurrency, cache=cache, progress=progress)
+    calls = calls or LiveCalls(concurrency=concurrency, cache=cache, progress=progress, base_urls=base_urls,
+                               api_key_env=api_key_env)
     stats = JudgeStats()
     try:
         own = None
