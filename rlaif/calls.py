@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -158,8 +158,7 @@ class CallCache:
         return found
 
     def put(self, key: str, backend: Backend, request: Request, completion: Completion) -> None:
-        record = asdict(completion)
-        record["cached"] = False
+        record = {**completion.__dict__, "cached": False}
         self._queue.put((key, backend.spec, backend.model, json.dumps(request.cache_fields(), ensure_ascii=False),
                          json.dumps(record, ensure_ascii=False), time.time()))
 
@@ -291,7 +290,7 @@ async def acomplete_all(
         for i, key in enumerate(keys):
             if key in hits:
                 c = hits[key]
-                deliver(i, Completion(**{**asdict(c), "cached": True}))
+                deliver(i, replace(c, cached=True))
                 stats.cache_hits += 1
             else:
                 groups.setdefault(key, []).append(i)
@@ -368,7 +367,7 @@ async def acomplete_all(
                     deliver(idx[0], comp)
                     for i in idx[1:]:
                         stats.cache_hits += 1
-                        deliver(i, Completion(**{**asdict(comp), "cached": True}))
+                        deliver(i, replace(comp, cached=True))
                 bar.advance(sum(len(idx) for _, idx in batch), info())
 
         workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(batches)))]

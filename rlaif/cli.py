@@ -38,6 +38,32 @@ def main() -> None:
 
 
 # --- foundation: generate ------------------------------------------------------------------------
+@app.command()
+def generate(
+    prompts: str = typer.Argument(..., help="prompt file (.jsonl: plain, Alpaca, chat or MT-Bench lines) "
+                                            "or a built-in prompt set name, e.g. demo"),
+    policy: str = typer.Option(..., "--policy", help="openai:MODEL, anthropic:MODEL, vllm:PATH, hf:PATH or local"),
+    out: Path = typer.Option(..., "-o", "--out", help="responses.jsonl (appended; a re-run resumes)"),
+    samples: int = typer.Option(1, "-n", "--samples", min=1, help="responses per prompt"),
+    temperature: float = typer.Option(0.7, "--temperature", min=0.0),
+    max_tokens: int = typer.Option(512, "--max-tokens", min=1),
+    seed: int | None = typer.Option(None, "--seed", help="sample s is drawn with seed S+s"),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, help="calls in flight at once"),
+    base_url: list[str] | None = typer.Option(None, "--base-url", help="an OpenAI-compatible server "
+                                              "(vLLM, llama.cpp, Ollama); repeat to spread the load"),
+    api_key_env: str | None = typer.Option(None, "--api-key-env", help="environment variable holding the key "
+                                           "(default OPENAI_API_KEY / ANTHROPIC_API_KEY)"),
+    timeout: float = typer.Option(120.0, "--timeout", min=0.1, help="seconds per call before it is retried"),
+) -> None:
+    """Sample responses from a policy: one line per (prompt, sample), appended as results arrive."""
+    from rlaif.catalog import find
+    from rlaif.generate import generate as run
+    from rlaif.records import read_prompts
+
+    records = read_prompts(find("prompts", prompts))
+    run(records, policy, out, samples=samples, temperature=temperature, max_tokens=max_tokens, seed=seed,
+        concurrency=concurrency, base_urls=base_url or None, api_key_env=api_key_env, timeout_s=timeout)
+
 
 
 # --- labeling: label, synth, probe ---------------------------------------------------------------

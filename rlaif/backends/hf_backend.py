@@ -54,11 +54,19 @@ class HFBackend:
             kwargs["gguf_file"] = ggufs[0].name
         device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = getattr(torch, self._dtype) if self._dtype else (torch.bfloat16 if device == "cuda" else torch.float32)
-        tok = AutoTokenizer.from_pretrained(src, **kwargs)
+        from transformers.utils import logging as hf_logging
+
+        bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar would interleave with ours
+        try:
+            tok = AutoTokenizer.from_pretrained(src, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kwargs).to(device)
+        finally:
+            if bar:
+                hf_logging.enable_progress_bar()
         tok.padding_side = "left"
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kwargs).to(device)
         model.eval()
         self._tok, self._model, self._torch = tok, model, torch
 

@@ -1,0 +1,78 @@
+"""`rlaif generate`: sample responses from a policy for every prompt, appended as they arrive.
+
+One output line per (prompt, sample): `{"prompt_id", "prompt", "policy", "sample",
+"response", "usage"}`. Lines are flushed as results arrive, so kill -9 loses at most the
+calls in flight; a re-run skips every (prompt_id, sample) already in the output and the
+call cache makes the rest of the finished work free. Output order is arrival order.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlaif.backends import get_backend
+from rlaif.backends.base import Backend, Completion, Request
+from rlaif.calls import CallStats, complete_all
+from rlaif.errors import ConfigError, InputError
+from rlaif.records import JsonlAppender, Prompt, Response, Usage, as_messages, read_jsonl
+
+
+@dataclass
+class GenerateSummary:
+    out: Path
+    prompts: int
+    samples: int
+    already_done: int  # lines found in the output before this run
+    written: int  # lines this run appended
+    stats: CallStats = field(default_factory=CallStats)
+
+
+def _finished(out: Path, policy: str) -> set[tuple[str, int]]:
+    """(prompt_id, sample) pairs already in the output; a torn last line is dropped first."""
+    if not out.exists():
+        return set()
+    JsonlAppender(out).close()  # truncates a partial last line left by a killed run
+    done: set[tuple[str, int]] = set()
+    for n, rec in enumerate(read_jsonl(out, Response), 1):
+        if rec.policy != policy:
+            raise InputError(out, n, f"this file holds responses of policy '{rec.policy}', not '{policy}'",
+                             "write each policy's responses to its own file (-o)")
+        done.add((rec.prompt_id, rec.sample))
+    return done
+
+
+def generate(prompts: list[Prompt], policy: str | Backend, out: str | Path, *, samples: int = 1,
+             temperature: float = 0.7, max_tokens: int = 512, seed: int | None = None, concurrency: int = 8,
+             base_urls: list[str] | None = None, api_key_env: str | None = None, timeout_s: float = 120.0,
+             progress: bool | None = None, **backend_opts: Any) -> GenerateSummary:
+    """Generate `samples` responses per prompt into `out` (resumable). `policy` is a backend spec or a backend."""
+    if samples < 1 or max_tokens < 1 or concurrency < 1:
+        raise ConfigError("-n/--samples, --max-tokens and --concurrency must be at least 1")
+    out = Path(out)
+    backend = get_backend(policy, base_urls=base_urls, api_key_env=api_key_env, timeout_s=timeout_s,
+                          **backend_opts) if isinstance(policy, str) else policy
+    name = backend.spec
+    done = _finished(out, name)
+    todo: list[tuple[Prompt, int]] = [(p, s) for p in prompts for s in range(samples) if (p.prompt_id, s) not in done]
+    summary = GenerateSummary(out=out, prompts=len(prompts), samples=samples, already_done=len(done), written=0)
+    if not todo:
+        print(f"{out}: all {len(prompts) * samples} responses are there already; nothing to do", file=sys.stderr)
+        return summary
+    requests = [Request(messages=as_messages(p.prompt), max_tokens=max_tokens, temperature=temperature, top_p=1.0,
+                        # distinct samples need distinct seeds, or a seeded API returns one answer n times
+                        seed=None if seed is None else seed + s, sample=s)
+                for p, s in todo]
+    with JsonlAppender(out) as sink:
+        def write(i: int, c: Completion) -> None:
+            p, s = todo[i]
+            sink.write(Response(prompt_id=p.prompt_id, prompt=p.prompt, policy=name, sample=s, response=c.text,
+                                usage=Usage(input_tokens=c.input_tokens, output_tokens=c.output_tokens)))
+            summary.written += 1
+
+        result = complete_all(backend, requests, concurrency=concurrency, on_result=write, progress=progress,
+                              summary=True, description=f"generate {name}")
+    summary.stats = result.stats
+    print(f"{out}: wrote {summary.written} responses ({summary.already_done} were there already)", file=sys.stderr)
+    return summary
