@@ -121,6 +121,40 @@ def label(
 
 
 @app.command()
+def synth(
+    prompts: str = typer.Argument(..., help="prompt file (.jsonl) or a built-in prompt set name, e.g. demo"),
+    policy: list[str] = typer.Option(..., "--policy", help="a policy backend spec; repeat (two or more)"),
+    judge: list[str] = typer.Option(..., "--judge", "-j", help=_JUDGE_HELP),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory"),
+    judge_model: list[str] = typer.Option([], "--judge-model", help=_JUDGE_MODEL_HELP),
+    samples: int = typer.Option(1, "-n", "--samples", min=1, help="responses per prompt and policy"),
+    temperature: float = typer.Option(0.7, "--temperature", min=0.0),
+    max_tokens: int = typer.Option(512, "--max-tokens", min=1),
+    seed: int = typer.Option(None, "--seed", help="sample s is drawn with seed S+s"),
+    base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server for the "
+                                                               "policies (and the judges, unless --judge-base-url)"),
+    judge_base_url: list[str] = typer.Option([], "--judge-base-url", help="server for the judges"),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="environment variable holding the API key"),
+    orders: str = typer.Option("both", "--orders", help="both | random | ab"),
+    pairing: str = typer.Option("all", "--pairing", help="all | best-worst | reference"),
+    reference: str = typer.Option(None, "--reference", help="the baseline policy for --pairing reference"),
+    jury: str = typer.Option("majority", "--jury", help="majority | mean | dawid-skene"),
+    min_agreement: float = typer.Option(0.0, "--min-agreement", help="drop pairs whose judges agree less"),
+    concurrency: int = typer.Option(8, "--concurrency", "-c", help="parallel requests"),
+) -> None:
+    """Generate responses from several policies and label them in one command (a synthetic preference set)."""
+    from rlaif.judge import load_judges
+    from rlaif.judge.synth import run_synth
+
+    judges = load_judges(judge, judge_model)
+    summary = run_synth(prompts, policy, judges, out, samples=samples, temperature=temperature,
+                        max_tokens=max_tokens, seed=seed, concurrency=concurrency, base_urls=base_url or None,
+                        judge_base_urls=judge_base_url or None, api_key_env=api_key_env, pairing=pairing,
+                        reference=reference, orders=orders, jury=jury, min_agreement=min_agreement)
+    _print_label_summary(summary, out)
+
+
+@app.command()
 def probe(
     judge: str = typer.Option(..., "--judge", "-j", help="a built-in judge name or a judge YAML file"),
     out: Path = typer.Option(..., "-o", "--out", help="output directory"),
