@@ -38,6 +38,8 @@ def responses(n: int) -> list[Response]:
     out = []
     for i in range(n):
         q, good, bad = QA[i % len(QA)]
+        if i >= len(QA):  # distinct texts: identical requests would be served once by the call layer
+            q = f"{q} (variant {i})"
         pid = f"q{i}"
         out += [Response(prompt_id=pid, prompt=q, policy="good", response=good),
                 Response(prompt_id=pid, prompt=q, policy="bad", response=bad)]
@@ -73,9 +75,12 @@ def bench_local(n_pairs: int) -> None:
 def bench_loopback(n_labels: int, latency_s: float = 0.05) -> None:
     from fakeserver import FakeServer
 
+    from rlaif.backends import get_backend
+    from rlaif.calls import complete_all
+    from rlaif.judge.labeling import pair_orders, pair_request
+
     os.environ.setdefault("OPENAI_API_KEY", "sk-loopback")
-    rs = responses(n_labels // 2)
-    pairs = all_pairs(rs)
+    pairs = all_pairs(responses(n_labels // 2))
     with FakeServer(reply=lambda call: "[[A]]", latency_s=latency_s) as srv:
         def rate(conc: int, use: list) -> float:
             j = load_judge("pairwise", model="openai:loopback")
@@ -89,9 +94,18 @@ def bench_loopback(n_labels: int, latency_s: float = 0.05) -> None:
         ref_pairs = pairs[: max(1, min(len(pairs), 16))]
         r1 = rate(1, ref_pairs)
         r64 = rate(64, pairs)
+        # the call layer alone on the same requests: what labeling adds on top of it
+        j = load_judge("pairwise", model="openai:loopback")
+        reqs = [pair_request(j, p, o) for p, o in pair_orders(pairs, "both")]
+        t0 = time.perf_counter()
+        complete_all(get_backend("openai:loopback", base_urls=[srv.openai_url]), reqs, concurrency=64, cache=False,
+                     progress=False)
+        raw = len(reqs) / (time.perf_counter() - t0)
     print(f"loopback ({latency_s * 1000:.0f} ms/answer): concurrency 1 {r1:7.1f} labels/s "
           f"({2 * len(ref_pairs)} labels), concurrency 64 {r64:7.1f} labels/s ({2 * len(pairs)} labels): "
           f"{r64 / r1:.1f}x")
+    print(f"loopback concurrency 64: labeling {r64:.1f} labels/s vs the call layer alone {raw:.1f} calls/s "
+          f"(ratio {r64 / raw:.2f})")
 
 
 def main() -> None:
