@@ -193,13 +193,3 @@ def load_judges(names: list[str], models: list[str] | None = None) -> list[Judge
                           "Fix: drop the repeated --judge, or give each its own --judge-model")
     return judges
 
-
-def describe_judges() -> list[dict[str, str]]:
-    """The built-in judges with their mode and description (for `--help`-style listings)."""
-    out = []
-    for n in catalog.builtin_names("judges"):
-        j = load_judge(n) if n != "reward-model" else None
-        spec = j.spec if j else JudgeSpec.model_validate(
-            yaml.safe_load(catalog.find("judges", n).read_text(encoding="utf-8")))
-        out.append({"name": n, "kind": spec.kind, "mode": spec.mode, "description": spec.description})
-    return out
