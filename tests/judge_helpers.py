@@ -26,3 +26,18 @@ class ToyRewardModel:
 
     def score(self, prompts, responses):
         return [float(r.count("good")) for r in responses]
+
+
+class Verdicts:
+    """Shaped like rlaif.constraints.CheckResult: per-constraint results and `share_passed`."""
+
+    def __init__(self, passed: list[bool]):
+        self.results = passed
+
+    @property
+    def share_passed(self) -> float:
+        return sum(self.results) / len(self.results)
+
+
+def result_object_checker(constraints, response):
+    return Verdicts([c["word"] in response for c in constraints])

@@ -283,3 +283,16 @@ def test_probes_with_scripted_judges(tmp_path):
     assert rep["verbosity"]["n"] == 48 and rep["verbosity"]["wrong_rate"] == 1.0  # every padded answer is 2x longer
     labels = [json.loads(x) for x in (tmp_path / "p2" / "probe_labels.jsonl").read_text().splitlines()]
     assert {x["probe"] for x in labels} == {"position", "verbosity", "injection", "self-preference"}
+
+
+def test_rule_score_reads_result_objects():
+    from judge_helpers import result_object_checker
+
+    from rlaif.judge.nonllm import rule_score
+
+    cons = [{"word": "alpha"}, {"word": "beta"}]
+    assert rule_score(result_object_checker, cons, "alpha only", binary=False).value == 0.5
+    assert rule_score(result_object_checker, cons, "alpha only", binary=True).value == 0.0
+    assert rule_score(result_object_checker, cons, "alpha beta", binary=True).value == 1.0
+    assert rule_score(lambda c, r: {"share_passed": 0.25}, cons, "x", binary=False).value == 0.25
+    assert "checker failed" in rule_score(lambda c, r: "yes", cons, "x", binary=False).error

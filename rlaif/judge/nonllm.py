@@ -30,6 +30,11 @@ def import_object(path: str, what: str) -> Any:
                           "Fix: correct the 'module:name' in the judge's YAML") from None
 
 
+# What a checker's result may carry, most informative first (rlaif.constraints' CheckResult has
+# `share_passed`; a per-constraint result has `passed`).
+_KEYS = ("share_passed", "score", "fraction", "passed", "ok", "followed")
+
+
 def _passed(x: Any) -> float:
     """One checker result -> a number in [0, 1]."""
     if isinstance(x, bool):
@@ -37,11 +42,11 @@ def _passed(x: Any) -> float:
     if isinstance(x, (int, float)):
         return float(x)
     if isinstance(x, dict):
-        for k in ("score", "fraction", "passed", "ok", "followed"):
+        for k in _KEYS:
             if k in x:
                 return _passed(x[k])
-        raise TypeError(f"checker result dict has none of score/fraction/passed/ok: {sorted(x)}")
-    for k in ("score", "fraction", "passed", "ok", "followed"):
+        raise TypeError(f"checker result dict has none of {', '.join(_KEYS)}: {sorted(x)}")
+    for k in _KEYS:
         if hasattr(x, k):
             return _passed(getattr(x, k))
     if isinstance(x, Iterable) and not isinstance(x, str):
