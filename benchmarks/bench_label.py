@@ -51,7 +51,7 @@ def bench_local(n_pairs: int) -> None:
 
     from rlaif.backends import get_backend
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(1)  # on a shared 2-core machine a second OpenMP thread slows small models down
     pairs = all_pairs(responses(n_pairs))
     backend = get_backend("local")
     warm = load_judge("pairwise-logprob", backend=backend)
