@@ -99,6 +99,8 @@ def label(
     reference: str = typer.Option(None, "--reference", help="the baseline policy for --pairing reference"),
     jury: str = typer.Option("majority", "--jury", help="majority | mean | dawid-skene"),
     min_agreement: float = typer.Option(0.0, "--min-agreement", help="drop pairs whose judges agree less"),
+    min_p_chosen: float = typer.Option(0.0, "--min-p-chosen", help="drop preferences whose consensus "
+                                                                   "probability is lower (e.g. 0.7)"),
     prompts: Path = typer.Option(None, "--prompts", help="prompts JSONL whose constraints the rule judge checks"),
     reparse: bool = typer.Option(False, "--reparse", help="re-parse the raw outputs stored in OUTDIR; no calls"),
     concurrency: int = typer.Option(8, "--concurrency", "-c", help="parallel requests"),
@@ -114,7 +116,8 @@ def label(
 
     judges = load_judges(judge, judge_model)
     summary = run_label(responses, judges, out, pairing=pairing, reference=reference, orders=orders, jury=jury,
-                        min_agreement=min_agreement, reparse=reparse, prompts_path=prompts, seed=seed,
+                        min_agreement=min_agreement, min_p_chosen=min_p_chosen, reparse=reparse,
+                        prompts_path=prompts, seed=seed,
                         concurrency=concurrency, cache=not no_cache, base_urls=base_url or None,
                         api_key_env=api_key_env)
     _print_label_summary(summary, out)
@@ -140,6 +143,8 @@ def synth(
     reference: str = typer.Option(None, "--reference", help="the baseline policy for --pairing reference"),
     jury: str = typer.Option("majority", "--jury", help="majority | mean | dawid-skene"),
     min_agreement: float = typer.Option(0.0, "--min-agreement", help="drop pairs whose judges agree less"),
+    min_p_chosen: float = typer.Option(0.0, "--min-p-chosen", help="drop preferences whose consensus "
+                                                                   "probability is lower (e.g. 0.7)"),
     concurrency: int = typer.Option(8, "--concurrency", "-c", help="parallel requests"),
 ) -> None:
     """Generate responses from several policies and label them in one command (a synthetic preference set)."""
@@ -150,7 +155,8 @@ def synth(
     summary = run_synth(prompts, policy, judges, out, samples=samples, temperature=temperature,
                         max_tokens=max_tokens, seed=seed, concurrency=concurrency, base_urls=base_url or None,
                         judge_base_urls=judge_base_url or None, api_key_env=api_key_env, pairing=pairing,
-                        reference=reference, orders=orders, jury=jury, min_agreement=min_agreement)
+                        reference=reference, orders=orders, jury=jury, min_agreement=min_agreement,
+                        min_p_chosen=min_p_chosen)
     _print_label_summary(summary, out)
 
 

@@ -170,6 +170,8 @@ def test_build_preferences_soft_labels_and_min_agreement():
     assert maj.n_ties == 2  # q2 both tie-ish, q3 one vote each
     strict = build_preferences(pairs, labels[:4] + labels[8:10], jury="majority", min_agreement=1.0)
     assert len(strict.preferences) == 2  # q1 (both agree) and q3 (j1 alone)
+    confident = build_preferences(pairs, labels, jury="mean", min_p_chosen=0.95)
+    assert confident.preferences == [] and confident.n_low_confidence == 1  # q1's p_chosen is 0.9
     contested = build_preferences(pairs, labels, jury="dawid-skene", min_agreement=0.9)
     assert contested.n_contested + len(contested.preferences) + contested.n_ties == 3
 

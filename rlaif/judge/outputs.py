@@ -35,13 +35,15 @@ class PreferenceSet:
     n_ties: int = 0  # consensus was a tie: no preference
     n_no_verdict: int = 0  # no judge gave a valid verdict
     n_contested: int = 0  # dropped by --min-agreement
+    n_low_confidence: int = 0  # dropped by --min-p-chosen
     items_kept: list[str] = field(default_factory=list)
 
 
 def build_preferences(pairs: list[Pair], labels: list[Label], *, jury: JuryMethod = "majority",
-                      min_agreement: float = 0.0) -> PreferenceSet:
-    """One preference per pair whose consensus names a winner with at least `min_agreement`.
-    `p_chosen` is the consensus probability that the chosen response is better."""
+                      min_agreement: float = 0.0, min_p_chosen: float = 0.0) -> PreferenceSet:
+    """One preference per pair whose consensus names a winner with at least `min_agreement` and
+    `p_chosen` >= `min_p_chosen`. `p_chosen` is the consensus probability that the chosen response
+    is better (a judge that only follows the position gives about 0.5)."""
     verdicts = judge_verdicts(labels)
     cons = consensus(verdicts, jury)
     chat = _conversational(pairs)
@@ -59,6 +61,9 @@ def build_preferences(pairs: list[Pair], labels: list[Label], *, jury: JuryMetho
             continue
         chosen, rejected = (pair.a, pair.b) if c.winner == "a" else (pair.b, pair.a)
         p_chosen = c.p_a if c.winner == "a" else 1.0 - c.p_a
+        if p_chosen < min_p_chosen:
+            out.n_low_confidence += 1
+            continue
         out.preferences.append(Preference(
             prompt=_prompt(pair.prompt, chat), chosen=_completion(chosen.response, chat),
             rejected=_completion(rejected.response, chat), p_chosen=min(1.0, max(0.0, p_chosen)),
@@ -144,6 +149,7 @@ def summarize(run: LabelRun, prefs: PreferenceSet, kto: list[KTORecord], **setti
         "n_kto": len(kto),
         "n_ties": prefs.n_ties,
         "n_contested": prefs.n_contested,
+        "n_low_confidence": prefs.n_low_confidence,
         "n_no_verdict": prefs.n_no_verdict,
         **settings,
         "judges": {r: judge_summary(r, run.labels, prefs.verdicts, run.stats.get(r), run.scores) for r in raters},

@@ -106,7 +106,8 @@ def _constraints(prompts_path: Path | None) -> dict[str, list[dict]]:
 
 def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: str = "all",
               reference: str | None = None, orders: Orders = "both", jury: JuryMethod = "majority",
-              min_agreement: float = 0.0, reparse: bool = False, prompts_path: Path | None = None,
+              min_agreement: float = 0.0, min_p_chosen: float = 0.0, reparse: bool = False,
+              prompts_path: Path | None = None,
               seed: int = 0, concurrency: int = 8, cache: bool = True, progress: bool | None = None,
               base_urls: list[str] | None = None, api_key_env: str | None = None, calls: Any = None) -> dict:
     """`rlaif label`: label a responses file and write every output file; returns the summary."""
@@ -114,6 +115,8 @@ def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: 
         raise ConfigError(f"unknown --jury '{jury}'. Fix: use one of {', '.join(JURY_METHODS)}")
     if not 0.0 <= min_agreement <= 1.0:
         raise ConfigError(f"--min-agreement {min_agreement} is outside 0..1. Fix: e.g. --min-agreement 0.67")
+    if not 0.0 <= min_p_chosen <= 1.0:
+        raise ConfigError(f"--min-p-chosen {min_p_chosen} is outside 0..1. Fix: e.g. --min-p-chosen 0.7")
     responses = read_jsonl(responses_path, Response)
     if not responses:
         raise InputError(responses_path, None, "the file holds no responses",
@@ -132,7 +135,8 @@ def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: 
     finally:
         if own:
             calls.close()
-    return write_outputs(run, out, jury=jury, min_agreement=min_agreement, pairing=pairing, orders=orders,
+    return write_outputs(run, out, jury=jury, min_agreement=min_agreement, min_p_chosen=min_p_chosen,
+                         pairing=pairing, orders=orders,
                          reference=reference, reparse=reparse)
 
 
@@ -147,12 +151,14 @@ def replay_from(out: Path) -> Replay:
 
 
 def write_outputs(run: LabelRun, out: Path, *, jury: JuryMethod = "majority", min_agreement: float = 0.0,
-                  **settings) -> dict:
+                  min_p_chosen: float = 0.0, **settings) -> dict:
     """Write labels.jsonl, scores.jsonl, preferences.jsonl, kto.jsonl, summary.json (each atomically)."""
-    prefs = build_preferences(run.pairs, run.labels, jury=jury, min_agreement=min_agreement)
+    prefs = build_preferences(run.pairs, run.labels, jury=jury, min_agreement=min_agreement,
+                              min_p_chosen=min_p_chosen)
     binary = [j.rater for j in run.judges if j.mode == "binary"]
     kto = build_kto(run.pairs, prefs, run.scores, binary)
-    summary = summarize(run, prefs, kto, jury=jury, min_agreement=min_agreement, **settings)
+    summary = summarize(run, prefs, kto, jury=jury, min_agreement=min_agreement, min_p_chosen=min_p_chosen,
+                        **settings)
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "labels.jsonl", run.labels)
     if run.scores:
