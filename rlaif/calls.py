@@ -63,6 +63,9 @@ PRICES: dict[str, tuple[float, float]] = {
 }
 
 
+_deadline = getattr(asyncio, "timeout", None)
+
+
 def price_per_mtok(model: str | None) -> tuple[float, float] | None:
     if not model:
         return None
@@ -139,11 +142,15 @@ class CallCache:
     """The persistent call cache. Reads are bulk lookups; writes go through one writer
     thread that commits whatever has queued up, so the event loop never waits on disk."""
 
+    HANDOFF_S = 0.1
+
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else cache_root() / "calls.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._read = _connect(self.path)
         self._queue: queue.Queue = queue.Queue()
+        self._pending: list[tuple] = []
+        self._handed = time.monotonic()
         self._writer = threading.Thread(target=self._write_loop, name="rlaif-cache-writer", daemon=True)
         self._writer.start()
 
@@ -159,8 +166,19 @@ class CallCache:
 
     def put(self, key: str, backend: Backend, request: Request, completion: Completion) -> None:
         record = {**completion.__dict__, "cached": False}
-        self._queue.put((key, backend.spec, backend.model, json.dumps(request.cache_fields(), ensure_ascii=False),
-                         json.dumps(record, ensure_ascii=False), time.time()))
+        self._pending.append((key, backend.spec, backend.model, json.dumps(request.cache_fields(), ensure_ascii=False),
+                              json.dumps(record, ensure_ascii=False), time.time()))
+        # Hand rows to the writer in small batches: one thread wake-up per row cost more CPU
+        # than the JSON. A killed run loses at most HANDOFF_S of cache rows (its output keeps them).
+        now = time.monotonic()
+        if len(self._pending) >= 64 or now - self._handed >= self.HANDOFF_S:
+            self._handoff(now)
+
+    def _handoff(self, now: float | None = None) -> None:
+        if self._pending:
+            self._queue.put(self._pending)
+            self._pending = []
+        self._handed = time.monotonic() if now is None else now
 
     def _write_loop(self) -> None:
         con = _connect(self.path)
@@ -174,7 +192,7 @@ class CallCache:
                     elif isinstance(item, threading.Event):
                         flushes.append(item)
                     else:
-                        rows.append(item)
+                        rows.extend(item)
                     try:
                         item = self._queue.get_nowait()
                     except queue.Empty:
@@ -191,12 +209,14 @@ class CallCache:
 
     def flush(self) -> None:
         """Block until everything put so far is committed."""
+        self._handoff()
         ev = threading.Event()
         self._queue.put(ev)
         ev.wait()
 
     def close(self) -> None:
         if self._writer.is_alive():
+            self._handoff()
             self._queue.put(None)
             self._writer.join()
         self._read.close()
@@ -317,10 +337,13 @@ async def acomplete_all(
                     stats.attempts += 1
                     t0 = time.perf_counter()
                     try:
-                        if timeout:
-                            out = await asyncio.wait_for(backend.complete(batch_requests), timeout)
-                        else:
+                        if not timeout:
                             out = await backend.complete(batch_requests)
+                        elif _deadline is not None:  # 3.11+: no extra task per call, unlike wait_for
+                            async with _deadline(timeout):
+                                out = await backend.complete(batch_requests)
+                        else:
+                            out = await asyncio.wait_for(backend.complete(batch_requests), timeout)
                     except asyncio.TimeoutError:
                         raise TransientError(f"{backend.spec}: no answer within {timeout:g}s") from None
                     if len(out) != len(batch_requests):

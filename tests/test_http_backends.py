@@ -2,6 +2,8 @@
 happy paths, log-probs, retries with exact request counts, fail-fast, timeouts, load spreading."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 from fakeserver import FakeServer, Fault, Reply
 
@@ -163,3 +165,14 @@ def test_keys_come_only_from_the_environment(monkeypatch, server):
 def test_official_api_gets_max_completion_tokens_and_a_price(monkeypatch, server):
     backend = get_backend("openai:gpt-4o-mini")
     assert backend.price_model == "gpt-4o-mini" and backend._params(req("q"))["max_completion_tokens"] == 256
+
+
+def test_a_missing_sdk_names_the_pip_command(monkeypatch):
+    from rlaif.errors import MissingDependency
+
+    monkeypatch.setitem(sys.modules, "openai", None)  # import openai -> ImportError
+    monkeypatch.setitem(sys.modules, "anthropic", None)
+    with pytest.raises(MissingDependency, match=r"pip install 'rlaif\[openai\]'"):
+        get_backend("openai:gpt-4o-mini")
+    with pytest.raises(MissingDependency, match=r"pip install 'rlaif\[anthropic\]'"):
+        get_backend("anthropic:claude-x")
