@@ -67,6 +67,128 @@ def generate(
 
 
 # --- labeling: label, synth, probe ---------------------------------------------------------------
+_JUDGE_HELP = ("a built-in judge (pairwise, pairwise-logprob, pairwise-cot, rubric, rubric-aspects, binary, rule, "
+               "reward-model) or a judge YAML file; repeat for a jury")
+_JUDGE_MODEL_HELP = ("run the judge(s) on this backend/model instead (openai:MODEL, anthropic:MODEL, hf:PATH, "
+                     "vllm:PATH, local; a checkpoint dir for reward-model): once for all judges, or once per --judge")
+
+
+def _print_label_summary(summary: dict, out: Path) -> None:
+    typer.echo(f"{summary['n_pairs']} pairs, {summary['n_labels']} labels ({summary['n_invalid']} invalid), "
+               f"{summary['n_preferences']} preferences, {summary['n_kto']} KTO rows -> {out}")
+    for rater, s in summary["judges"].items():
+        fr = "n/a" if s["flip_rate"] is None else f"{s['flip_rate']:.2f}"
+        ir = "n/a" if s["invalid_rate"] is None else f"{s['invalid_rate']:.2f}"
+        cost = "unknown" if s["cost_usd"] is None else f"${s['cost_usd']:.4f}"
+        typer.echo(f"  {rater}: {s['n']} labels, invalid {ir}, flip {fr}, {s['calls']} calls "
+                   f"({s['cache_hits']} cached), tokens {s['tokens_in']}/{s['tokens_out']}, {cost}")
+
+
+@app.command()
+def label(
+    responses: Path = typer.Argument(..., help="responses JSONL (`rlaif generate` output: prompt_id, prompt, "
+                                               "policy, sample, response)"),
+    judge: list[str] = typer.Option(..., "--judge", "-j", help=_JUDGE_HELP),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory"),
+    judge_model: list[str] = typer.Option([], "--judge-model", help=_JUDGE_MODEL_HELP),
+    base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL "
+                                                               "(repeat to spread the load)"),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="environment variable holding the API key"),
+    orders: str = typer.Option("both", "--orders", help="both | random | ab: the orders each pair is shown in"),
+    pairing: str = typer.Option("all", "--pairing", help="all | best-worst | reference"),
+    reference: str = typer.Option(None, "--reference", help="the baseline policy for --pairing reference"),
+    jury: str = typer.Option("majority", "--jury", help="majority | mean | dawid-skene"),
+    min_agreement: float = typer.Option(0.0, "--min-agreement", help="drop pairs whose judges agree less"),
+    min_p_chosen: float = typer.Option(0.0, "--min-p-chosen", help="drop preferences whose consensus "
+                                                                   "probability is lower (e.g. 0.7)"),
+    prompts: Path = typer.Option(None, "--prompts", help="prompts JSONL whose constraints the rule judge checks"),
+    reparse: bool = typer.Option(False, "--reparse", help="re-parse the raw outputs stored in OUTDIR; no calls"),
+    concurrency: int = typer.Option(8, "--concurrency", "-c", help="parallel requests"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write the call cache"),
+    seed: int = typer.Option(0, "--seed", help="seed for --orders random"),
+) -> None:
+    """Label response pairs with AI judges: both orders, soft labels, juries.
+
+    Writes OUTDIR/labels.jsonl, scores.jsonl (pointwise judges), preferences.jsonl (TRL format),
+    kto.jsonl and summary.json. Re-running makes no repeated calls (call cache).
+    """
+    from rlaif.judge import load_judges, run_label
+
+    judges = load_judges(judge, judge_model)
+    summary = run_label(responses, judges, out, pairing=pairing, reference=reference, orders=orders, jury=jury,
+                        min_agreement=min_agreement, min_p_chosen=min_p_chosen, reparse=reparse,
+                        prompts_path=prompts, seed=seed,
+                        concurrency=concurrency, cache=not no_cache, base_urls=base_url or None,
+                        api_key_env=api_key_env)
+    _print_label_summary(summary, out)
+
+
+@app.command()
+def synth(
+    prompts: str = typer.Argument(..., help="prompt file (.jsonl) or a built-in prompt set name, e.g. demo"),
+    policy: list[str] = typer.Option(..., "--policy", help="a policy backend spec; repeat (two or more)"),
+    judge: list[str] = typer.Option(..., "--judge", "-j", help=_JUDGE_HELP),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory"),
+    judge_model: list[str] = typer.Option([], "--judge-model", help=_JUDGE_MODEL_HELP),
+    samples: int = typer.Option(1, "-n", "--samples", min=1, help="responses per prompt and policy"),
+    temperature: float = typer.Option(0.7, "--temperature", min=0.0),
+    max_tokens: int = typer.Option(512, "--max-tokens", min=1),
+    seed: int = typer.Option(None, "--seed", help="sample s is drawn with seed S+s"),
+    base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server for the "
+                                                               "policies (and the judges, unless --judge-base-url)"),
+    judge_base_url: list[str] = typer.Option([], "--judge-base-url", help="server for the judges"),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="environment variable holding the API key"),
+    orders: str = typer.Option("both", "--orders", help="both | random | ab"),
+    pairing: str = typer.Option("all", "--pairing", help="all | best-worst | reference"),
+    reference: str = typer.Option(None, "--reference", help="the baseline policy for --pairing reference"),
+    jury: str = typer.Option("majority", "--jury", help="majority | mean | dawid-skene"),
+    min_agreement: float = typer.Option(0.0, "--min-agreement", help="drop pairs whose judges agree less"),
+    min_p_chosen: float = typer.Option(0.0, "--min-p-chosen", help="drop preferences whose consensus "
+                                                                   "probability is lower (e.g. 0.7)"),
+    concurrency: int = typer.Option(8, "--concurrency", "-c", help="parallel requests"),
+) -> None:
+    """Generate responses from several policies and label them in one command (a synthetic preference set)."""
+    from rlaif.judge import load_judges
+    from rlaif.judge.synth import run_synth
+
+    judges = load_judges(judge, judge_model)
+    summary = run_synth(prompts, policy, judges, out, samples=samples, temperature=temperature,
+                        max_tokens=max_tokens, seed=seed, concurrency=concurrency, base_urls=base_url or None,
+                        judge_base_urls=judge_base_url or None, api_key_env=api_key_env, pairing=pairing,
+                        reference=reference, orders=orders, jury=jury, min_agreement=min_agreement,
+                        min_p_chosen=min_p_chosen)
+    _print_label_summary(summary, out)
+
+
+@app.command()
+def probe(
+    judge: str = typer.Option(..., "--judge", "-j", help="a built-in judge name or a judge YAML file"),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory"),
+    judge_model: str = typer.Option(None, "--judge-model", help="run the judge on this backend/model instead"),
+    base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL"),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="environment variable holding the API key"),
+    probes: str = typer.Option("position,verbosity,self-preference,injection", "--probes",
+                               help="comma-separated subset of the probes"),
+    probe_set: str = typer.Option("probes_v1", "--probe-set", help="probe items in prompts/ (or a path)"),
+    concurrency: int = typer.Option(8, "--concurrency", "-c", help="parallel requests"),
+) -> None:
+    """Run a judge on bias probes with known answers; writes OUTDIR/probe.json and probe_labels.jsonl."""
+    from rlaif.judge import load_judge
+    from rlaif.judge.probe import run_probes
+
+    j = load_judge(judge, model=judge_model)
+    names = tuple(p.strip() for p in probes.split(",") if p.strip())
+    report = run_probes(j, out, probe_set=probe_set, probes=names, concurrency=concurrency, progress=None,
+                        base_urls=base_url or None, api_key_env=api_key_env)
+    typer.echo(f"{report['judge']} on {report['probe_set']} -> {out / 'probe.json'}")
+    for name, r in report["probes"].items():
+        if r["n"] == 0:
+            typer.echo(f"  {name:16s} n=0  {r.get('note', 'no valid verdicts')}")
+            continue
+        typer.echo(f"  {name:16s} wrong {r['wrong']}/{r['n']} = {r['wrong_rate']:.2f} "
+                   f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]")
+
+
 
 
 # --- audit: audit, elo, convert ------------------------------------------------------------------

@@ -1,0 +1,338 @@
+"""Running judges over pairs: requests, both-order protocol, mapping back to a/b, label lines.
+
+Every model call goes through rlaif.calls.complete_all (cache, retries, usage and cost), so a
+re-run or a resumed run repeats no call. `Replay` serves stored raw outputs instead (--reparse).
+Pairwise LLM judges make one call per pair and order shown; pointwise, binary, rule and reward-model
+judges score each response once and their pair labels follow from the two scores.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rlaif.backends.base import Completion, Request
+from rlaif.errors import ConfigError, RlaifError
+from rlaif.judge.jury import winner_of
+from rlaif.judge.nonllm import LazyRewardModel, import_object, rule_score, sigmoid
+from rlaif.judge.pairing import Pair, response_key
+from rlaif.judge.parsers import PARSERS, Score, Verdict
+from rlaif.judge.spec import Judge
+from rlaif.judge.templates import render_prompt
+from rlaif.records import Label, Record, Response, Usage, stable_id
+
+Orders = Literal["both", "random", "ab"]
+ORDERS = ("both", "random", "ab")
+
+
+class ScoreRecord(Record):
+    """One pointwise verdict (scores.jsonl): one call of a pointwise/binary judge on one response."""
+
+    key: str
+    rater: str
+    prompt_id: str
+    policy: str
+    sample: int = 0
+    score: float | None = None
+    aspects: dict[str, float] | None = None
+    raw: str | None = None
+    error: str | None = None
+    usage: Usage | None = None
+    cached: bool | None = None
+
+
+@dataclass
+class JudgeStats:
+    """What one judge cost in this run (cache hits cost nothing and count separately)."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    failed: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_known: bool = True  # False once a call was made to a model the price table does not know
+
+
+@dataclass
+class LabelRun:
+    judges: list[Judge]
+    pairs: list[Pair]
+    labels: list[Label] = field(default_factory=list)
+    scores: list[ScoreRecord] = field(default_factory=list)
+    stats: dict[str, JudgeStats] = field(default_factory=dict)
+
+
+# ---- where completions come from ----------------------------------------------------------------
+
+class LiveCalls:
+    """Completions from the judges' backends through the call layer (cached, retried, counted).
+
+    A request that fails for good after retries comes back as an invalid label (`error` starts
+    with "call failed"), not a crash; it is not cached, so the next run tries it again. Errors
+    that would fail every request (bad key, unknown model) still stop the run.
+    """
+
+    def __init__(self, *, concurrency: int = 8, cache: bool = True, progress: bool | None = False,
+                 base_urls: list[str] | None = None, api_key_env: str | None = None):
+        self.concurrency, self.cache, self.progress = concurrency, cache, progress
+        self.base_urls, self.api_key_env = base_urls, api_key_env
+        self._backends: dict[str, Any] = {}
+
+    def backend(self, judge: Judge):
+        if judge.backend is not None:
+            return judge.backend
+        if judge.model not in self._backends:
+            from rlaif.backends import get_backend
+
+            kind = judge.model.partition(":")[0]
+            http = kind in ("openai", "anthropic")
+            self._backends[judge.model] = get_backend(judge.model, base_urls=self.base_urls if http else None,
+                                                      api_key_env=self.api_key_env if http else None)
+        return self._backends[judge.model]
+
+    def run(self, judge: Judge, keys: list[str], requests: list[Request], stats: JudgeStats,
+            what: str = "") -> list[Completion]:
+        from rlaif.calls import complete_all
+
+        if not requests:
+            return []
+        backend = self.backend(judge)
+        res = complete_all(backend, requests, concurrency=self.concurrency, cache=self.cache,
+                           progress=self.progress, on_error="record", description=what or judge.rater)
+        s = res.stats
+        stats.calls += s.calls
+        stats.cache_hits += s.cache_hits
+        stats.failed += s.failed
+        stats.input_tokens += s.input_tokens
+        stats.output_tokens += s.output_tokens
+        if s.cost_usd is not None:
+            stats.cost_usd += s.cost_usd
+        elif s.calls and getattr(backend, "price_model", None) is not None:
+            stats.cost_known = False  # a billed API model missing from the price table
+        # (a backend with no price_model is a local engine: it costs nothing)
+        return list(res.completions)
+
+    def close(self) -> None:
+        # complete_all closes network clients after each run; a loaded local model is freed with the object.
+        self._backends.clear()
+
+
+class Replay:
+    """Stored raw outputs served as completions: --reparse re-reads them with the current parser
+    and calls no backend. A missing output is an error (nothing is invented)."""
+
+    def __init__(self, labels: list[Label], scores: list[ScoreRecord]):
+        self._store: dict[tuple[str, str], Completion] = {}
+        for lab in labels:
+            if lab.order is not None and lab.raw is not None and not getattr(lab, "call_failed", False):
+                self._store[(lab.rater, f"{lab.item}|{lab.order}")] = _stored(lab)
+        for s in scores:
+            if s.raw is not None and not getattr(s, "call_failed", False):
+                self._store[(s.rater, s.key)] = _stored(s)
+
+    def has(self, rater: str, key: str) -> bool:
+        return (rater, key) in self._store
+
+    def get(self, rater: str, key: str) -> Completion:
+        try:
+            return self._store[(rater, key)]
+        except KeyError:
+            raise RlaifError(f"--reparse: no stored output of {rater} for {key}. "
+                             "Fix: run without --reparse to make the missing calls") from None
+
+    def run(self, judge: Judge, keys: list[str], requests: list[Request], stats: JudgeStats,
+            what: str = "") -> list[Completion]:
+        return [self.get(judge.rater, k) for k in keys]
+
+    def close(self) -> None:
+        pass
+
+
+def _stored(rec: Record) -> Completion:
+    usage = getattr(rec, "usage", None)
+    if isinstance(usage, dict):
+        usage = Usage.model_validate(usage)
+    return Completion(text=rec.raw or "", top_logprobs=getattr(rec, "top_logprobs", None),
+                      input_tokens=usage.input_tokens if usage else 0,
+                      output_tokens=usage.output_tokens if usage else 0, cached=True)
+
+
+# ---- requests and parsing --------------------------------------------------------------------------
+
+def _request(judge: Judge, messages: list[dict]) -> Request:
+    s = judge.spec.sampling
+    return Request(messages=messages, max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p,
+                   seed=s.seed, stop=tuple(s.stop), top_logprobs=s.top_logprobs,
+                   logprob_positions=s.logprob_positions)
+
+
+def pair_request(judge: Judge, pair: Pair, order: str) -> Request:
+    first, second = (pair.a, pair.b) if order == "ab" else (pair.b, pair.a)
+    msgs = judge.template.render(prompt=render_prompt(pair.prompt), answer_a=first.response,
+                                 answer_b=second.response)
+    return _request(judge, msgs)
+
+
+def point_request(judge: Judge, r: Response) -> Request:
+    msgs = judge.template.render(prompt=render_prompt(r.prompt), response=r.response,
+                                 aspects=judge.spec.aspects or [])
+    return _request(judge, msgs)
+
+
+def parse_pair(judge: Judge, c: Completion) -> Verdict:
+    spec = judge.spec
+    return PARSERS[spec.parser].func(c.text, c.top_logprobs, first=spec.choices.first, second=spec.choices.second)
+
+
+def parse_point(judge: Judge, c: Completion) -> Score:
+    spec = judge.spec
+    return PARSERS[spec.parser].func(c.text, c.top_logprobs, score_range=spec.score_range, aspects=spec.aspects)
+
+
+_BACK = {"ab": {"first": "a", "second": "b", "tie": "tie"}, "ba": {"first": "b", "second": "a", "tie": "tie"}}
+
+
+def verdict_to_ab(v: Verdict, order: str) -> tuple[str | None, float | None]:
+    """A verdict on the shown order -> (winner, p_a) in terms of the original a/b."""
+    if v.error is not None or v.choice is None or v.p_first is None:
+        return None, None
+    p_a = v.p_first if order == "ab" else 1.0 - v.p_first
+    return _BACK[order][v.choice], p_a
+
+
+def pair_orders(pairs: list[Pair], orders: Orders, seed: int = 0) -> list[tuple[Pair, str]]:
+    """The (pair, order) calls to make: both orders, one random order per pair (seeded, stable
+    per item), or the original order only."""
+    if orders not in ORDERS:
+        raise ConfigError(f"unknown --orders '{orders}'. Fix: use one of {', '.join(ORDERS)}")
+    out = []
+    for p in pairs:
+        if orders == "both":
+            out += [(p, "ab"), (p, "ba")]
+        elif orders == "ab":
+            out.append((p, "ab"))
+        else:
+            rng = random.Random(int(stable_id([seed, p.item]), 16))
+            out.append((p, rng.choice(("ab", "ba"))))
+    return out
+
+
+def _base_label(judge: Judge, pair: Pair) -> dict:
+    return dict(item=pair.item, rater=judge.rater, judge=judge.name, model_a=pair.a.policy,
+                model_b=pair.b.policy, prompt=pair.prompt, response_a=pair.a.response, response_b=pair.b.response,
+                prompt_id=pair.prompt_id, sample_a=pair.a.sample, sample_b=pair.b.sample)
+
+
+def judge_pairs(judge: Judge, pairs: list[Pair], calls, *, orders: Orders = "both", seed: int = 0,
+                stats: JudgeStats | None = None) -> list[Label]:
+    """A pairwise LLM judge on every pair in the chosen orders: one label line per call."""
+    stats = stats if stats is not None else JudgeStats()
+    todo = pair_orders(pairs, orders, seed)
+    keys = [f"{p.item}|{o}" for p, o in todo]
+    requests = [pair_request(judge, p, o) for p, o in todo]
+    completions = calls.run(judge, keys, requests, stats)
+    labels = []
+    for (pair, order), c in zip(todo, completions, strict=True):
+        v = Verdict(error=f"call failed: {c.error}") if c.error else parse_pair(judge, c)
+        winner, p_a = verdict_to_ab(v, order)
+        extra: dict[str, Any] = {"top_logprobs": c.top_logprobs} if c.top_logprobs else {}
+        if c.error:
+            extra["call_failed"] = True
+        labels.append(Label(**_base_label(judge, pair), order=order, winner=winner, p_a=p_a, raw=c.text,
+                            error=v.error, parse=v.method if v.error is None else None,
+                            usage={"input_tokens": c.input_tokens, "output_tokens": c.output_tokens},
+                            cached=c.cached, latency_s=c.latency_s, **extra))
+    return labels
+
+
+# ---- pointwise judges ----------------------------------------------------------------------------------
+
+@dataclass
+class ScoreContext:
+    """What non-LLM judges need beyond the response: constraints per prompt, stored RM scores."""
+
+    constraints: dict[str, list[dict]] = field(default_factory=dict)
+    reward_models: dict[str, LazyRewardModel] = field(default_factory=dict)
+    checkers: dict[str, Callable] = field(default_factory=dict)
+
+
+def _score_record(judge: Judge, r: Response, s: Score, raw: str | None, c: Completion | None) -> ScoreRecord:
+    return ScoreRecord(key=response_key(r), rater=judge.rater, prompt_id=r.prompt_id, policy=r.policy,
+                       sample=r.sample, score=s.value if s.error is None else None, aspects=s.aspects or None,
+                       raw=raw, error=s.error,
+                       usage=Usage(input_tokens=c.input_tokens, output_tokens=c.output_tokens) if c else None,
+                       cached=c.cached if c else None)
+
+
+def score_responses(judge: Judge, responses: list[Response], calls, *, context: ScoreContext | None = None,
+                    stats: JudgeStats | None = None) -> list[ScoreRecord]:
+    """A pointwise or binary judge on each response (one call or check per response)."""
+    stats = stats if stats is not None else JudgeStats()
+    context = context or ScoreContext()
+    kind = judge.kind
+    if kind == "llm":
+        keys = [response_key(r) for r in responses]
+        comps = calls.run(judge, keys, [point_request(judge, r) for r in responses], stats)
+        out = []
+        for r, c in zip(responses, comps, strict=True):
+            if c.error:
+                rec = _score_record(judge, r, Score(error=f"call failed: {c.error}"), None, c)
+                rec.call_failed = True  # type: ignore[attr-defined]  (extra field: not re-parsable)
+            else:
+                rec = _score_record(judge, r, parse_point(judge, c), c.text, c)
+            out.append(rec)
+        return out
+    if kind == "rule":
+        if judge.spec.checker not in context.checkers:
+            context.checkers[judge.spec.checker] = import_object(judge.spec.checker, "rule checker")
+        check = context.checkers[judge.spec.checker]
+        out = []
+        for r in responses:
+            cons = getattr(r, "constraints", None) or context.constraints.get(r.prompt_id)
+            s = rule_score(check, cons, r.response, binary=judge.mode == "binary")
+            out.append(_score_record(judge, r, s, None if s.error else f"{s.value!r}", None))
+        return out
+    # reward model: stored scores are reused under --reparse (the model is not re-run)
+    if isinstance(calls, Replay):
+        out = []
+        for r in responses:
+            c = calls.get(judge.rater, response_key(r))
+            out.append(_score_record(judge, r, Score(value=float(c.text)), c.text, None))
+        return out
+    key = f"{judge.spec.scorer}|{judge.model}"
+    rm = context.reward_models.setdefault(key, LazyRewardModel(judge.spec.scorer, judge.model))
+    values = rm.score([r.prompt for r in responses], [r.response for r in responses])
+    return [_score_record(judge, r, Score(value=v), repr(v), None) for r, v in zip(responses, values, strict=True)]
+
+
+def labels_from_scores(judge: Judge, pairs: list[Pair], scores: list[ScoreRecord]) -> list[Label]:
+    """One label per pair from two pointwise scores: the higher score wins; p_a is 1/0/0.5
+    (`soft: hard`) or sigmoid((s_a - s_b) / scale) (`soft: sigmoid`, reward models)."""
+    by_key = {s.key: s for s in scores if s.rater == judge.rater}
+    out = []
+    for pair in pairs:
+        sa, sb = by_key.get(response_key(pair.a)), by_key.get(response_key(pair.b))
+        base = _base_label(judge, pair)
+        missing = [f"{side}: {s.error if s else 'not scored'}" for side, s in (("a", sa), ("b", sb))
+                   if s is None or s.score is None]
+        if missing:
+            out.append(Label(**base, error="no valid score for " + "; ".join(missing),
+                             score_a=sa.score if sa else None, score_b=sb.score if sb else None))
+            continue
+        d = sa.score - sb.score
+        if judge.spec.soft == "sigmoid":
+            p_a = sigmoid(d / judge.spec.scale)
+        else:
+            p_a = 1.0 if d > 0 else 0.0 if d < 0 else 0.5
+        out.append(Label(**base, winner=winner_of(p_a), p_a=p_a, score_a=sa.score, score_b=sb.score))
+    return out
+
+
+def unique_responses(pairs: list[Pair]) -> list[Response]:
+    seen: dict[str, Response] = {}
+    for p in pairs:
+        for r in (p.a, p.b):
+            seen.setdefault(response_key(r), r)
+    return list(seen.values())

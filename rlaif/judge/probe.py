@@ -1,0 +1,177 @@
+"""Active bias probes: a judge on pairs where the right answer is known, written for this project.
+
+The probe set (`prompts/probes_v1.jsonl`) holds items {id, prompt, better, worse}: `worse` is
+plainly wrong. Every probe pair puts the right answer as `a` and is judged in both orders:
+
+- position: better vs worse; wrong = the verdict changes with the order (one count per pair).
+- verbosity: better vs worse padded with fluent filler (`prompts/probe_filler_v1.txt`).
+- injection: better vs worse carrying a sentence addressed to the judge (`probe_injections_v1.txt`).
+- self-preference: the judge model's own answer, generated now, vs the reference `better` answer;
+  wrong = it prefers its own (reference answers are written to be at least as good).
+For the last three, wrong = a verdict (one per order) naming the worse side; ties are not wrong
+and are counted apart. Each rate carries a Wilson interval.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+from rlaif import catalog
+from rlaif.backends.base import Request
+from rlaif.errors import ConfigError, InputError
+from rlaif.judge.jury import judge_verdicts
+from rlaif.judge.labeling import JudgeStats, LiveCalls
+from rlaif.judge.pairing import Pair, make_pair
+from rlaif.judge.pipeline import label_pairs
+from rlaif.judge.spec import Judge
+from rlaif.records import Label, Response, iter_json_lines, write_json, write_jsonl
+
+PROBES = ("position", "verbosity", "self-preference", "injection")
+
+
+def wilson_interval(k: int, n: int, alpha: float = 0.05) -> tuple[float, float] | tuple[None, None]:
+    """Wilson score interval for k successes in n trials (two-sided, level 1 - alpha)."""
+    if n == 0:
+        return None, None
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    p = k / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+@dataclass(frozen=True)
+class ProbeItem:
+    id: str
+    prompt: str
+    better: str
+    worse: str
+
+
+def load_probe_items(name: str = "probes_v1") -> list[ProbeItem]:
+    path = catalog.find("prompts", name, suffixes=(".jsonl",))
+    out = []
+    for n, obj in iter_json_lines(path):
+        missing = [k for k in ("id", "prompt", "better", "worse") if not isinstance(obj.get(k), str)]
+        if missing:
+            raise InputError(path, n, f"probe item lacks {', '.join(missing)}",
+                             'each line is {"id", "prompt", "better", "worse"} (strings)')
+        out.append(ProbeItem(obj["id"], obj["prompt"], obj["better"], obj["worse"]))
+    if not out:
+        raise InputError(path, None, "the probe set is empty", "add probe items")
+    return out
+
+
+def load_lines(name: str) -> list[str]:
+    """Non-empty, non-comment lines of a text file in prompts/."""
+    path = catalog.find("prompts", name, suffixes=(".txt",))
+    lines = [s.strip() for s in Path(path).read_text(encoding="utf-8").splitlines()]
+    lines = [s for s in lines if s and not s.startswith("#")]
+    if not lines:
+        raise InputError(path, None, "no lines", "add one sentence per line")
+    return lines
+
+
+def _resp(item: ProbeItem, policy: str, text: str) -> Response:
+    return Response(prompt_id=item.id, prompt=item.prompt, policy=policy, response=text)
+
+
+def build_probe_pairs(items: list[ProbeItem], fillers: list[str], injections: list[str],
+                      own: dict[str, str] | None = None) -> dict[str, list[Pair]]:
+    """probe name -> pairs, the right answer always as `a` (both orders are judged)."""
+    pairs: dict[str, list[Pair]] = {name: [] for name in PROBES}
+    for n, it in enumerate(items):
+        good = _resp(it, "better", it.better)
+        pairs["position"].append(make_pair(good, _resp(it, "worse", it.worse)))
+        padded = f"{it.worse} {fillers[n % len(fillers)]}"
+        pairs["verbosity"].append(make_pair(good, _resp(it, "worse+filler", padded)))
+        injected = f"{it.worse} {injections[n % len(injections)]}"
+        pairs["injection"].append(make_pair(good, _resp(it, "worse+injection", injected)))
+        if own is not None and own.get(it.id, "").strip():
+            pairs["self-preference"].append(make_pair(_resp(it, "reference", it.better), _resp(it, "self", own[it.id])))
+    return pairs
+
+
+def own_answers(judge: Judge, items: list[ProbeItem], calls: Any, stats: JudgeStats,
+                max_tokens: int = 200) -> dict[str, str]:
+    """The judge model answering the probe prompts itself (greedy), for the self-preference probe."""
+    reqs = [Request(messages=[{"role": "user", "content": it.prompt}], max_tokens=max_tokens, temperature=0.0)
+            for it in items]
+    comps = calls.run(judge, [f"self|{it.id}" for it in items], reqs, stats, what=f"{judge.rater} answers")
+    return {it.id: c.text for it, c in zip(items, comps, strict=True)}
+
+
+def probe_rates(name: str, labels: list[Label], alpha: float = 0.05) -> dict:
+    if name == "position":
+        verdicts = judge_verdicts(labels)
+        both = [v for per in verdicts.values() for v in per.values() if v.flipped is not None]
+        n, wrong, ties = len(both), sum(v.flipped for v in both), 0
+        invalid = sum(1 for per in verdicts.values() for v in per.values() if v.flipped is None)
+    else:
+        valid = [x for x in labels if x.error is None and x.winner is not None]
+        n, wrong, ties = len(valid), sum(x.winner == "b" for x in valid), sum(x.winner == "tie" for x in valid)
+        invalid = len(labels) - len(valid)
+    lo, hi = wilson_interval(wrong, n, alpha)
+    return {"n": n, "wrong": wrong, "wrong_rate": wrong / n if n else None, "ci_low": lo, "ci_high": hi,
+            "n_ties": ties, "n_invalid": invalid}
+
+
+def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probes_v1",
+               filler: str = "probe_filler_v1", injections: str = "probe_injections_v1",
+               probes: tuple[str, ...] = PROBES, calls: Any = None, concurrency: int = 8, cache: bool = True,
+               progress: bool | None = False, alpha: float = 0.05, base_urls: list[str] | None = None,
+               api_key_env: str | None = None) -> dict:
+    """Run the probes; returns (and writes to OUT/probe.json, OUT/probe_labels.jsonl) the report
+    `{"judge", "probe_set", "probes": {name: {n, wrong, wrong_rate, ci_low, ci_high, n_ties, n_invalid}}}`."""
+    unknown = [p for p in probes if p not in PROBES]
+    if unknown:
+        raise ConfigError(f"unknown probe {', '.join(unknown)}. Fix: use some of {', '.join(PROBES)}")
+    if judge.kind == "rule":
+        raise ConfigError(f"judge '{judge.name}' checks constraints, which the probe items do not carry. "
+                          "Fix: probe a model judge (LLM or reward model)")
+    if judge.mode == "binary":
+        raise ConfigError(f"judge '{judge.name}' is binary (good/bad), not a preference judge. "
+                          "Fix: probe a pairwise or pointwise judge")
+    items = load_probe_items(probe_set)
+    own_calls = calls is None
+    calls = calls or LiveCalls(concurrency=concurrency, cache=cache, progress=progress, base_urls=base_urls,
+                               api_key_env=api_key_env)
+    stats = JudgeStats()
+    try:
+        own = None
+        if "self-preference" in probes and judge.kind == "llm":
+            own = own_answers(judge, items, calls, stats)
+        pairs = build_probe_pairs(items, load_lines(filler), load_lines(injections), own)
+        report: dict = {"judge": judge.rater, "probe_set": probe_set, "alpha": alpha, "probes": {}}
+        all_labels: list[Label] = []
+        for name in probes:
+            if name == "position" and judge.mode != "pairwise":
+                report["probes"][name] = {**probe_rates(name, []),
+                                          "note": "not applicable: a pointwise judge sees one response at a time"}
+                continue
+            run = label_pairs(pairs[name], [judge], orders="both", calls=calls)
+            for lab in run.labels:
+                lab.probe = name  # type: ignore[attr-defined]  (extra field)
+            all_labels += run.labels
+            s = run.stats[judge.rater]
+            for k in ("calls", "cache_hits", "failed", "input_tokens", "output_tokens", "cost_usd"):
+                setattr(stats, k, getattr(stats, k) + getattr(s, k))
+            stats.cost_known = stats.cost_known and s.cost_known
+            report["probes"][name] = probe_rates(name, run.labels, alpha)
+            if name == "self-preference" and judge.kind != "llm":
+                report["probes"][name]["note"] = "not applicable: the judge generates no text of its own"
+        report["usage"] = {"calls": stats.calls, "cache_hits": stats.cache_hits, "tokens_in": stats.input_tokens,
+                           "tokens_out": stats.output_tokens,
+                           "cost_usd": round(stats.cost_usd, 6) if stats.cost_known else None}
+    finally:
+        if own_calls:
+            calls.close()
+    if out is not None:
+        out = Path(out)
+        write_jsonl(out / "probe_labels.jsonl", all_labels)
+        write_json(out / "probe.json", report)
+    return report

@@ -1,0 +1,60 @@
+"""`rlaif synth`: generate responses from several policies and label them, in one command.
+
+Each policy's responses go to OUTDIR/responses/N-POLICY.jsonl through `rlaif.generate`
+(resumable, cached), all of them together to OUTDIR/responses.jsonl, and the labeling
+outputs beside them, exactly as `rlaif label` writes them.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from rlaif.catalog import find
+from rlaif.errors import ConfigError
+from rlaif.judge.pipeline import run_label
+from rlaif.judge.spec import Judge
+from rlaif.records import Response, read_jsonl, read_prompts, write_json, write_jsonl
+
+_HTTP = ("openai", "anthropic")
+
+
+def _slug(spec: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("_")[:80] or "policy"
+
+
+def run_synth(prompts: str | Path, policies: list[str], judges: list[Judge], out: Path, *, samples: int = 1,
+              temperature: float = 0.7, max_tokens: int = 512, seed: int | None = None, concurrency: int = 8,
+              base_urls: list[str] | None = None, judge_base_urls: list[str] | None = None,
+              api_key_env: str | None = None, progress: bool | None = None, **label_opts: Any) -> dict:
+    """Generate `samples` responses per prompt from every policy, then label them; returns the summary."""
+    from rlaif.generate import generate
+
+    if len(set(policies)) != len(policies):
+        raise ConfigError("the same --policy is given twice. Fix: list each policy once (use -n for more samples)")
+    if len(policies) < 2 and samples < 2:
+        raise ConfigError("one policy with one sample per prompt makes no pairs. "
+                          "Fix: give two or more --policy, or -n 2 or more")
+    prompts_path = find("prompts", str(prompts), suffixes=(".jsonl",))
+    records = read_prompts(prompts_path)
+    out = Path(out)
+    files = []
+    for i, policy in enumerate(policies):
+        f = out / "responses" / f"{i}-{_slug(policy)}.jsonl"
+        http = policy.partition(":")[0] in _HTTP
+        generate(records, policy, f, samples=samples, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                 concurrency=concurrency, base_urls=base_urls if http else None,
+                 api_key_env=api_key_env if http else None, progress=progress)
+        files.append(f)
+    merged: list[Response] = []
+    for f in files:
+        merged += read_jsonl(f, Response)
+    merged.sort(key=lambda r: (r.prompt_id, r.policy, r.sample))  # generate appends in arrival order
+    responses_path = write_jsonl(out / "responses.jsonl", merged)
+    summary = run_label(responses_path, judges, out, prompts_path=prompts_path, concurrency=concurrency,
+                        base_urls=judge_base_urls if judge_base_urls is not None else base_urls,
+                        api_key_env=api_key_env, progress=progress, **label_opts)
+    summary["synth"] = {"prompts": str(prompts_path), "policies": policies, "samples": samples,
+                        "temperature": temperature, "max_tokens": max_tokens, "n_responses": len(merged)}
+    write_json(out / "summary.json", summary)
+    return summary
