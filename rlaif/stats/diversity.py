@@ -86,6 +86,13 @@ def _ngram_codes(seqs: list[np.ndarray], max_n: int) -> tuple[np.ndarray, list[_
     return lens, out
 
 
+def _unique_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and their counts (sort-based: faster than np.unique's hash path here)."""
+    s = np.sort(x)
+    start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    return s[start], np.diff(np.r_[start, len(s)])
+
+
 @dataclass
 class _GroupStats:
     lens: np.ndarray  # per sequence
@@ -107,12 +114,12 @@ def _group_stats(seqs: list[np.ndarray], group: np.ndarray, n_groups: int, max_n
             continue
         # distinct n-grams per group
         n_codes = int(g.code.max()) + 1
-        gc = np.unique(group[g.seq] * n_codes + g.code)
+        gc, _ = _unique_counts(group[g.seq] * n_codes + g.code)
         distinct[:, i] = np.bincount(gc // n_codes, minlength=n_groups)
         if not bleu or n > BLEU_ORDER:
             continue
         # counts per (sequence, n-gram)
-        sc, cnt = np.unique(g.code * n_seq + g.seq, return_counts=True)
+        sc, cnt = _unique_counts(g.code * n_seq + g.seq)
         code, seq = sc // n_seq, sc % n_seq
         grp = group[seq]
         # the top two counts of each n-gram within each group; the reference count for a sample is
