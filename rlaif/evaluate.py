@@ -81,6 +81,9 @@ def winrate_from_labels_file(labels_path: str | Path, policy: str, baseline: str
         categories = {p.prompt_id: p.category for p in read_prompts(prompts_path) if p.category is not None}
     res = win_rate_from_labels(labels, policy, baseline, categories=categories, n_boot=n_boot, seed=seed,
                                confidence=confidence)
+    if res.n == 0:
+        raise InputError(labels_path, None, f"no label comparing '{policy}' with '{baseline}' has a verdict",
+                         "re-run the labeling (failed calls have winner null and an error field)")
     return write_winrate(res, out_dir)
 
 

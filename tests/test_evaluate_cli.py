@@ -62,6 +62,10 @@ def test_winrate_command_errors_name_the_fix(tmp_path):
     r = _rlaif("winrate", "--labels", labels, "--policy", "dpo", "--baseline", "gpt", "-o", tmp_path / "o")
     assert r.returncode == 2 and "no labels compare 'dpo' with 'gpt'" in r.stderr and "dpo vs sft" in r.stderr
     assert not (tmp_path / "o").exists()
+    write_jsonl(labels, [{**row, "winner": None, "error": "timeout"} for row in _labels(2)])
+    r = _rlaif("winrate", "--labels", labels, "--policy", "dpo", "--baseline", "sft", "-o", tmp_path / "o")
+    assert r.returncode == 2 and "has a verdict" in r.stderr and not (tmp_path / "o").exists()
+    write_jsonl(labels, _labels(4))
     with labels.open("a") as f:
         f.write('{"item": "x", "rater": "j", "winner": "left"}\n')
     r = _rlaif("winrate", "--labels", labels, "--policy", "dpo", "--baseline", "sft", "-o", tmp_path / "o")
