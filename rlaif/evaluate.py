@@ -18,11 +18,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rlaif.constraints import check
 from rlaif.embed import load_embedder, tokenize
 from rlaif.errors import InputError
-from rlaif.records import Label, Response, iter_json_lines, read_jsonl, read_prompts, write_json, write_text
+from rlaif.records import Label, Prompt, Response, iter_json_lines, read_jsonl, read_prompts, write_json, write_text
 from rlaif.stats.diversity import policy_diversity
-from rlaif.stats.winrate import WinRateResult, win_rate_from_labels
+from rlaif.stats.winrate import ClusteredScores, WinRateResult, bootstrap_interval, win_rate_from_labels
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -85,6 +86,42 @@ def winrate_from_labels_file(labels_path: str | Path, policy: str, baseline: str
         raise InputError(labels_path, None, f"no label comparing '{policy}' with '{baseline}' has a verdict",
                          "re-run the labeling (failed calls have winner null and an error field)")
     return write_winrate(res, out_dir)
+
+
+# ---- constraint compliance (rule checkers, no judge) --------------------------------------------------------
+
+def constraint_compliance(prompts: Sequence[Prompt], responses: Sequence[Response], *, n_boot: int = 10_000,
+                          seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per policy: the share of responses meeting *all* their prompt's constraints, with a prompt-clustered
+    interval, the mean share of constraints met, and the pass rate per constraint family and type.
+
+    `scores` (a ClusteredScores of all-pass) is returned too, for `generalization_gap` between splits.
+    """
+    by_id = {p.prompt_id: p for p in prompts if p.constraints}
+    out: dict[str, dict[str, Any]] = {}
+    per_policy: dict[str, list[tuple[str, Any]]] = {}
+    for r in responses:
+        if r.prompt_id in by_id:
+            per_policy.setdefault(r.policy, []).append((r.prompt_id, check(by_id[r.prompt_id].constraints,
+                                                                             r.response)))
+    for policy, rows in per_policy.items():
+        scores = ClusteredScores.from_pairs([pid for pid, _ in rows], [float(c.all_pass) for _, c in rows])
+        ci = bootstrap_interval(scores, n_boot=n_boot, seed=seed)
+        fam: dict[str, list[bool]] = {}
+        typ: dict[str, list[bool]] = {}
+        for _, c in rows:
+            for res in c.results:
+                fam.setdefault(res.family, []).append(res.passed)
+                typ.setdefault(f"{res.family}/{res.type}", []).append(res.passed)
+        out[policy] = {
+            "n": scores.n, "n_prompts": scores.n_prompts, "all_pass_rate": scores.mean,
+            "ci_low": ci.low, "ci_high": ci.high, "ci_method": ci.method,
+            "share_passed": sum(c.share_passed for _, c in rows) / len(rows),
+            "per_family": {k: sum(v) / len(v) for k, v in sorted(fam.items())},
+            "per_type": {k: sum(v) / len(v) for k, v in sorted(typ.items())},
+            "scores": scores,
+        }
+    return out
 
 
 # ---- diversity --------------------------------------------------------------------------------------------

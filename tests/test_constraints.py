@@ -141,6 +141,13 @@ def test_assistant_set_loads_with_categories():
     assert all(p.reference for p in math)
 
 
+def test_prompt_sets_are_catalog_builtins():
+    from rlaif.catalog import builtin_names, find
+
+    assert {"ifeval_id", "ifeval_ood", "assistant"} <= set(builtin_names("prompts"))
+    assert find("prompts", "ifeval_ood").name == "ifeval_ood.jsonl"
+
+
 def test_prompt_sets_are_reproducible(tmp_path):
     from rlaif.promptsets.__main__ import write_all
 

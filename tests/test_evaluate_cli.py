@@ -140,6 +140,29 @@ def test_minilm_embedding_diversity(tmp_path):
     assert rep["varied"]["embedding_model"].startswith("all-MiniLM-L6-v2")
 
 
+def test_constraint_compliance_and_its_gap():
+    from rlaif.evaluate import constraint_compliance
+    from rlaif.records import Prompt
+    from rlaif.stats.winrate import generalization_gap
+
+    low = {"family": "casing", "type": "lowercase"}
+    words = {"family": "length", "type": "words", "n": 3, "relation": "at most"}
+    prompts = [Prompt(prompt_id=f"p{i}", prompt="x", constraints=[low, words]) for i in range(40)]
+    responses = []
+    for i in range(40):
+        for s in range(2):  # 30 prompts fully compliant, 10 with one capital letter
+            text = "all small here" if i < 30 else "Not small here"
+            responses.append(Response(prompt_id=f"p{i}", prompt="x", policy="pol", sample=s, response=text))
+    c = constraint_compliance(prompts, responses)["pol"]
+    assert (c["n"], c["n_prompts"]) == (80, 40)
+    assert c["all_pass_rate"] == 0.75 and c["share_passed"] == pytest.approx(0.875)
+    assert c["per_family"] == {"casing": 0.75, "length": 1.0}
+    assert c["per_type"]["casing/lowercase"] == 0.75
+    assert c["ci_low"] < 0.75 < c["ci_high"]
+    gap = generalization_gap(c["scores"], c["scores"])
+    assert gap.gap == 0 and gap.ci_low < 0 < gap.ci_high
+
+
 def test_cli_help_lists_the_commands():
     r = _rlaif("--help", cwd=Path(__file__).resolve().parents[1])
     assert r.returncode == 0 and "winrate" in r.stdout and "diversity" in r.stdout
