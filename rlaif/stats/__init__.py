@@ -1,0 +1,1 @@
+"""Pure numpy/scipy statistics (no torch, no model SDKs): agreement, bias, ranking, win rate, diversity."""
