@@ -122,7 +122,8 @@ def load_config(recipe: str, path: str | Path | None = None, overrides: list[str
             node = node.setdefault(k, {}) if isinstance(node.get(k, {}), dict) else {}
         node[keys[-1]] = value
     data.update({k: v for k, v in values.items() if v is not None})
-    return validate(recipe, data, source=str(path) if path else "options")
+    source = " + ".join(x for x in (str(path) if path else "", "key=value overrides" if overrides else "") if x)
+    return validate(recipe, data, source=source or "options")
 
 
 def validate(recipe: str, data: dict[str, Any], source: str = "options") -> TrainConfig:

@@ -243,6 +243,25 @@ def evaluate(module: nn.Module, loss_fn: LossFn, items: list[Tokenized], rt: Run
     return _metrics_row("eval", step, loss_sum, n_t, acc)
 
 
+def accumulate_gradients(module: nn.Module, loss_fn: LossFn, items: list[Tokenized], micro: list[list[int]],
+                         n_global: int, rt: Runtime, pad_id: int, share_prompt: bool, context: dict):
+    """Forward and backward over this process's micro-batches of one global batch.
+
+    Each micro-batch adds sum(losses) · world / n_global, so the summed gradient is the gradient of the
+    global-batch mean, however the batch is split (DDP divides by `world` when it averages)."""
+    loss_sum, acc, tokens = torch.zeros((), dtype=torch.float64), {}, 0
+    for j, mb in enumerate(micro):
+        batch = collate([items[i] for i in mb], pad_id, share_prompt).to(rt.device)
+        tokens += batch.n_tokens
+        with sync_context(module, rt, last=j == len(micro) - 1):
+            with rt.autocast():
+                out = loss_fn(module, batch, mb, context)
+            (out.losses.sum() * (rt.world / n_global)).backward()
+        loss_sum += out.losses.detach().double().sum().cpu()
+        _accumulate(acc, out)
+    return loss_sum, acc, tokens
+
+
 def _trim_metrics(path: Path, step: int) -> None:
     """On resume, forget rows written after the checkpoint (the resumed run writes them again)."""
     if path.exists():
@@ -290,16 +309,8 @@ def fit(cfg: TrainConfig, rt: Runtime, module: nn.Module, items: list[Tokenized]
         batch_idx = epoch_cache[epoch][index]
         context = prepare(batch_idx) if prepare else {}
         micro = local_micro_batches(batch_idx, costs, rt.rank, rt.world, cfg.micro_batch_size)
-        loss_sum, acc, tokens = torch.zeros((), dtype=torch.float64), {}, 0
-        for j, mb in enumerate(micro):
-            batch = collate([items[i] for i in mb], pad_id, share_prompt).to(rt.device)
-            tokens += batch.n_tokens
-            with sync_context(module, rt, last=j == len(micro) - 1):
-                with rt.autocast():
-                    out_mb = loss_fn(module, batch, mb, context)
-                (out_mb.losses.sum() * (rt.world / len(batch_idx))).backward()
-            loss_sum += out_mb.losses.detach().double().sum().cpu()
-            _accumulate(acc, out_mb)
+        loss_sum, acc, tokens = accumulate_gradients(module, loss_fn, items, micro, len(batch_idx), rt, pad_id,
+                                                     share_prompt, context)
         params = [p for p in module.parameters() if p.requires_grad]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or float("inf"))
         lr = scheduler.get_last_lr()[0]
