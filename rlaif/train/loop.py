@@ -302,7 +302,7 @@ def fit(cfg: TrainConfig, rt: Runtime, module: nn.Module, items: list[Tokenized]
     progress = _progress(rt, total, step, progress_label)
     started = time.perf_counter() - elapsed
     while step < total:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         epoch, index = divmod(step, per_epoch)
         if epoch not in epoch_cache:
             epoch_cache = {epoch: epoch_batches(costs, cfg.batch_size, rt.world, cfg.seed, epoch, cfg.group_by_length)}
@@ -323,6 +323,7 @@ def fit(cfg: TrainConfig, rt: Runtime, module: nn.Module, items: list[Tokenized]
         dt = time.perf_counter() - t0
         row = _metrics_row("train", step, loss_sum, n, acc)
         row.update(grad_norm=float(grad_norm), lr=lr, tokens_per_s=tok_total / dt, epoch=round(step / per_epoch, 4),
+                   step_s=round(dt, 4), cpu_s=round(time.process_time() - c0, 4),  # cpu_s: this process, all threads
                    elapsed_s=round(time.perf_counter() - started, 3))
         last_row = row
         if writer and (step % cfg.log_every == 0 or step == total):
