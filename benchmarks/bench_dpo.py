@@ -6,9 +6,11 @@
 Each implementation runs in its own subprocess (so each peak RSS is its own): one warm-up step, then
 `--steps` timed steps of `--pairs` pairs whose chosen and rejected sequences are `--tokens` tokens long
 (prompt and responses each about half). Throughput counts the same work for both: 2 × pairs × tokens
-sequence tokens per step, over the median step time. TRL runs twice: with its defaults (the reference
-model is kept in memory and run every step) and with precompute_ref_log_probs=True (reference pass
-before training, like rlaif); rlaif's own one-off reference pass is reported separately.
+sequence tokens per step, over the median step time; tokens per CPU-second (process CPU time, all
+threads) is printed beside it because a shared machine's load moves wall-clock times. TRL runs twice:
+with its defaults (the reference model is kept in memory and run every step) and with
+precompute_ref_log_probs=True (reference pass before training, like rlaif); rlaif's own one-off
+reference pass is reported separately.
 """
 from __future__ import annotations
 
@@ -65,9 +67,9 @@ def run_rlaif(args, data: Path, out: Path) -> dict:
                     precision="bf16" if args.device == "cuda" else "fp32",
                     gradient_checkpointing="off", resume=False)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if r["split"] == "train"]
-    times = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(rows, rows[1:], strict=False)]
-    return {"step_s": times, "reference_s": res.reference_seconds}
+    rows = [r for r in rows if r["split"] == "train"][1:]  # the first step is the warm-up
+    return {"step_s": [r["step_s"] for r in rows], "cpu_s": [r["cpu_s"] for r in rows],
+            "reference_s": res.reference_seconds}
 
 
 def run_trl(args, data: Path, out: Path, precompute: bool) -> dict:
@@ -85,13 +87,15 @@ def run_trl(args, data: Path, out: Path, precompute: bool) -> dict:
                            "chosen": [{"role": "assistant", "content": r["chosen"]}],
                            "rejected": [{"role": "assistant", "content": r["rejected"]}]})
     times: list[float] = []
+    cpu: list[float] = []
 
     class Timer(TrainerCallback):
         def on_step_begin(self, *a, **k):
-            self.t0 = time.perf_counter()
+            self.t0, self.c0 = time.perf_counter(), time.process_time()
 
         def on_step_end(self, *a, **k):
             times.append(time.perf_counter() - self.t0)
+            cpu.append(time.process_time() - self.c0)
 
     cfg = DPOConfig(output_dir=str(out), per_device_train_batch_size=args.pairs, gradient_accumulation_steps=1,
                     max_steps=args.steps + 1, learning_rate=1e-6, beta=0.1, max_length=args.tokens + 8,
@@ -102,7 +106,7 @@ def run_trl(args, data: Path, out: Path, precompute: bool) -> dict:
     trainer = DPOTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok, callbacks=[Timer()])
     setup_s = time.perf_counter() - t0
     trainer.train()
-    return {"step_s": times[1:], "setup_s": setup_s}
+    return {"step_s": times[1:], "cpu_s": cpu[1:], "setup_s": setup_s}
 
 
 def worker(args) -> None:
@@ -128,6 +132,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--only", default="rlaif,trl,trl-precompute")
+    ap.add_argument("--rounds", type=int, default=1, help="run the implementations in turn this many times")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -146,7 +151,9 @@ def main() -> None:
         data = Path(tmp) / "pairs.jsonl"
         make_data(data, tok, args.pairs * (args.steps + 1), args.tokens)
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        for name in args.only.split(","):
+        order = [name for _ in range(args.rounds) for name in args.only.split(",")]
+        load_before = os.getloadavg()[0]
+        for name in order:
             cmd = [sys.executable, __file__, "--worker", name, "--data", str(data), "--device", args.device,
                    "--model", args.model, "--pairs", str(args.pairs), "--tokens", str(args.tokens),
                    "--steps", str(args.steps)]
@@ -155,22 +162,31 @@ def main() -> None:
             if proc.returncode or not line:
                 print(f"{name} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
                 continue
-            results[name] = json.loads(line[-1][7:])
+            r = json.loads(line[-1][7:])
+            if name in results:  # later rounds: pool the timed steps, keep the highest peak
+                results[name]["step_s"] += r["step_s"]
+                results[name]["cpu_s"] += r["cpu_s"]
+                results[name]["peak_rss_mb"] = max(results[name]["peak_rss_mb"], r["peak_rss_mb"])
+            else:
+                results[name] = r
     work = 2 * args.pairs * args.tokens
     print(f"DPO, {args.device}, {args.model}, {args.pairs} pairs x {args.tokens} tokens per step, "
-          f"{args.steps} timed steps after 1 warm-up")
+          f"{args.steps} timed steps after 1 warm-up, {args.rounds} round(s); load average "
+          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs)")
     for name, r in results.items():
         med = statistics.median(r["step_s"])
         r["tokens_per_s"] = work / med
+        r["tokens_per_cpu_s"] = work / statistics.median(r["cpu_s"])
         extra = f", reference pass {r['reference_s']:.1f} s" if "reference_s" in r else ""
         gpu = f", peak GPU {r['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in r else ""
         print(f"  {name:15s} median step {med:6.2f} s  {r['tokens_per_s']:7.1f} tokens/s  "
-              f"peak RSS {r['peak_rss_mb']:7.0f} MB{gpu}{extra}")
+              f"{r['tokens_per_cpu_s']:6.1f} tokens/CPU-s  peak RSS {r['peak_rss_mb']:7.0f} MB{gpu}{extra}")
     if "rlaif" in results:
         ours = results["rlaif"]
         for name in ("trl", "trl-precompute"):
             if name in results:
-                print(f"  rlaif vs {name}: throughput x{ours['tokens_per_s'] / results[name]['tokens_per_s']:.2f}, "
+                print(f"  rlaif vs {name}: throughput x{ours['tokens_per_s'] / results[name]['tokens_per_s']:.2f} "
+                      f"(per CPU-second x{ours['tokens_per_cpu_s'] / results[name]['tokens_per_cpu_s']:.2f}), "
                       f"peak RSS x{ours['peak_rss_mb'] / results[name]['peak_rss_mb']:.2f}")
         if ours.get("reference_s"):  # the one-off reference pass, spread over the timed steps' share of the data
             per_step = ours["reference_s"] / (args.steps + 1)
