@@ -69,7 +69,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_model_dir, tmp_p
 
 def test_two_process_ddp_equals_one_process(tiny_model_dir, tmp_path):
     """torchrun, 2 CPU processes (gloo), 4 pairs each, against one process with the same global batch of 8."""
-    data = write_pairs(tmp_path / "pairs.jsonl", n=40)
+    data = write_pairs(tmp_path / "pairs.jsonl", n=90)  # 9 held-out pairs: 5 and 4 per process
     extra = ("max_steps=3", "eval_fraction=0.1", "save_every=100")
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     subprocess.run(_cmd(data, tiny_model_dir, single, *extra), check=True, env=_env(), capture_output=True)

@@ -155,3 +155,16 @@ def test_shared_prompt_rows_equal_separate_rows(tiny_model_dir, smol_tokenizer):
                 logits = model(ids).logits[0, len(it.prompt) - 1:-1]
             ref = torch.log_softmax(logits.float(), -1).gather(1, torch.tensor(comp)[:, None]).sum()
             assert shared[2 * k + j].item() == pytest.approx(ref.item(), abs=1e-4)
+
+
+def test_eval_passes_give_every_process_the_same_number_of_batches():
+    """9 examples over 2 processes in batches of 4: 5 + 4 examples, 2 passes each; the repeat is not kept."""
+    from rlaif.train.loop import micro_batches_for
+    from rlaif.train.runtime import Runtime
+
+    costs = list(range(9))
+    per_rank = [micro_batches_for(9, costs, Runtime(torch.device("cpu"), r, 2, r, None, False, False), 4)
+                for r in range(2)]
+    assert [len(b) for b in per_rank] == [2, 2]
+    kept = sorted(i for batches in per_rank for mb, keep in batches if keep for i in mb)
+    assert kept == list(range(9))

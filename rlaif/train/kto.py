@@ -17,11 +17,19 @@ from typing import Any
 
 import torch
 
-from rlaif.train.batching import collate
+from rlaif.train.batching import collate, row_cost
 from rlaif.train.common import encode_all, output_dir, resolve_config, seed_everything, train_eval_split
 from rlaif.train.config import KTOConfig
 from rlaif.train.data import load_unpaired, mismatched_partners
-from rlaif.train.loop import LossOut, TrainResult, cached_reference, fit, per_sequence, save_final
+from rlaif.train.loop import (
+    LossOut,
+    TrainResult,
+    cached_reference,
+    fit,
+    micro_batches_for,
+    per_sequence,
+    save_final,
+)
 from rlaif.train.losses import kto_loss
 from rlaif.train.modeling import (
     SequenceLogProbs,
@@ -89,15 +97,16 @@ def train_kto(config: KTOConfig | dict | None = None, **overrides: Any) -> Train
     # 4. the KL reference point of a global batch, and the loss of one micro-batch
     def reference_point(module, kl_set: list[Tokenized], ref_set: torch.Tensor, idx: list[int]) -> torch.Tensor:
         total = torch.zeros(2, dtype=torch.float64, device=rt.device)
-        mine = idx[rt.rank::rt.world]
+        costs = [row_cost(kl_set[i], share) for i in idx]
         with torch.no_grad():
-            for s in range(0, len(mine), cfg.micro_batch_size):
-                part = mine[s:s + cfg.micro_batch_size]
+            for local, keep in micro_batches_for(len(idx), costs, rt, cfg.micro_batch_size):
+                part = [idx[j] for j in local]
                 batch = collate([kl_set[i] for i in part], pad, share).to(rt.device)
                 with rt.autocast():
                     logps, _ = module(batch)
-                total[0] += (logps.double() - ref_set[part].to(rt.device).double()).sum()
-                total[1] += len(part)
+                if keep:
+                    total[0] += (logps.double() - ref_set[part].to(rt.device).double()).sum()
+                    total[1] += len(part)
         total = rt.all_reduce(total)
         return (total[0] / total[1]).float().clamp(min=0.0).cpu()
 

@@ -158,10 +158,18 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, total_steps: int, device:
 
 
 # ---- forward passes over a list of examples --------------------------------------------------------
-def micro_batches_for(n: int, costs: list[int], rt: Runtime, size: int) -> list[list[int]]:
-    """This process's share of `n` examples in length-sorted micro-batches (for reference and eval passes)."""
-    order = sorted(range(n), key=lambda j: -costs[j])[rt.rank::rt.world]
-    return [order[s:s + size] for s in range(0, len(order), size)]
+def micro_batches_for(n: int, costs: list[int], rt: Runtime, size: int) -> list[tuple[list[int], bool]]:
+    """This process's share of `n` examples in length-sorted micro-batches (for reference and eval passes).
+
+    Every process gets the same number of passes (FSDP's forward is a collective): a process with fewer
+    repeats a batch and marks it `keep=False`, so its results are dropped."""
+    order = sorted(range(n), key=lambda j: -costs[j])
+    mine = order[rt.rank::rt.world]
+    batches = [(mine[s:s + size], True) for s in range(0, len(mine), size)]
+    most = -(-len(order[0::rt.world]) // size) if order else 0
+    while len(batches) < most:
+        batches.append((batches[-1][0] if batches else order[:1], False))
+    return batches
 
 
 @torch.no_grad()
@@ -171,11 +179,12 @@ def per_sequence(fn: Callable, items: list[Tokenized], rt: Runtime, cfg: TrainCo
     k = len(items[0].completions) if items else 1
     out = torch.zeros(len(items), k, dtype=torch.float64, device=rt.device)
     costs = [row_cost(it, share_prompt) for it in items]
-    for mb in micro_batches_for(len(items), costs, rt, cfg.micro_batch_size):
+    for mb, keep in micro_batches_for(len(items), costs, rt, cfg.micro_batch_size):
         batch = collate([items[i] for i in mb], pad_id, share_prompt).to(rt.device)
         with rt.autocast():
             vals = fn(batch)
-        out[torch.tensor(mb, device=rt.device)] = vals.view(len(mb), k).double()
+        if keep:
+            out[torch.tensor(mb, device=rt.device)] = vals.view(len(mb), k).double()
     return rt.all_reduce(out).float().cpu()  # each row was filled by exactly one process
 
 
@@ -231,10 +240,12 @@ def evaluate(module: nn.Module, loss_fn: LossFn, items: list[Tokenized], rt: Run
     costs = [row_cost(it, share_prompt) for it in items]
     loss_sum, n, acc = torch.zeros((), dtype=torch.float64), 0, {}
     with torch.no_grad():
-        for mb in micro_batches_for(len(items), costs, rt, cfg.micro_batch_size):
+        for mb, keep in micro_batches_for(len(items), costs, rt, cfg.micro_batch_size):
             batch = collate([items[i] for i in mb], pad_id, share_prompt).to(rt.device)
             with rt.autocast():
                 out = loss_fn(module, batch, mb, context)
+            if not keep:
+                continue
             loss_sum += out.losses.double().sum().cpu()
             n += len(mb)
             _accumulate(acc, out)

@@ -56,6 +56,9 @@ def setup(cfg: TrainConfig) -> Runtime:
         dist.init_process_group("nccl" if want_cuda else "gloo")
     if cfg.fsdp and not want_cuda:
         raise ConfigError("fsdp needs CUDA. Fix: drop fsdp (CPU processes use DDP) or run on GPUs")
+    if cfg.fsdp and cfg.lora is not None:
+        raise ConfigError("fsdp with lora is not supported (LoRA trains few weights: DDP is enough). "
+                          "Fix: drop fsdp, or drop lora")
     if cfg.precision == "bf16" or (cfg.precision == "auto" and want_cuda):
         dtype = torch.bfloat16
     else:
@@ -83,7 +86,9 @@ def wrap(module: nn.Module, rt: Runtime) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [rt.device.index] if rt.device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids)
+    # no buffer broadcast: the only buffers are fixed rotary tables, and without it a no-grad forward
+    # (reference, evaluation, KTO's KL pass) is not a collective
+    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
 
 
 def unwrap(module: nn.Module) -> nn.Module:
