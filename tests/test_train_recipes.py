@@ -216,3 +216,14 @@ def test_cli_bad_line_and_bad_key_exit_2(tiny_model_dir, tmp_path):
     assert proc.returncode == 2 and f"{bad}:2:" in proc.stderr, proc.stderr
     proc = subprocess.run(cmd + ["bta=1"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown key 'bta'" in proc.stderr
+
+
+def test_rerun_extends_a_finished_run_and_refuses_a_changed_config(tiny_model_dir, pairs, tmp_path):
+    from rlaif.train.dpo import train_dpo
+
+    args = dict(data=str(pairs), model=str(tiny_model_dir), out=str(tmp_path), eval_fraction=0.0, **FAST)
+    train_dpo(max_steps=2, **args)
+    res = train_dpo(max_steps=3, **args)  # a bigger budget continues from the saved step 2
+    assert res.steps == 3 and [r["step"] for r in rows(tmp_path)] == [1, 2, 3]
+    with pytest.raises(ConfigError, match="beta changed"):
+        train_dpo(max_steps=4, beta=0.5, **{k: v for k, v in args.items()})

@@ -87,7 +87,7 @@ def _optimizer_state(model, optimizer, rt: Runtime) -> dict:
 
 
 def save_checkpoint(out: Path, rt: Runtime, model: nn.Module, optimizer, scheduler, step: int,
-                    elapsed: float) -> None:
+                    elapsed: float, cfg: TrainConfig) -> None:
     """Model (trainable weights), optimizer, scheduler, RNG and step, written to a temp dir then renamed."""
     inner = unwrap(model)
     weights, optim = _trainable_state(inner, rt), _optimizer_state(inner, optimizer, rt)
@@ -99,6 +99,7 @@ def save_checkpoint(out: Path, rt: Runtime, model: nn.Module, optimizer, schedul
     tmp.mkdir(parents=True)
     torch.save(weights, tmp / "weights.pt")
     torch.save({"optimizer": optim, "scheduler": scheduler.state_dict(), "rng": _rng_state()}, tmp / "state.pt")
+    (tmp / "config.json").write_text(cfg.model_dump_json(), encoding="utf-8")
     write_json(tmp / "progress.json", {"step": step, "elapsed_s": elapsed})  # written last: marks it complete
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
@@ -106,6 +107,25 @@ def save_checkpoint(out: Path, rt: Runtime, model: nn.Module, optimizer, schedul
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
     rt.barrier()
+
+
+# keys that may change between a run and its resumption (budgets and bookkeeping, not the training itself)
+RESUMABLE_CHANGES = {"max_steps", "max_seconds", "epochs", "eval_every", "save_every", "log_every", "resume",
+                     "threads", "out"}
+
+
+def check_resumable(ckpt: Path, cfg: TrainConfig) -> None:
+    saved_path = ckpt / "config.json"
+    if not saved_path.exists():
+        return
+    saved = json.loads(saved_path.read_text())
+    now = json.loads(cfg.model_dump_json())
+    changed = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+    if changed:
+        from rlaif.errors import ConfigError
+
+        raise ConfigError(f"{ckpt} was written with a different config ({', '.join(changed)} changed), so it "
+                          f"cannot be resumed. Fix: use the same settings, another -o directory, or resume=false")
 
 
 def find_checkpoint(out: Path) -> Path | None:
@@ -273,10 +293,12 @@ def accumulate_gradients(module: nn.Module, loss_fn: LossFn, items: list[Tokeniz
     return loss_sum, acc, tokens
 
 
-def _trim_metrics(path: Path, step: int) -> None:
-    """On resume, forget rows written after the checkpoint (the resumed run writes them again)."""
+def _trim_metrics(path: Path, step: int, final: bool) -> None:
+    """On resume, forget rows written after the checkpoint (the resumed run writes them again), and the
+    final evaluation when the run had already finished (it is run again)."""
     if path.exists():
-        rows = [obj for _, obj in iter_json_lines(path) if obj.get("step", 0) <= step]
+        rows = [obj for _, obj in iter_json_lines(path) if obj.get("step", 0) <= step
+                and not (final and obj.get("split") == "eval" and obj.get("step") == step)]
         write_jsonl(path, rows)
 
 
@@ -298,9 +320,10 @@ def fit(cfg: TrainConfig, rt: Runtime, module: nn.Module, items: list[Tokenized]
     step, elapsed = 0, 0.0
     ckpt = find_checkpoint(out) if cfg.resume else None
     if ckpt is not None:
+        check_resumable(ckpt, cfg)
         step, elapsed = load_checkpoint(ckpt, rt, module, optimizer, scheduler)
         if rt.is_main:
-            _trim_metrics(metrics_path, step)
+            _trim_metrics(metrics_path, step, final=step >= total)
             print(f"resuming from {ckpt} at step {step}", file=sys.stderr)
     elif rt.is_main and metrics_path.exists():
         metrics_path.unlink()
@@ -310,7 +333,7 @@ def fit(cfg: TrainConfig, rt: Runtime, module: nn.Module, items: list[Tokenized]
     stopped_by = "max_steps" if cfg.max_steps else "epochs"
     last_row: dict = {}
     epoch_cache: dict[int, list[list[int]]] = {}
-    progress = _progress(rt, total, step, progress_label)
+    progress = _Progress(rt, total, step, progress_label)
     started = time.perf_counter() - elapsed
     while step < total:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -346,10 +369,11 @@ def fit(cfg: TrainConfig, rt: Runtime, module: nn.Module, items: list[Tokenized]
             if writer:
                 writer.write(erow)
         if step % cfg.save_every == 0 or step == total or out_of_time:
-            save_checkpoint(out, rt, module, optimizer, scheduler, step, time.perf_counter() - started)
+            save_checkpoint(out, rt, module, optimizer, scheduler, step, time.perf_counter() - started, cfg)
         if out_of_time:
             stopped_by = "max_seconds"
             break
+    progress.close()
     train_seconds = time.perf_counter() - started
     eval_row = None
     if eval_items:
@@ -364,19 +388,30 @@ def fit(cfg: TrainConfig, rt: Runtime, module: nn.Module, items: list[Tokenized]
     return TrainResult(str(out), step, stopped_by, last_row, eval_row, round(train_seconds, 3), 0.0)
 
 
-def _progress(rt: Runtime, total: int, start: int, label: str):
-    if not rt.is_main or not sys.stderr.isatty():
-        def quiet(step, row):
-            return None
-        return quiet
-    from rich.console import Console
+class _Progress:
+    """A rich progress bar on stderr (main process, terminals only)."""
 
-    console = Console(stderr=True)
+    def __init__(self, rt: Runtime, total: int, start: int, label: str):
+        self.bar = None
+        if rt.is_main and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    def show(step: int, row: dict) -> None:
-        console.print(f"[{label}] step {step}/{total} loss {row['loss']:.4f} "
-                      f"acc {row.get('reward_accuracy') or 0:.2f} {row['tokens_per_s']:.0f} tok/s", highlight=False)
-    return show
+            self.bar = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                console=Console(stderr=True))
+            self.task = self.bar.add_task(label, total=total, completed=start, info="")
+            self.bar.start()
+
+    def __call__(self, step: int, row: dict) -> None:
+        if self.bar is not None:
+            acc = row.get("reward_accuracy")
+            info = f"loss {row['loss']:.4f}" + (f" acc {acc:.2f}" if acc is not None else "")
+            self.bar.update(self.task, completed=step, info=f"{info} {row['tokens_per_s']:.0f} tok/s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def save_final(out: Path, rt: Runtime, module: nn.Module, tokenizer, result: TrainResult, config: dict) -> None:

@@ -50,11 +50,11 @@ def load_model(path: str, kind: str, tok, lora=None, gradient_checkpointing: boo
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if lora is not None:
-        model = add_lora(model, kind, lora)
+        model = add_lora(model, kind, lora, gradient_checkpointing)
     return model
 
 
-def add_lora(model: nn.Module, kind: str, lora) -> nn.Module:
+def add_lora(model: nn.Module, kind: str, lora, gradient_checkpointing: bool = False) -> nn.Module:
     try:
         from peft import LoraConfig, TaskType, get_peft_model
     except ImportError:
@@ -62,7 +62,7 @@ def add_lora(model: nn.Module, kind: str, lora) -> nn.Module:
     cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                      target_modules=lora.target_modules,
                      task_type=TaskType.CAUSAL_LM if kind == "causal" else TaskType.SEQ_CLS)
-    if getattr(model, "is_gradient_checkpointing", False):
+    if gradient_checkpointing:  # frozen embeddings: checkpointed blocks need an input that requires grad
         model.enable_input_require_grads()
     return get_peft_model(model, cfg)
 
