@@ -284,6 +284,33 @@ def convert(
 
 
 # --- training: train -----------------------------------------------------------------------------
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    recipe: str = typer.Argument(..., help="rm | dpo | kto"),
+    overrides: list[str] = typer.Argument(None, help="config overrides as key=value (e.g. beta=0.2 lora.r=8)"),
+    data: Path = typer.Option(None, "--data", help="preference JSONL (rlaif/TRL format); KTO: prompt/completion/label"),
+    model: str = typer.Option(None, "--model", help="'local' (the embedded default) or a local model directory"),
+    out: Path = typer.Option(None, "-o", "--out", help="output directory (checkpoint, metrics.jsonl, model)"),
+    config: Path = typer.Option(None, "--config", help="YAML config (default: the shipped one for the recipe)"),
+) -> None:
+    """Train a reward model (rm) or a policy (dpo, kto) from preference files; resumes after a kill.
+
+    Multi-process: `torchrun --nproc_per_node N -m rlaif.cli train dpo ...` (DDP; fsdp=true on GPUs).
+    """
+    import json as _json
+    from dataclasses import asdict
+
+    from rlaif.train import RECIPES
+    from rlaif.train import train as run_recipe
+    from rlaif.train.config import CONFIG_DIR, load_config
+
+    if recipe not in RECIPES:
+        raise typer.BadParameter(f"unknown recipe {recipe!r}: use one of {', '.join(RECIPES)}")
+    cfg = load_config(recipe, config or CONFIG_DIR / f"{recipe}.yaml", overrides or [],
+                      data=str(data) if data else None, model=model, out=str(out) if out else None)
+    result = run_recipe(recipe, cfg)
+    typer.echo(_json.dumps(asdict(result), indent=2))
+
 
 
 # --- evaluation: winrate, diversity, eval --------------------------------------------------------
