@@ -1,23 +1,277 @@
-"""`rlaif demo`: the best real path that exists so far (grows into the whole loop).
+"""`rlaif demo`: the whole RLAIF loop, offline, on the embedded default model and the CPU.
 
-For now: the embedded default model answers the shipped demo prompt set
-(prompts/demo.jsonl) into OUTDIR/responses.jsonl; a re-run resumes and reuses the cache.
+Read top to bottom; every step writes plain files under OUT and is skipped on a re-run once its
+outputs exist (state.json records finished steps), so a killed demo resumes where it stopped —
+model calls come back from the call cache, training from its last checkpoint.
+
+1. generate  candidates for the in-distribution instruction prompts (the base policy, K samples),
+             plus a rule-guided revision of each failing sample (rlaif.revise): the checker's
+             nearest compliant rewrite, so every prompt has candidates that pass and that fail;
+2. label     each revision against its original with the AI judge (local model, both orders) and
+             with the rule checker;
+3. audit     the AI judge against the checker (accuracy, position consistency, first-position
+             rate, length bias);
+4. prefs     one preference per pair the checker decides; p_chosen mixes the checker's verdict with
+             the AI judge's probability, the judge weighted by its measured accuracy above chance
+             (2·accuracy − 1, floored at 0): a judge with no signal gets no say;
+5. train     a reward model and a DPO policy for a fixed time budget;
+6. evaluate  trained vs base on later in-distribution prompts (never trained on) and on the
+             held-out constraint families (OOD): win rate with CIs, compliance, diversity, gap;
+7. report    report.html (self-contained) plus demo.json, next to every JSON file behind them.
 """
 from __future__ import annotations
 
 import sys
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from rlaif.catalog import find
-from rlaif.records import read_prompts
+from rlaif.records import (
+    Label,
+    Preference,
+    Prompt,
+    Response,
+    read_json_file,
+    read_jsonl,
+    read_prompts,
+    write_json,
+    write_jsonl,
+)
+
+AI_JUDGE = "pairwise-logprob"
+RULE_JUDGE = "rule"
+REVISION_POLICY = "rule-revision"
 
 
-def run_demo(out: Path, quick: bool = False) -> None:
-    from rlaif.generate import generate
+@dataclass(frozen=True)
+class Plan:
+    """How big the run is. `train_pool` ID prompts are reserved for training; evaluation starts after them."""
 
-    prompts = read_prompts(find("prompts", "demo"))[: 4 if quick else 8]
+    train_pool: int  # the first N in-distribution prompts (training candidates are drawn only from these)
+    train_prompts: int  # how many of them (all constraints revisable) are used
+    samples: int  # base samples per training prompt
+    max_tokens: int
+    rm_seconds: float
+    dpo_seconds: float
+    eval_prompts: int  # per split
+    eval_samples: int
+    eval_max_tokens: int
+
+
+FULL = Plan(train_pool=120, train_prompts=24, samples=2, max_tokens=64, rm_seconds=45, dpo_seconds=150,
+            eval_prompts=16, eval_samples=2, eval_max_tokens=64)
+QUICK = Plan(train_pool=120, train_prompts=8, samples=2, max_tokens=48, rm_seconds=10, dpo_seconds=30,
+             eval_prompts=5, eval_samples=2, eval_max_tokens=48)
+
+
+def log(msg: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Steps:
+    """Finished steps, recorded atomically in OUT/state.json so a re-run skips them."""
+
+    def __init__(self, out: Path, plan: Plan):
+        self.path = out / "state.json"
+        self.plan = asdict(plan)
+        state = read_json_file(self.path) if self.path.exists() else {}
+        # A different plan (e.g. --quick after a full run) starts over rather than mixing sizes.
+        self.done: dict[str, float] = state.get("done", {}) if state.get("plan") == self.plan else {}
+
+    def finished(self, name: str) -> bool:
+        return name in self.done
+
+    def mark(self, name: str, seconds: float) -> None:
+        self.done[name] = round(seconds, 1)
+        write_json(self.path, {"plan": self.plan, "done": self.done})
+
+
+def run_demo(out: Path, quick: bool = False) -> dict:
+    plan = QUICK if quick else FULL
     out = Path(out)
-    print(f"demo: the embedded model answers {len(prompts)} prompts from prompts/demo.jsonl", file=sys.stderr)
-    summary = generate(prompts, "local", out / "responses.jsonl", samples=1, temperature=0.7, max_tokens=64,
-                       seed=0, concurrency=1)
-    print(f"demo: responses in {summary.out}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = Steps(out, plan)
+    t_start = time.perf_counter()
+
+    def step(name: str, fn, *args):
+        if steps.finished(name):
+            log(f"{name}: done in an earlier run, skipped")
+            return
+        log(f"{name} ...")
+        t = time.perf_counter()
+        fn(*args)
+        steps.mark(name, time.perf_counter() - t)
+        log(f"{name}: {time.perf_counter() - t:.1f} s")
+
+    step("1_generate", generate_candidates, out, plan)
+    step("2_label", label_candidates, out)
+    step("3_audit", audit_judge, out)
+    step("4_preferences", build_preference_set, out)
+    step("5_train_rm", train_reward_model, out, plan)
+    step("5_train_dpo", train_policy, out, plan)
+    step("6_evaluate", evaluate_policies, out, plan)
+    step("7_report", write_report, out, plan, steps)
+    summary = read_json_file(out / "demo.json")
+    log(f"finished in {time.perf_counter() - t_start:.0f} s: open {out / 'report.html'}")
+    return summary
+
+
+# ---- 1. generate ---------------------------------------------------------------------------------
+
+def training_prompts(plan: Plan) -> list[Prompt]:
+    """From the first `train_pool` ID prompts, those whose every constraint a rule can repair."""
+    from rlaif.revise import revisable
+
+    pool = read_prompts(find("prompts", "ifeval_id"))[: plan.train_pool]
+    usable = [p for p in pool if p.constraints and all(revisable(c) for c in p.constraints)]
+    return usable[: plan.train_prompts]
+
+
+def generate_candidates(out: Path, plan: Plan) -> None:
+    from rlaif.constraints import check
+    from rlaif.generate import generate
+    from rlaif.revise import revise
+
+    prompts = training_prompts(plan)
+    write_jsonl(out / "prompts_train.jsonl", prompts)
+    generate(prompts, "local", out / "responses_base.jsonl", samples=plan.samples, temperature=0.8,
+             max_tokens=plan.max_tokens, seed=0)
+    base = read_jsonl(out / "responses_base.jsonl", Response)
+    by_id = {p.prompt_id: p for p in prompts}
+    revisions = []
+    for r in base:
+        if check(by_id[r.prompt_id].constraints, r.response).all_pass:
+            continue  # already compliant: nothing to learn from a revision
+        text = revise(by_id[r.prompt_id].constraints, r.response)
+        if text is not None:
+            revisions.append(Response(prompt_id=r.prompt_id, prompt=r.prompt, policy=REVISION_POLICY,
+                                      sample=r.sample, response=text, revised_from=f"local#{r.sample}"))
+    write_jsonl(out / "candidates.jsonl", [*base, *revisions])
+
+
+# ---- 2. label ------------------------------------------------------------------------------------
+
+def label_candidates(out: Path) -> None:
+    from rlaif.judge.pipeline import run_label
+    from rlaif.judge.spec import load_judges
+
+    judges = load_judges([AI_JUDGE, RULE_JUDGE])
+    # Each revision against the sample it revises: the pairs that carry a signal (two failing samples
+    # are a tie for the checker), and on a CPU every AI-judge call counts.
+    run_label(out / "candidates.jsonl", judges, out / "labels", pairing="reference", reference="local", orders="both",
+              prompts_path=out / "prompts_train.jsonl", progress=True)
+
+
+def _raters(labels: list[Label]) -> tuple[str, str]:
+    ai = next(lb.rater for lb in labels if lb.rater.startswith(AI_JUDGE + "@"))
+    rule = next(lb.rater for lb in labels if lb.rater.startswith(RULE_JUDGE + "@"))
+    return ai, rule
+
+
+# ---- 3. audit ------------------------------------------------------------------------------------
+
+def audit_judge(out: Path) -> None:
+    from rlaif.audit import audit_labels
+    from rlaif.records import write_text
+    from rlaif.report.audit_page import render_audit_html, render_audit_md
+
+    labels = read_jsonl(out / "labels" / "labels.jsonl", Label)
+    _, rule = _raters(labels)
+    result = audit_labels(labels, gold=rule)
+    write_json(out / "audit" / "audit.json", result)
+    write_text(out / "audit" / "audit.md", render_audit_md(result))
+    gold = [lb for lb in labels if lb.rater == rule]
+    write_text(out / "audit" / "audit.html",
+               render_audit_html(result, [lb for lb in labels if lb.rater != rule], gold))
+
+
+# ---- 4. preferences ------------------------------------------------------------------------------
+
+def judge_weight(audit: dict, rater: str) -> tuple[float, float | None]:
+    """(weight, accuracy): accuracy against the checker above chance, 2·acc − 1 floored at 0."""
+    acc = (audit["raters"].get(rater) or {}).get("accuracy") or {}
+    value = acc.get("value") if isinstance(acc, dict) else acc
+    if value is None:
+        return 0.0, None
+    return max(0.0, 2.0 * value - 1.0), value
+
+
+def build_preference_set(out: Path) -> None:
+    from rlaif.judge.jury import judge_verdicts
+
+    labels = read_jsonl(out / "labels" / "labels.jsonl", Label)
+    ai, rule = _raters(labels)
+    audit = read_json_file(out / "audit" / "audit.json")
+    w, acc = judge_weight(audit, ai)
+    verdicts = judge_verdicts(labels)  # per item, per rater: both orders combined
+    rule_labels = {lb.item: lb for lb in labels if lb.rater == rule and lb.winner in ("a", "b")}
+    prefs = []
+    for item, lb in rule_labels.items():
+        ai_v = verdicts.get(item, {}).get(ai)
+        p_ai = None if ai_v is None else ai_v.p_a
+        p_a = lb.p_a if p_ai is None or w == 0 else (lb.p_a + w * p_ai) / (1.0 + w)
+        a_wins = lb.winner == "a"
+        prefs.append(Preference(
+            prompt=lb.prompt, chosen=lb.response_a if a_wins else lb.response_b,
+            rejected=lb.response_b if a_wins else lb.response_a, p_chosen=p_a if a_wins else 1.0 - p_a,
+            prompt_id=getattr(lb, "prompt_id", None),
+            chosen_policy=lb.model_a if a_wins else lb.model_b, rejected_policy=lb.model_b if a_wins else lb.model_a,
+            judges=[rule] + ([ai] if w > 0 else []), agreement=None if p_ai is None else float((p_ai > 0.5) == a_wins)))
+    write_jsonl(out / "preferences.jsonl", prefs)
+    write_json(out / "preferences_summary.json", {
+        "n_pairs": len({lb.item for lb in labels}), "n_preferences": len(prefs),
+        "checker": rule, "ai_judge": ai, "ai_judge_accuracy": acc, "ai_judge_weight": w,
+        "rule": "p_chosen = (p_checker + w * p_ai_judge) / (1 + w), w = max(0, 2 * accuracy - 1)",
+        "mean_p_chosen": sum(p.p_chosen for p in prefs) / len(prefs) if prefs else None,
+        "chosen_policies": _count(p.chosen_policy for p in prefs),
+    })
+
+
+def _count(xs) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for x in xs:
+        out[str(x)] = out.get(str(x), 0) + 1
+    return out
+
+
+# ---- 5. train ------------------------------------------------------------------------------------
+
+def _train_common(out: Path, seconds: float) -> dict[str, Any]:
+    return dict(data=str(out / "preferences.jsonl"), model="local", max_seconds=seconds, epochs=4,
+                max_length=256, max_prompt_length=128, batch_size=4, micro_batch_size=4, eval_fraction=0.15,
+                save_every=5, seed=0)
+
+
+def train_reward_model(out: Path, plan: Plan) -> None:
+    from rlaif.train import train_rm
+
+    train_rm(out=str(out / "rm"), lr=2e-5, **_train_common(out, plan.rm_seconds))
+
+
+def train_policy(out: Path, plan: Plan) -> None:
+    from rlaif.train import train_dpo
+
+    train_dpo(out=str(out / "dpo"), lr=2e-5, beta=0.1, **_train_common(out, plan.dpo_seconds))
+
+
+# ---- 6. evaluate ---------------------------------------------------------------------------------
+
+def evaluate_policies(out: Path, plan: Plan) -> None:
+    from rlaif.evaluate import run_eval
+
+    run_eval("ifeval", f"dpo=hf:{out / 'dpo'}", "local", out / "eval", limit=plan.eval_prompts,
+             samples=plan.eval_samples, max_tokens=plan.eval_max_tokens, temperature=0.7,
+             reward_model=str(out / "rm"), prompts_offset=plan.train_pool, progress=True)
+
+
+# ---- 7. report -----------------------------------------------------------------------------------
+
+def write_report(out: Path, plan: Plan, steps: Steps) -> None:
+    from rlaif.records import write_text
+    from rlaif.report.demo_page import build_demo_summary, render_demo_html
+
+    summary = build_demo_summary(out, asdict(plan), steps.done)
+    write_json(out / "demo.json", summary)
+    write_text(out / "report.html", render_demo_html(out, summary))

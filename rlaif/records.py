@@ -150,6 +150,17 @@ def dump(record: BaseModel | dict) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
+def read_json_file(path: str | Path) -> Any:
+    """Read one JSON document; a broken file is an InputError naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(path, None, "no such file", "check the path") from None
+    except json.JSONDecodeError as e:
+        raise InputError(path, e.lineno, f"not valid JSON ({e.msg})", "fix or regenerate the file") from None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -1,0 +1,250 @@
+"""The demo's report: demo.json (every headline number, stable keys) and one self-contained report.html.
+
+Reads only the files the demo's steps wrote, so the report can be rebuilt from a finished run.
+The conclusions are computed from the intervals, never written in advance: a trained policy
+whose interval covers 0.5 is reported as not distinguishable from the base.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rlaif.records import Label, Response, iter_json_lines, read_json_file, read_jsonl
+from rlaif.report.html import (
+    Example,
+    Section,
+    bar_chart,
+    examples,
+    figure,
+    grid,
+    interval_plot,
+    metrics,
+    new_figure,
+    paragraph,
+    render_page,
+    table,
+)
+
+DIVERSITY = ("distinct_1", "distinct_2", "ead", "self_bleu", "embedding")
+
+
+def _value(x: Any) -> Any:
+    return x.get("value") if isinstance(x, dict) else x
+
+
+def _get(d: Any, *path: str) -> Any:
+    for p in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(p)
+    return d
+
+
+def _curve(path: Path) -> list[dict]:
+    return [obj for _, obj in iter_json_lines(path)] if path.exists() else []
+
+
+def _training(run: Path) -> dict | None:
+    if not (run / "train_result.json").exists():
+        return None
+    res = read_json_file(run / "train_result.json")
+    rows = _curve(run / "metrics.jsonl")
+    keys = ("step", "loss", "reward_accuracy", "reward_margin", "kl")
+    return {"steps": res["steps"], "stopped_by": res["stopped_by"], "train_seconds": res["train_seconds"],
+            "reference_seconds": res.get("reference_seconds"),
+            "final_train": {k: res["train"].get(k) for k in keys if k in res["train"]},
+            "final_eval": {k: res["eval"].get(k) for k in keys if k in res["eval"]} if res.get("eval") else None,
+            "curve": [{k: r.get(k) for k in keys} | {"split": r.get("split")} for r in rows]}
+
+
+def verdict_sentence(split: str, wr: dict | None, policy: str, baseline: str) -> str:
+    """The honest reading of one win rate and its 95% interval."""
+    if not wr or wr.get("win_rate") is None:
+        return f"{split}: no decisive comparisons, so no verdict."
+    w, lo, hi = wr["win_rate"], wr.get("ci_low"), wr.get("ci_high")
+    span = f"win rate {w:.2f} (95% CI {lo:.2f}-{hi:.2f}, n = {wr.get('n')})" if lo is not None else f"win rate {w:.2f}"
+    if lo is not None and lo > 0.5:
+        return f"{split}: {policy} beats {baseline}: {span}."
+    if hi is not None and hi < 0.5:
+        return f"{split}: {policy} is worse than {baseline}: {span}."
+    return f"{split}: {policy} does not beat {baseline} detectably: {span}; the interval includes 0.5."
+
+
+def build_demo_summary(out: Path, plan: dict, step_seconds: dict) -> dict:
+    out = Path(out)
+    cands = read_jsonl(out / "candidates.jsonl", Response)
+    base = [r for r in cands if r.policy == "local"]
+    label_summary = read_json_file(out / "labels" / "summary.json")
+    audit = read_json_file(out / "audit" / "audit.json")
+    prefs = read_json_file(out / "preferences_summary.json")
+    ai = prefs["ai_judge"]
+    r = audit["raters"].get(ai, {})
+    ev = read_json_file(out / "eval" / "eval.json") if (out / "eval" / "eval.json").exists() else {}
+    policy, baseline = ev.get("policy", "dpo"), ev.get("baseline", "local")
+    splits = {}
+    verdicts = []
+    for name, sp in (ev.get("splits") or {}).items():
+        by_judge = sp.get("win_rate") or {}
+        rule_key = next((k for k in by_judge if k.startswith("rule@")), None)
+        primary = by_judge.get(rule_key) if rule_key else next(iter(by_judge.values()), None)
+        splits[name] = {
+            "kind": sp.get("kind"), "n_prompts": sp.get("n_prompts"), "samples": sp.get("samples"),
+            "win_rate": {k: {f: v.get(f) for f in ("n", "wins", "losses", "ties", "win_rate", "ci_low", "ci_high",
+                                                    "soft_win_rate", "lc_win_rate")} for k, v in by_judge.items()},
+            "compliance": sp.get("compliance"), "diversity": sp.get("diversity"), "reward": sp.get("reward"),
+        }
+        verdicts.append(verdict_sentence(f"{name} ({sp.get('kind')})", primary, policy, baseline))
+    return {
+        "plan": plan,
+        "step_seconds": step_seconds,
+        "total_seconds": round(sum(step_seconds.values()), 1),
+        "candidates": {"n_prompts": len({r.prompt_id for r in base}), "n_base": len(base),
+                       "n_revisions": len(cands) - len(base)},
+        "labels": {k: label_summary.get(k) for k in ("n_pairs", "n_labels", "n_invalid")}
+        | {"judges": label_summary.get("judges")},
+        "judge_audit": {"rater": ai, "gold": prefs["checker"]} | {
+            k: r.get(k) for k in ("accuracy", "accuracy_by_order", "accuracy_both_orders", "position_consistency",
+                                  "first_position_rate", "preference_fairness", "longer_preferred_rate",
+                                  "invalid_rate", "ece")},
+        "preferences": prefs,
+        "training": {"rm": _training(out / "rm"), "dpo": _training(out / "dpo")},
+        "evaluation": {"policy": policy, "baseline": baseline, "splits": splits,
+                       "generalization_gap": ev.get("generalization_gap")},
+        "verdicts": verdicts,
+    }
+
+
+# ---- HTML ----------------------------------------------------------------------------------------
+
+def _fmt_ci(e: Any) -> str:
+    if not isinstance(e, dict) or e.get("value") is None:
+        return "n/a"
+    lo, hi = e.get("ci_low"), e.get("ci_high")
+    return f"{e['value']:.2f} [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else f"{e['value']:.2f}"
+
+
+def _curve_plot(train: dict, title: str) -> Any:
+    rows = [r for r in train["curve"] if r.get("split") == "train"]
+    if not rows:
+        return paragraph(f"{title}: no training steps were logged.", note=True)
+    fig, axes = new_figure(7.0, 2.6, ncols=3)
+    for ax, key in zip(axes, ("loss", "reward_accuracy", "reward_margin"), strict=True):
+        ax.plot([r["step"] for r in rows], [r.get(key) for r in rows], marker="o", ms=3, color="#0969da")
+        ax.set_title(key.replace("_", " "), fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return figure(fig, caption=f"{title}: per-step training metrics ({train['steps']} steps, "
+                               f"stopped by {train['stopped_by']}).")
+
+
+def _examples(out: Path, summary: dict, limit: int = 12) -> Any:
+    items = []
+    for split in summary["evaluation"]["splits"]:
+        path = out / "eval" / split / "labels.jsonl"
+        if not path.exists():
+            continue
+        seen = set()
+        for lb in read_jsonl(path, Label):
+            if not lb.rater.startswith("rule@") or lb.item in seen:
+                continue
+            seen.add(lb.item)
+            items.append(Example(
+                title=f"{split}: {lb.item}", fields={"prompt": lb.prompt, f"A: {lb.model_a}": lb.response_a,
+                                                     f"B: {lb.model_b}": lb.response_b},
+                side_by_side=(f"A: {lb.model_a}", f"B: {lb.model_b}"),
+                notes={"checker verdict": lb.winner, "score A": getattr(lb, "score_a", None),
+                       "score B": getattr(lb, "score_b", None)}))
+            if len(items) >= limit:
+                break
+    return examples(items, heading="Evaluation pairs as the checker saw them", limit=limit)
+
+
+def render_demo_html(out: Path, s: dict) -> str:
+    ev = s["evaluation"]
+    ja = s["judge_audit"]
+    sections = []
+
+    head = {}
+    for name, sp in ev["splits"].items():
+        rule = next((v for k, v in sp["win_rate"].items() if k.startswith("rule@")), None)
+        if rule:
+            head[f"{name} win rate"] = rule.get("win_rate")
+    gap = ev.get("generalization_gap")
+    sections.append(Section("What happened", [
+        metrics(head | {"AI judge accuracy": _value(ja.get("accuracy")),
+                        "AI judge position consistency": _value(ja.get("position_consistency")),
+                        "preferences": s["preferences"]["n_preferences"]}),
+        *[paragraph(v) for v in s["verdicts"]],
+        paragraph(f"Generalization gap (ID − OOD win rate): {gap}" if gap else "No generalization gap computed.",
+                  note=True),
+        paragraph(f"The whole run took {s['total_seconds']:.0f} s of step time on this machine.", note=True),
+    ], intro="The loop on the embedded SmolLM2-135M-Instruct, offline on the CPU: generate → label (AI judge in "
+             "both orders + rule checker) → audit → preferences → train RM and DPO → evaluate on held-out prompts."))
+
+    acc_order = ja.get("accuracy_by_order") or {}
+    bars = {"accuracy": _value(ja.get("accuracy")), "acc. order ab": _value(acc_order.get("ab")),
+            "acc. order ba": _value(acc_order.get("ba")),
+            "position consistency": _value(ja.get("position_consistency")),
+            "first-position rate": _value(ja.get("first_position_rate")),
+            "longer preferred": _value(ja.get("longer_preferred_rate"))}
+    sections.append(Section("The AI judge, audited against the checker", [
+        grid([bar_chart(list(bars), list(bars.values()), ylim=(0, 1), reference=0.5,
+                        title=f"{ja['rater']} vs {ja['gold']}"),
+              table([{"measure": k, "value (95% CI)": _fmt_ci(ja.get(k)) if isinstance(ja.get(k), dict) else ja.get(k)}
+                     for k in ("accuracy", "accuracy_both_orders", "position_consistency", "first_position_rate",
+                               "preference_fairness", "longer_preferred_rate", "invalid_rate")])]),
+        paragraph("A first-position rate near 1 with position consistency near 0 means the judge picks whatever it "
+                  "is shown first: judging both orders is what exposes it. See audit/audit.html for every verdict."),
+    ]))
+
+    p = s["preferences"]
+    sections.append(Section("The preference dataset", [
+        table([{"pairs judged": p["n_pairs"], "preferences": p["n_preferences"],
+                "AI judge weight": p["ai_judge_weight"], "mean p_chosen": p["mean_p_chosen"],
+                "chosen from": ", ".join(f"{k}: {v}" for k, v in p["chosen_policies"].items())}]),
+        paragraph(f"Soft labels: {p['rule']}. The AI judge's measured accuracy was {p['ai_judge_accuracy']}, "
+                  f"so its weight is {p['ai_judge_weight']}: a judge without signal does not move the labels."),
+    ]))
+
+    tr = s["training"]
+    blocks = [_curve_plot(tr[k], k.upper()) for k in ("rm", "dpo") if tr.get(k)]
+    rows = [{"model": k, "steps": v["steps"], "train s": v["train_seconds"],
+             **{f"eval {m}": (v["final_eval"] or {}).get(m) for m in ("loss", "reward_accuracy", "reward_margin")}}
+            for k, v in tr.items() if v]
+    sections.append(Section("Training", [*blocks, table(rows)]))
+
+    labels, est, lows, highs = [], [], [], []
+    for name, sp in ev["splits"].items():
+        for rater, w in sp["win_rate"].items():
+            labels.append(f"{name} · {rater.split(':')[0]}")
+            est.append(w.get("win_rate"))
+            lows.append(w.get("ci_low"))
+            highs.append(w.get("ci_high"))
+    comp_rows = []
+    for name, sp in ev["splits"].items():
+        for who, c in (sp.get("compliance") or {}).items():
+            if isinstance(c, dict):
+                comp_rows.append({"split": name, "policy": who, "compliance": _fmt_ci(c.get("all_pass", c))})
+    sections.append(Section("Win rates with 95% intervals", [
+        interval_plot(labels, est, lows, highs, xlabel=f"win rate of {ev['policy']} vs {ev['baseline']}",
+                      reference=0.5, xlim=(0, 1)) if labels else paragraph("No evaluation results."),
+        table(comp_rows) if comp_rows else paragraph("No compliance results.", note=True),
+    ]))
+
+    div_rows = []
+    for name, sp in ev["splits"].items():
+        for who, d in (sp.get("diversity") or {}).items():
+            for scope in ("per_input", "across_input"):
+                m = (d or {}).get(scope) or {}
+                div_rows.append({"split": name, "policy": who, "scope": scope, **{k: m.get(k) for k in DIVERSITY}})
+    sections.append(Section("Diversity before and after", [
+        table(div_rows) if div_rows else paragraph("No diversity results.", note=True),
+        paragraph("Higher distinct-n, EAD and embedding diversity mean more varied outputs; higher self-BLEU means "
+                  "more repetitive ones. RLHF-style training often trades diversity for reward (Kirk et al. 2023).",
+                  note=True),
+    ]))
+    sections.append(Section("Examples", [_examples(out, s)]))
+    return render_page("rlaif demo report", sections,
+                       subtitle="RL from AI feedback, end to end, on a 135M model and a CPU")
