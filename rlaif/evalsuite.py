@@ -65,10 +65,12 @@ def _limit(suite: Suite, split: str, limit: int | None) -> int | None:
     return limit or suite.spec.splits[split].limit or suite.spec.limit
 
 
-def _check_settings(split_dir: Path, refs: list[PolicyRef], gen: Generation) -> None:
-    """Responses already in OUTDIR must come from the same model and sampling settings as this run's."""
+def _check_settings(split_dir: Path, refs: list[PolicyRef], backends: dict[str, Any], gen: Generation) -> None:
+    """Responses already in OUTDIR must come from the same model (for hf: the same weight files) and
+    sampling settings as this run's."""
     path = split_dir / "generation.json"
-    now = {r.name: {"spec": r.spec, "temperature": r.temperature if r.temperature is not None else gen.temperature,
+    now = {r.name: {"spec": r.spec, "model": backends[r.name].model,
+                    "temperature": r.temperature if r.temperature is not None else gen.temperature,
                     "max_tokens": gen.max_tokens, "seed": gen.seed} for r in refs}
     before = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     for name, settings in now.items():
@@ -231,7 +233,7 @@ def _run_split(s: Suite, split: str, pol: PolicyRef, base: PolicyRef, d: Path, b
         raise ConfigError(f"split '{split}' has {len(every)} prompts: none left after skipping {offset}. "
                           "Fix: lower the prompts offset")
     d.mkdir(parents=True, exist_ok=True)
-    _check_settings(d, [pol, base], gen)
+    _check_settings(d, [pol, base], backends, gen)
     ids = {p.prompt_id for p in prompts}
     responses: dict[str, list[Response]] = {}
     gen_calls = {}

@@ -9,6 +9,7 @@ top-k alternatives, as OpenAI reports them. Only existing local paths load
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +18,22 @@ from typing import Any
 
 from rlaif.backends.base import Completion, Request, check_local_path
 from rlaif.errors import BackendError, MissingDependency
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+
+def weights_fingerprint(path: Path) -> str:
+    """A short hash of the names, sizes and modification times of a model's weight and config files."""
+    if path.is_file():
+        files = [path]
+    else:
+        files = sorted(f for f in path.iterdir() if f.is_file() and (f.suffix in _WEIGHT_SUFFIXES or f.name in (
+            "config.json", "adapter_config.json")))
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:12]
 
 
 @dataclass
@@ -32,7 +49,9 @@ class HFBackend:
                  batch_size: int = 8, device: str | None = None, dtype: str | None = None):
         self.path = check_local_path("hf", str(path))
         self.spec = spec or f"hf:{path}"
-        self.model = model or str(self.path.resolve())
+        # The model name is part of the call-cache key: with the weights' fingerprint in it, a checkpoint
+        # retrained into the same directory is not answered from the old weights' cache.
+        self.model = model or f"{self.path.resolve()}@{weights_fingerprint(self.path)}"
         self.max_batch = batch_size
         self.timeout_s = None  # local generation: no deadline, progress is visible
         self.price_model = None
