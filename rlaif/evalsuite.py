@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from rlaif.backends import get_backend
 from rlaif.errors import ConfigError
@@ -40,19 +41,29 @@ def _http(spec: str) -> bool:
     return spec.partition(":")[0] in ("openai", "anthropic")
 
 
+def _judge_kind(path: str) -> str | None:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None  # load_judge reports it properly
+    return data.get("kind") if isinstance(data, dict) else None
+
+
 def _judges(suite: Suite, judge_model: str | None, reward_model: str | None) -> list[Judge]:
+    """The suite's judges (when it asks for win rates), LLM judges moved to `judge_model`, and the
+    reward-model judge on `reward_model` (added when the suite does not list it)."""
     judges = []
-    for i, path in enumerate(suite.judge_paths):
-        try:
-            j = load_judge(path)
-        except ConfigError:  # a reward-model judge has no checkpoint of its own
+    for name, path in zip(suite.spec.judges, suite.judge_paths, strict=True):
+        if "win_rate" not in suite.spec.metrics:
+            break
+        kind = _judge_kind(path)
+        if kind == "reward_model":
             if not reward_model:
-                raise ConfigError(f"judge '{suite.spec.judges[i]}' of suite '{suite.name}' needs a checkpoint. "
-                                  "Fix: pass --reward-model PATH") from None
-            j = load_judge(path, model=reward_model)
-        if judge_model and j.kind == "llm":
-            j = load_judge(path, model=judge_model)
-        judges.append(j)
+                raise ConfigError(f"judge '{name}' of suite '{suite.name}' needs a reward model checkpoint. "
+                                  "Fix: pass --reward-model PATH (a `rlaif train rm` directory)")
+            judges.append(load_judge(path, model=reward_model))
+        else:
+            judges.append(load_judge(path, model=judge_model if judge_model and kind in (None, "llm") else None))
     if reward_model and not any(j.kind == "reward_model" for j in judges):
         judges.append(load_judge("reward-model", model=reward_model))
     raters = [j.rater for j in judges]
@@ -165,7 +176,7 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
     embedding = spec.embedding if embedding is None else embedding
     want_kl = bool(reward_model) if kl is None else kl
     n_boot = spec.n_boot
-    judges = _judges(s, judge_model, reward_model) if "win_rate" in spec.metrics or reward_model else []
+    judges = _judges(s, judge_model, reward_model)
     rm_rater = next((j.rater for j in judges if j.kind == "reward_model"), None)
     out = Path(out)
 
@@ -213,8 +224,7 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
                   "cache_hits": sum(v["cache_hits"] for sp in splits.values() for part in sp["calls"].values()
                                     for v in part.values())},
         "examples_shown": spec.examples,
-        "notes": [] if any(sp.kind == "ood" for sp in spec.splits.values()) and
-        any(sp.kind == "id" for sp in spec.splits.values()) else
+        "notes": [] if {sp.kind for sp in spec.splits.values()} == {"id", "ood"} else
         ["the suite lacks an ID or an OOD split: no generalization gap"],
     }
     _write(result, labels_by_split, out)

@@ -63,6 +63,11 @@ def winrate_markdown(d: dict[str, Any]) -> str:
         lines.append(_md_table(["category", "n", "win rate", "95% CI", "length-controlled"],
                                [[c, v["n"], v["win_rate"], f"[{_fmt(v['ci_low'])}, {_fmt(v['ci_high'])}]",
                                  v["lc_win_rate"]] for c, v in d["per_category"].items()]))
+    if d.get("per_rater"):
+        lines += ["", "## Per rater", ""]
+        lines.append(_md_table(["rater", "n", "win rate", "95% CI", "soft"],
+                               [[r, v["n"], v["win_rate"], f"[{_fmt(v['ci_low'])}, {_fmt(v['ci_high'])}]",
+                                 v["soft_win_rate"]] for r, v in d["per_rater"].items()]))
     if d["warnings"]:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in d["warnings"]]
     return "\n".join(lines) + "\n"

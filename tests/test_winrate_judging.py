@@ -98,6 +98,7 @@ def test_winrate_from_labels_writes_the_page_with_per_rater_rates(tmp_path):
     assert d["per_rater"]["j1"]["win_rate"] == 1.0 and d["per_rater"]["j2"]["win_rate"] == pytest.approx(4 / 6)
     html = (tmp_path / "o" / "winrate.html").read_text()
     assert "<script>x" not in html and "&lt;script&gt;x&lt;/script&gt;" in html and "Per rater" in html
+    assert "| j2 | 6 | 0.667 |" in (tmp_path / "o" / "winrate.md").read_text()
 
 
 def test_winrate_argument_errors_exit_2(tmp_path):
