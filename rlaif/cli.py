@@ -424,7 +424,7 @@ def eval_suite(
     r = run_eval(suite, policy, baseline, out, limit=limit, samples=samples, max_tokens=max_tokens,
                  temperature=temperature, reward_model=reward_model, judge_model=judge_model,
                  base_urls=base_url or None, embedding=False if no_embedding else None, concurrency=concurrency,
-                 progress=True, prompts_offset=offset, api_key_env=api_key_env, kl=kl)
+                 progress=None, prompts_offset=offset, api_key_env=api_key_env, kl=kl)
     for split, s in r["splits"].items():
         for rater, w in s.get("win_rate", {}).items():
             if w["win_rate"] is not None:

@@ -152,7 +152,7 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
              limit: int | None = None, samples: int | None = None, max_tokens: int | None = None,
              temperature: float | None = None, reward_model: str | None = None, judge_model: str | None = None,
              base_urls: list[str] | None = None, embedding: bool | None = None, concurrency: int = 8,
-             progress: bool = True, prompts_offset: int = 0, api_key_env: str | None = None,
+             progress: bool | None = True, prompts_offset: int = 0, api_key_env: str | None = None,
              kl: bool | None = None) -> dict[str, Any]:
     """Run an eval suite; returns the eval.json dict. `policy`/`baseline` are "NAME=SPEC" or "SPEC"
     (baseline None: the suite's); `prompts_offset` skips the first N prompts of every split (e.g. those
@@ -196,7 +196,7 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
     gap_parts: dict[str, dict[str, list]] = {}
     try:
         for split, sp in spec.splits.items():
-            if progress:
+            if progress is not False:
                 print(f"eval {s.name}: split {split} ({sp.kind})", file=sys.stderr)
             res, labels = _run_split(s, split, pol, base, out / split, backends, calls, judges, gen, rm_rater,
                                      limit=_limit(s, split, limit), offset=prompts_offset, embedding=embedding,
@@ -233,7 +233,7 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
 
 def _run_split(s: Suite, split: str, pol: PolicyRef, base: PolicyRef, d: Path, backends: dict[str, Any],
                calls: LiveCalls, judges: list[Judge], gen: Generation, rm_rater: str | None, *, limit: int | None,
-               offset: int, embedding: bool, want_kl: bool, n_boot: int, progress: bool,
+               offset: int, embedding: bool, want_kl: bool, n_boot: int, progress: bool | None,
                gap_parts: dict[str, dict[str, list]]) -> tuple[dict[str, Any], list]:
     spec = s.spec
     sp = spec.splits[split]

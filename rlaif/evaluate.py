@@ -326,7 +326,7 @@ def diversity_from_file(responses_path: str | Path, out_dir: str | Path, *, toke
 def run_eval(suite: Any, policy: str, baseline: str | None, out: str | Path, *, limit: int | None = None,
              samples: int | None = None, max_tokens: int | None = None, temperature: float | None = None,
              reward_model: str | None = None, judge_model: str | None = None, base_urls: list[str] | None = None,
-             embedding: bool | None = None, concurrency: int = 8, progress: bool = True,
+             embedding: bool | None = None, concurrency: int = 8, progress: bool | None = True,
              prompts_offset: int = 0, **kwargs: Any) -> dict[str, Any]:
     """Run an eval suite (a name in evals/, a path, or a loaded `rlaif.suite.Suite`): see rlaif.evalsuite."""
     from rlaif.evalsuite import run_eval as _run
