@@ -316,24 +316,48 @@ def train(
 # --- evaluation: winrate, diversity, eval --------------------------------------------------------
 @app.command()
 def winrate(
-    labels: Path = typer.Option(..., "--labels", help="labels.jsonl (both orders of each pair, any raters)"),
-    policy: str = typer.Option(..., "--policy", help="the evaluated model, as named in model_a/model_b"),
-    baseline: str = typer.Option(..., "--baseline", help="the reference model, as named in model_a/model_b"),
-    out: Path = typer.Option(..., "-o", "--out", help="output directory (winrate.json, winrate.md)"),
-    prompts: Path = typer.Option(None, "--prompts", help="prompt set whose categories give per-category rates"),
+    responses: Path = typer.Argument(None, help="responses JSONL holding both policies' samples (`rlaif generate` "
+                                               "output of each, concatenated); judged with --judge"),
+    labels: Path = typer.Option(None, "--labels", help="or: labels.jsonl already judged (both orders, any raters)"),
+    policy: str = typer.Option(..., "--policy", help="the evaluated model, as named in the files"),
+    baseline: str = typer.Option(..., "--baseline", help="the reference model, as named in the files"),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory (winrate.json, .md, .html; labels.jsonl)"),
+    judge: list[str] = typer.Option([], "--judge", "-j", help=_JUDGE_HELP),
+    judge_model: list[str] = typer.Option([], "--judge-model", help=_JUDGE_MODEL_HELP),
+    base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL for the judges"),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="environment variable holding the API key"),
+    prompts: Path = typer.Option(None, "--prompts", help="prompt set: categories give per-category rates; "
+                                                         "constraints feed the rule judge"),
+    concurrency: int = typer.Option(8, "--concurrency", "-c", min=1, help="parallel judge requests"),
     n_boot: int = typer.Option(10_000, "--n-boot", help="bootstrap replicates"),
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
 ) -> None:
-    """Win rate of POLICY over BASELINE from label records, with a prompt-clustered 95% interval."""
-    from rlaif.evaluate import winrate_from_labels_file
+    """Win rate of POLICY over BASELINE with a prompt-clustered 95% interval: judge RESPONSES (both orders)
+    or read --labels."""
+    from rlaif.errors import ConfigError
+    from rlaif.evaluate import winrate_from_labels_file, winrate_from_responses_file
 
-    d = winrate_from_labels_file(labels, policy, baseline, out, prompts_path=prompts, n_boot=n_boot, seed=seed)
+    if (responses is None) == (labels is None):
+        raise ConfigError("give either RESPONSES (to judge) or --labels (already judged). "
+                          "Fix: e.g. `rlaif winrate responses.jsonl --judge pairwise ...` or `--labels labels.jsonl`")
+    if labels is not None:
+        if judge or judge_model:
+            raise ConfigError("--judge/--judge-model judge RESPONSES; --labels are judged already. Fix: drop one")
+        d = winrate_from_labels_file(labels, policy, baseline, out, prompts_path=prompts, n_boot=n_boot, seed=seed)
+    else:
+        if not judge:
+            raise ConfigError("judging RESPONSES needs a judge. Fix: add --judge NAME (e.g. pairwise-logprob)")
+        from rlaif.judge import load_judges
+
+        d = winrate_from_responses_file(responses, load_judges(judge, judge_model), policy, baseline, out,
+                                        prompts_path=prompts, concurrency=concurrency, base_urls=base_url or None,
+                                        api_key_env=api_key_env, n_boot=n_boot, seed=seed)
     lc = "–" if d["lc_win_rate"] is None else f"{d['lc_win_rate']:.3f}"
     typer.echo(f"{policy} vs {baseline}: win rate {d['win_rate']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}] "
                f"over {d['n']} comparisons ({d['wins']}-{d['losses']}-{d['ties']}), length-controlled {lc}")
     for w in d["warnings"]:
         typer.secho(f"warning: {w}", err=True, fg="yellow")
-    typer.echo(f"wrote {out / 'winrate.json'} and {out / 'winrate.md'}")
+    typer.echo(f"wrote {out / 'winrate.json'}, winrate.md and winrate.html")
 
 
 @app.command()
@@ -370,6 +394,48 @@ def _stderr_console():
     return Console(stderr=True)
 
 
+@app.command("eval")
+def eval_suite(
+    suite: str = typer.Argument(..., help="a built-in suite (ifeval, assistant) or a suite YAML file"),
+    policy: str = typer.Option(..., "--policy", help="[NAME=]SPEC[,temperature=T]: the evaluated policy, e.g. "
+                                                     "dpo=hf:runs/dpo/model"),
+    baseline: str = typer.Option(None, "--baseline", help="[NAME=]SPEC[,temperature=T] (default: the suite's)"),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory (eval.json, eval.md, eval.html, <split>/)"),
+    limit: int = typer.Option(None, "--limit", min=1, help="prompts per split (default: the suite's)"),
+    offset: int = typer.Option(0, "--offset", min=0, help="skip the first N prompts of each split (e.g. trained on)"),
+    samples: int = typer.Option(None, "--samples", "-n", min=1, help="samples per prompt (default: the suite's)"),
+    max_tokens: int = typer.Option(None, "--max-tokens", min=1),
+    temperature: float = typer.Option(None, "--temperature", min=0.0),
+    reward_model: str = typer.Option(None, "--reward-model", help="a `rlaif train rm` directory: mean rewards, "
+                                     "its win rate, and the KL estimate"),
+    kl: bool = typer.Option(None, "--kl/--no-kl", help="estimate KL(policy ‖ baseline) (local/hf specs; "
+                                                       "default: with --reward-model)"),
+    judge_model: str = typer.Option(None, "--judge-model", help="run the suite's LLM judges on this backend"),
+    base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL "
+                                                               "(policies and judges; repeat to spread the load)"),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="environment variable holding the API key"),
+    no_embedding: bool = typer.Option(False, "--no-embedding", help="skip the MiniLM embedding diversity"),
+    concurrency: int = typer.Option(8, "--concurrency", "-c", min=1, help="calls in flight at once"),
+) -> None:
+    """Evaluate a policy against a baseline on an eval suite: win rate per judge with intervals, the ID−OOD
+    gap, compliance, diversity. Resumable; a re-run makes zero calls."""
+    from rlaif.evaluate import run_eval
+
+    r = run_eval(suite, policy, baseline, out, limit=limit, samples=samples, max_tokens=max_tokens,
+                 temperature=temperature, reward_model=reward_model, judge_model=judge_model,
+                 base_urls=base_url or None, embedding=False if no_embedding else None, concurrency=concurrency,
+                 progress=None, prompts_offset=offset, api_key_env=api_key_env, kl=kl)
+    for split, s in r["splits"].items():
+        for rater, w in s.get("win_rate", {}).items():
+            if w["win_rate"] is not None:
+                typer.echo(f"{split} ({s['kind']}) {rater}: win rate {w['win_rate']:.3f} "
+                           f"[{w['ci_low']:.3f}, {w['ci_high']:.3f}] over {w['n']}")
+        for name, c in (s.get("compliance") or {}).items():
+            typer.echo(f"{split} ({s['kind']}) compliance {name}: {c['all_pass_rate']:.3f} "
+                       f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}]")
+    for rater, g in ((r["generalization_gap"] or {}).get("win_rate") or {}).items():
+        typer.echo(f"gap ID−OOD {rater}: {g['gap']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]")
+    typer.echo(f"{r['calls']['made']} calls, {r['calls']['cache_hits']} cached -> {out}/eval.json, eval.md, eval.html")
 
 
 # --- the whole loop: demo ------------------------------------------------------------------------

@@ -46,14 +46,15 @@ def _finished(out: Path, policy: str) -> set[tuple[str, int]]:
 def generate(prompts: list[Prompt], policy: str | Backend, out: str | Path, *, samples: int = 1,
              temperature: float = 0.7, max_tokens: int = 512, seed: int | None = None, concurrency: int = 8,
              base_urls: list[str] | None = None, api_key_env: str | None = None, timeout_s: float = 120.0,
-             progress: bool | None = None, **backend_opts: Any) -> GenerateSummary:
-    """Generate `samples` responses per prompt into `out` (resumable). `policy` is a backend spec or a backend."""
+             progress: bool | None = None, name: str | None = None, **backend_opts: Any) -> GenerateSummary:
+    """Generate `samples` responses per prompt into `out` (resumable). `policy` is a backend spec or a backend;
+    `name` is the policy name written on each line (default: the backend spec)."""
     if samples < 1 or max_tokens < 1 or concurrency < 1:
         raise ConfigError("-n/--samples, --max-tokens and --concurrency must be at least 1")
     out = Path(out)
     backend = get_backend(policy, base_urls=base_urls, api_key_env=api_key_env, timeout_s=timeout_s,
                           **backend_opts) if isinstance(policy, str) else policy
-    name = backend.spec
+    name = name or backend.spec
     done = _finished(out, name)
     todo: list[tuple[Prompt, int]] = [(p, s) for p in prompts for s in range(samples) if (p.prompt_id, s) not in done]
     summary = GenerateSummary(out=out, prompts=len(prompts), samples=samples, already_done=len(done), written=0)

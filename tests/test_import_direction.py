@@ -28,6 +28,11 @@ FORBIDDEN = {
     "rlaif.report": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.cli", "torch",
                      "openai", "anthropic"],
 }
+# rlaif.evalsuite, the suite runner behind rlaif.evaluate.run_eval, sits where rlaif.evaluate does.
+for _forbidden in FORBIDDEN.values():
+    if "rlaif.evaluate" in _forbidden:
+        _forbidden.append("rlaif.evalsuite")
+FORBIDDEN["rlaif.evalsuite"] = list(FORBIDDEN["rlaif.evaluate"])
 
 
 def _module_name(path: Path) -> str:

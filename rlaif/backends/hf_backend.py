@@ -9,13 +9,39 @@ top-k alternatives, as OpenAI reports them. Only existing local paths load
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rlaif.backends.base import Completion, Request, check_local_path
 from rlaif.errors import BackendError, MissingDependency
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+
+def weights_fingerprint(path: Path) -> str:
+    """A short hash of the names, sizes and modification times of a model's weight and config files."""
+    if path.is_file():
+        files = [path]
+    else:
+        files = sorted(f for f in path.iterdir() if f.is_file() and (f.suffix in _WEIGHT_SUFFIXES or f.name in (
+            "config.json", "adapter_config.json")))
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:12]
+
+
+@dataclass
+class SequenceLogprob:
+    """log p(response | prompt) and how many tokens it covers."""
+
+    logprob: float
+    tokens: int
 
 
 class HFBackend:
@@ -23,7 +49,9 @@ class HFBackend:
                  batch_size: int = 8, device: str | None = None, dtype: str | None = None):
         self.path = check_local_path("hf", str(path))
         self.spec = spec or f"hf:{path}"
-        self.model = model or str(self.path.resolve())
+        # The model name is part of the call-cache key: with the weights' fingerprint in it, a checkpoint
+        # retrained into the same directory is not answered from the old weights' cache.
+        self.model = model or f"{self.path.resolve()}@{weights_fingerprint(self.path)}"
         self.max_batch = batch_size
         self.timeout_s = None  # local generation: no deadline, progress is visible
         self.price_model = None
@@ -139,6 +167,52 @@ class HFBackend:
                 text=text, top_logprobs=top, input_tokens=int(enc["attention_mask"][b].sum()),
                 output_tokens=n_out, latency_s=latency, finish_reason=finish))
         return completions
+
+    # ---- scoring ----
+    def sequence_logprobs(self, prompts: list[list[dict]], responses: list[str], *, ended: list[bool] | None = None,
+                          temperature: float = 1.0) -> list[SequenceLogprob]:
+        """log p(response | prompt) under this model: the sum of the response tokens' log-probabilities.
+
+        The prompt is formatted as generation saw it (chat template with the generation prompt) and the
+        response tokenized on its own, as generated tokens continue the prompt. `ended[i]` adds the
+        end-of-turn token (a response that stopped rather than ran out of tokens). `temperature`
+        scales the logits, giving the log-probability under the distribution sampled at that temperature.
+        """
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        if temperature <= 0:
+            raise ValueError("temperature must be positive (greedy decoding has no sequence distribution)")
+        ended = [True] * len(responses) if ended is None else list(ended)
+        with self._lock:
+            self._load()
+            torch, tok, model = self._torch, self._tok, self._model
+            end_id = _as_list(model.generation_config.eos_token_id)[:1] or [tok.eos_token_id]
+            items = []
+            for msgs, text, stop in zip(prompts, responses, ended, strict=True):
+                p_ids = tok(self._format(msgs), add_special_tokens=False)["input_ids"]
+                r_ids = tok(text, add_special_tokens=False)["input_ids"] + (end_id if stop else [])
+                items.append((p_ids, r_ids))
+            out: list[SequenceLogprob | None] = [None] * len(items)
+            order = sorted(range(len(items)), key=lambda i: -(len(items[i][0]) + len(items[i][1])))
+            for s in range(0, len(order), self.max_batch):
+                part = order[s:s + self.max_batch]
+                width = max(len(items[i][0]) + len(items[i][1]) for i in part)
+                # Right padding: causal attention keeps padding out of every real position's view.
+                ids = torch.full((len(part), width), tok.pad_token_id, dtype=torch.long)
+                mask = torch.zeros((len(part), width), dtype=torch.long)
+                for row, i in enumerate(part):
+                    seq = items[i][0] + items[i][1]
+                    ids[row, :len(seq)] = torch.tensor(seq)
+                    mask[row, :len(seq)] = 1
+                with torch.inference_mode():
+                    logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
+                    lp = torch.log_softmax(logits[:, :-1].float() / temperature, dim=-1)
+                    tok_lp = lp.gather(-1, ids[:, 1:].to(model.device).unsqueeze(-1)).squeeze(-1).cpu()
+                for row, i in enumerate(part):
+                    n_p, n_r = len(items[i][0]), len(items[i][1])
+                    # token t is predicted at position t-1
+                    out[i] = SequenceLogprob(float(tok_lp[row, n_p - 1:n_p - 1 + n_r].sum()), n_r)
+            return [o for o in out if o is not None]
 
     async def complete(self, requests: list[Request]) -> list[Completion]:
         return await asyncio.to_thread(self._generate, list(requests))

@@ -1,0 +1,321 @@
+"""`rlaif eval SUITE`: generate with a policy and a baseline on every split, judge them head to head, report.
+
+For each split of the suite (rlaif.suite): both policies answer the same prompts through
+`rlaif.generate` (appended to OUTDIR/<split>/responses_<name>.jsonl, resumable, cached); each policy
+response is paired with the baseline's response of the same sample number and every judge runs on
+the pair in both orders through the call layer (so a re-run makes zero calls); then win rate per
+judge, rule-checked compliance, diversity, and (with a reward model) mean rewards and a KL estimate.
+The ID−OOD gap pools the splits of each kind. Writes OUTDIR/eval.json, eval.md and eval.html.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from rlaif.backends import get_backend
+from rlaif.errors import ConfigError
+from rlaif.evaluate import constraint_compliance, diversity_report
+from rlaif.generate import generate
+from rlaif.judge import Judge, label_pairs, load_judge, reference_pairs
+from rlaif.judge.labeling import LiveCalls, ScoreContext
+from rlaif.records import Prompt, Response, as_messages, read_jsonl, read_prompts, write_json, write_jsonl, write_text
+from rlaif.stats.winrate import SMALL_N, ClusteredScores, generalization_gap, win_rate_from_labels
+from rlaif.suite import PolicyRef, Suite, load_suite, parse_policy, safe_name
+
+
+@dataclass(frozen=True)
+class Generation:
+    samples: int
+    max_tokens: int
+    temperature: float
+    seed: int | None
+
+
+def _http(spec: str) -> bool:
+    return spec.partition(":")[0] in ("openai", "anthropic")
+
+
+def _judge_kind(path: str) -> str | None:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None  # load_judge reports it properly
+    return data.get("kind") if isinstance(data, dict) else None
+
+
+def _judges(suite: Suite, judge_model: str | None, reward_model: str | None) -> list[Judge]:
+    """The suite's judges (when it asks for win rates), LLM judges moved to `judge_model`, and the
+    reward-model judge on `reward_model` (added when the suite does not list it)."""
+    judges = []
+    for name, path in zip(suite.spec.judges, suite.judge_paths, strict=True):
+        if "win_rate" not in suite.spec.metrics:
+            break
+        kind = _judge_kind(path)
+        if kind == "reward_model":
+            if not reward_model:
+                raise ConfigError(f"judge '{name}' of suite '{suite.name}' needs a reward model checkpoint. "
+                                  "Fix: pass --reward-model PATH (a `rlaif train rm` directory)")
+            judges.append(load_judge(path, model=reward_model))
+        else:
+            judges.append(load_judge(path, model=judge_model if judge_model and kind in (None, "llm") else None))
+    if reward_model and not any(j.kind == "reward_model" for j in judges):
+        judges.append(load_judge("reward-model", model=reward_model))
+    raters = [j.rater for j in judges]
+    if len(set(raters)) != len(raters):
+        raise ConfigError(f"the suite names the same judge twice ({', '.join(raters)}). Fix: list each judge once")
+    return judges
+
+
+def _limit(suite: Suite, split: str, limit: int | None) -> int | None:
+    return limit or suite.spec.splits[split].limit or suite.spec.limit
+
+
+def _check_settings(split_dir: Path, refs: list[PolicyRef], backends: dict[str, Any], gen: Generation) -> None:
+    """Responses already in OUTDIR must come from the same model (for hf: the same weight files) and
+    sampling settings as this run's."""
+    path = split_dir / "generation.json"
+    now = {r.name: {"spec": r.spec, "model": backends[r.name].model,
+                    "temperature": r.temperature if r.temperature is not None else gen.temperature,
+                    "max_tokens": gen.max_tokens, "seed": gen.seed} for r in refs}
+    before = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for name, settings in now.items():
+        if name in before and before[name] != settings:
+            raise ConfigError(f"{split_dir}: the responses of '{name}' there were generated with {before[name]}, "
+                              f"this run asks for {settings}. Fix: use another -o OUTDIR, or delete "
+                              f"{split_dir / ('responses_' + safe_name(name) + '.jsonl')}")
+    write_json(path, before | now)
+
+
+def _mean_ci(prompt_ids: list[str], values: list[float], n_boot: int, seed: int = 0) -> dict[str, Any]:
+    """Mean with a prompt-clustered percentile-bootstrap interval (for unbounded values: rewards, log-ratios)."""
+    scores = ClusteredScores.from_pairs(prompt_ids, values)
+    lo, hi = np.quantile(scores.bootstrap(n_boot, np.random.default_rng(seed)), [0.025, 0.975])
+    return {"mean": scores.mean, "ci_low": float(lo), "ci_high": float(hi), "n": scores.n,
+            "n_prompts": scores.n_prompts}
+
+
+def _kl(pol: PolicyRef, base: PolicyRef, backends: dict[str, Any], responses: list[Response], gen: Generation,
+        n_boot: int) -> dict[str, Any]:
+    """Mean over the policy's samples of log π_policy(y|x) − log π_baseline(y|x), both at the policy's sampling
+    temperature: an unbiased estimate of KL(policy ‖ baseline) between the distributions the samples came from."""
+    temperature = pol.temperature if pol.temperature is not None else gen.temperature
+    pb, bb = backends[pol.name], backends[base.name]
+    if not (hasattr(pb, "sequence_logprobs") and hasattr(bb, "sequence_logprobs")):
+        return {"estimate": None, "note": "needs sequence log-probs from both models: local or hf: specs only"}
+    if temperature == 0:
+        return {"estimate": None, "note": "greedy decoding (temperature 0) samples no distribution"}
+    msgs = [as_messages(r.prompt) for r in responses]
+    texts = [r.response for r in responses]
+    # A response shorter than max_tokens stopped on its own: its end-of-turn token is part of y.
+    ended = [r.usage is None or r.usage.output_tokens < gen.max_tokens for r in responses]
+    lp_pol = pb.sequence_logprobs(msgs, texts, ended=ended, temperature=temperature)
+    lp_base = bb.sequence_logprobs(msgs, texts, ended=ended, temperature=temperature)
+    diffs = [a.logprob - b.logprob for a, b in zip(lp_pol, lp_base, strict=True)]
+    out = _mean_ci([r.prompt_id for r in responses], diffs, n_boot)
+    tokens = sum(a.tokens for a in lp_pol)
+    return {"estimate": out["mean"], "ci_low": out["ci_low"], "ci_high": out["ci_high"], "n": out["n"],
+            "per_token": sum(diffs) / tokens if tokens else None, "temperature": temperature,
+            "note": f"Monte Carlo over the policy's {out['n']} samples at temperature {temperature:g}; responses "
+                    "re-tokenized from their text"}
+
+
+def _pool(parts: list[tuple[str, ClusteredScores]]) -> ClusteredScores:
+    return ClusteredScores([f"{split}/{pid}" for split, s in parts for pid in s.prompt_ids],
+                           np.concatenate([s.sums for _, s in parts]), np.concatenate([s.counts for _, s in parts]))
+
+
+def _gap(id_parts: list[tuple[str, ClusteredScores]], ood_parts: list[tuple[str, ClusteredScores]],
+         n_boot: int) -> dict[str, Any] | None:
+    id_parts = [(k, s) for k, s in id_parts if s.n]
+    ood_parts = [(k, s) for k, s in ood_parts if s.n]
+    if not id_parts or not ood_parts:
+        return None
+    a, b = _pool(id_parts), _pool(ood_parts)
+    g = generalization_gap(a, b, n_boot=n_boot).to_dict()
+    warnings = []
+    if min(a.n_prompts, b.n_prompts) < SMALL_N:
+        warnings.append(f"{a.n_prompts} ID and {b.n_prompts} OOD prompts: the interval is approximate")
+    if g["ci_high"] - g["ci_low"] == 0:
+        warnings.append("every resample gave the same difference (e.g. all ties): the interval's zero width "
+                        "reflects the data seen, not certainty")
+    return g | {"id_splits": [k for k, _ in id_parts], "ood_splits": [k for k, _ in ood_parts],
+                "n_prompts_id": a.n_prompts, "n_prompts_ood": b.n_prompts, "warnings": warnings}
+
+
+def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: str | Path, *,
+             limit: int | None = None, samples: int | None = None, max_tokens: int | None = None,
+             temperature: float | None = None, reward_model: str | None = None, judge_model: str | None = None,
+             base_urls: list[str] | None = None, embedding: bool | None = None, concurrency: int = 8,
+             progress: bool | None = True, prompts_offset: int = 0, api_key_env: str | None = None,
+             kl: bool | None = None) -> dict[str, Any]:
+    """Run an eval suite; returns the eval.json dict. `policy`/`baseline` are "NAME=SPEC" or "SPEC"
+    (baseline None: the suite's); `prompts_offset` skips the first N prompts of every split (e.g. those
+    trained on); `kl` (default: with a reward model) adds the KL estimate for local/hf policies."""
+    s = suite if isinstance(suite, Suite) else load_suite(suite)
+    spec = s.spec
+    pol = parse_policy(policy, "--policy")
+    if baseline is None and spec.baseline is None:
+        raise ConfigError(f"suite '{s.name}' names no baseline. Fix: pass --baseline [NAME=]SPEC")
+    base = parse_policy(baseline or spec.baseline, "--baseline")
+    if pol.name == base.name:
+        raise ConfigError(f"the policy and the baseline are both named '{pol.name}'. "
+                          "Fix: name them, e.g. --policy dpo=hf:runs/dpo/model --baseline sft=local")
+    if safe_name(pol.name) == safe_name(base.name):
+        raise ConfigError(f"'{pol.name}' and '{base.name}' give the same file name. Fix: name them apart (NAME=SPEC)")
+    if prompts_offset < 0 or (limit is not None and limit < 1):
+        raise ConfigError("--limit must be at least 1 and the prompts offset at least 0")
+    g = spec.generation
+    gen = Generation(samples or g.samples, max_tokens or g.max_tokens,
+                     g.temperature if temperature is None else temperature, g.seed)
+    embedding = spec.embedding if embedding is None else embedding
+    want_kl = bool(reward_model) if kl is None else kl
+    n_boot = spec.n_boot
+    judges = _judges(s, judge_model, reward_model)
+    rm_rater = next((j.rater for j in judges if j.kind == "reward_model"), None)
+    out = Path(out)
+
+    backends: dict[str, Any] = {}
+    by_spec: dict[str, Any] = {}
+    for ref in (pol, base):
+        if ref.spec not in by_spec:  # one loaded model serves two names of the same spec
+            http = _http(ref.spec)
+            by_spec[ref.spec] = get_backend(ref.spec, base_urls=base_urls if http else None,
+                                            api_key_env=api_key_env if http else None)
+        backends[ref.name] = by_spec[ref.spec]
+
+    calls = LiveCalls(concurrency=concurrency, cache=True, progress=progress, base_urls=base_urls,
+                      api_key_env=api_key_env)
+    splits: dict[str, Any] = {}
+    labels_by_split: dict[str, list] = {}
+    gap_parts: dict[str, dict[str, list]] = {}
+    try:
+        for split, sp in spec.splits.items():
+            if progress is not False:
+                print(f"eval {s.name}: split {split} ({sp.kind})", file=sys.stderr)
+            res, labels = _run_split(s, split, pol, base, out / split, backends, calls, judges, gen, rm_rater,
+                                     limit=_limit(s, split, limit), offset=prompts_offset, embedding=embedding,
+                                     want_kl=want_kl, n_boot=n_boot, progress=progress, gap_parts=gap_parts)
+            splits[split] = res
+            labels_by_split[split] = labels
+    finally:
+        calls.close()
+
+    gap: dict[str, Any] = {"win_rate": {}, "compliance": {}}
+    for key, parts in gap_parts.items():
+        kind, name = key.split("|", 1)
+        g_ = _gap(parts["id"], parts["ood"], n_boot)
+        if g_ is not None:
+            gap[kind][name] = g_
+    result = {
+        "suite": s.name, "suite_path": str(s.path) if s.path else None,
+        "policy": pol.name, "baseline": base.name, "models": {r.name: r.to_dict() for r in (pol, base)},
+        "generation": asdict(gen), "prompts_offset": prompts_offset,
+        "judges": [j.rater for j in judges], "metrics": list(spec.metrics), "embedding": embedding,
+        "splits": splits,
+        "generalization_gap": gap if (gap["win_rate"] or gap["compliance"]) else None,
+        "calls": {"made": sum(v["calls"] for sp in splits.values() for part in sp["calls"].values()
+                              for v in part.values()),
+                  "cache_hits": sum(v["cache_hits"] for sp in splits.values() for part in sp["calls"].values()
+                                    for v in part.values())},
+        "examples_shown": spec.examples,
+        "notes": [] if {sp.kind for sp in spec.splits.values()} == {"id", "ood"} else
+        ["the suite lacks an ID or an OOD split: no generalization gap"],
+    }
+    _write(result, labels_by_split, out)
+    return result
+
+
+def _run_split(s: Suite, split: str, pol: PolicyRef, base: PolicyRef, d: Path, backends: dict[str, Any],
+               calls: LiveCalls, judges: list[Judge], gen: Generation, rm_rater: str | None, *, limit: int | None,
+               offset: int, embedding: bool, want_kl: bool, n_boot: int, progress: bool | None,
+               gap_parts: dict[str, dict[str, list]]) -> tuple[dict[str, Any], list]:
+    spec = s.spec
+    sp = spec.splits[split]
+    every = read_prompts(s.prompt_paths[split])
+    prompts: list[Prompt] = every[offset:offset + limit if limit else None]
+    if not prompts:
+        raise ConfigError(f"split '{split}' has {len(every)} prompts: none left after skipping {offset}. "
+                          "Fix: lower the prompts offset")
+    d.mkdir(parents=True, exist_ok=True)
+    _check_settings(d, [pol, base], backends, gen)
+    ids = {p.prompt_id for p in prompts}
+    responses: dict[str, list[Response]] = {}
+    gen_calls = {}
+    for ref in (pol, base):
+        path = d / f"responses_{safe_name(ref.name)}.jsonl"
+        summary = generate(prompts, backends[ref.name], path, samples=gen.samples, max_tokens=gen.max_tokens,
+                           temperature=ref.temperature if ref.temperature is not None else gen.temperature,
+                           seed=gen.seed, concurrency=calls.concurrency, progress=progress, name=ref.name)
+        gen_calls[ref.name] = {"calls": summary.stats.calls, "cache_hits": summary.stats.cache_hits,
+                               "failed": summary.stats.failed}
+        rs = [r for r in read_jsonl(path, Response) if r.prompt_id in ids and r.sample < gen.samples]
+        responses[ref.name] = sorted(rs, key=lambda r: (r.prompt_id, r.sample))
+    both = responses[pol.name] + responses[base.name]
+    constraints = {p.prompt_id: p.constraints for p in prompts if p.constraints}
+    notes: list[str] = []
+    split_judges = judges
+    if not constraints and any(j.kind == "rule" for j in judges):
+        split_judges = [j for j in judges if j.kind != "rule"]
+        notes.append("no prompt carries constraints: the rule judge was skipped")
+    pairs = reference_pairs(both, base.name)
+    run = label_pairs(pairs, split_judges, orders="both", calls=calls, context=ScoreContext(constraints=constraints))
+    write_jsonl(d / "labels.jsonl", run.labels)
+    if run.scores:
+        write_jsonl(d / "scores.jsonl", run.scores)
+
+    res: dict[str, Any] = {"kind": sp.kind, "prompts": sp.prompts, "n_prompts": len(prompts),
+                           "samples": gen.samples, "n_pairs": len(pairs)}
+    categories = {p.prompt_id: p.category for p in prompts if p.category is not None}
+    if "win_rate" in spec.metrics or rm_rater:
+        res["win_rate"] = {}
+        for j in split_judges:
+            wr = win_rate_from_labels([lab for lab in run.labels if lab.rater == j.rater], pol.name, base.name,
+                                      categories=categories, n_boot=n_boot)
+            res["win_rate"][j.rater] = wr.to_dict()
+            if wr.n:
+                gap_parts.setdefault(f"win_rate|{j.rater}", {"id": [], "ood": []})[sp.kind].append((split, wr.scores))
+    if "compliance" in spec.metrics and constraints:
+        comp = constraint_compliance(prompts, both, n_boot=n_boot)
+        res["compliance"] = {}
+        for name in (pol.name, base.name):
+            c = comp.get(name)
+            if c is None:
+                continue
+            gap_parts.setdefault(f"compliance|{name}", {"id": [], "ood": []})[sp.kind].append((split, c["scores"]))
+            res["compliance"][name] = {k: v for k, v in c.items() if k != "scores"}
+    elif "compliance" in spec.metrics:
+        notes.append("no prompt carries constraints: no compliance")
+    if "diversity" in spec.metrics:
+        res["diversity"] = diversity_report(both, tokenizer=spec.tokenizer, embedding=embedding)
+    if rm_rater or want_kl:
+        reward: dict[str, Any] = {"model": None, "policy": None, "baseline": None}
+        if rm_rater:
+            reward["model"] = rm_rater
+            for name in (pol.name, base.name):
+                sc = [x for x in run.scores if x.rater == rm_rater and x.policy == name and x.score is not None]
+                if sc:
+                    role = "policy" if name == pol.name else "baseline"
+                    reward[role] = _mean_ci([x.prompt_id for x in sc], [x.score for x in sc], n_boot)
+        kl = _kl(pol, base, backends, responses[pol.name], gen, n_boot) if want_kl else None
+        reward["kl_estimate"] = kl["estimate"] if kl else None
+        reward["kl"] = kl
+        res["reward"] = reward
+    res["calls"] = {"generate": gen_calls,
+                    "judges": {r: {"calls": st.calls, "cache_hits": st.cache_hits, "failed": st.failed}
+                               for r, st in run.stats.items()}}
+    res["notes"] = notes
+    return res, run.labels
+
+
+def _write(result: dict[str, Any], labels_by_split: dict[str, list], out: Path) -> None:
+    from rlaif.report.eval_page import eval_html, eval_markdown
+
+    write_json(out / "eval.json", result)
+    write_text(out / "eval.md", eval_markdown(result))
+    write_text(out / "eval.html", eval_html(result, labels_by_split))
