@@ -21,6 +21,7 @@ model calls come back from the call cache, training from its last checkpoint.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -58,12 +59,14 @@ class Plan:
     eval_prompts: int  # per split
     eval_samples: int
     eval_max_tokens: int
+    eval_judges: tuple[str, ...] | None = None  # None: the suite's judges (rule checker + AI judge)
+    eval_kl: bool = True
 
 
 FULL = Plan(train_pool=120, train_prompts=24, samples=2, max_tokens=64, rm_seconds=45, dpo_seconds=150,
             eval_prompts=16, eval_samples=2, eval_max_tokens=64)
 QUICK = Plan(train_pool=120, train_prompts=8, samples=2, max_tokens=48, rm_seconds=10, dpo_seconds=30,
-             eval_prompts=5, eval_samples=2, eval_max_tokens=48)
+             eval_prompts=5, eval_samples=2, eval_max_tokens=48, eval_judges=("rule",), eval_kl=False)
 
 
 def log(msg: str) -> None:
@@ -75,7 +78,7 @@ class Steps:
 
     def __init__(self, out: Path, plan: Plan):
         self.path = out / "state.json"
-        self.plan = asdict(plan)
+        self.plan = json.loads(json.dumps(asdict(plan)))  # as it reads back from state.json
         state = read_json_file(self.path) if self.path.exists() else {}
         # A different plan (e.g. --quick after a full run) starts over rather than mixing sizes.
         self.done: dict[str, float] = state.get("done", {}) if state.get("plan") == self.plan else {}
@@ -260,10 +263,26 @@ def train_policy(out: Path, plan: Plan) -> None:
 
 def evaluate_policies(out: Path, plan: Plan) -> None:
     from rlaif.evaluate import run_eval
+    from rlaif.suite import load_suite, suite_from_dict
 
-    run_eval("ifeval", f"dpo=hf:{out / 'dpo'}", "local", out / "eval", limit=plan.eval_prompts,
+    suite = load_suite("ifeval")
+    if plan.eval_judges is not None:  # --quick: skip the slow judges; the full run keeps the suite's
+        suite = suite_from_dict(suite.spec.model_dump() | {"judges": list(plan.eval_judges)}, suite.path)
+    run_eval(suite, f"dpo=hf:{out / 'dpo'}", "local", out / "eval", limit=plan.eval_prompts,
              samples=plan.eval_samples, max_tokens=plan.eval_max_tokens, temperature=0.7,
-             reward_model=str(out / "rm"), prompts_offset=plan.train_pool, progress=True)
+             reward_model=str(out / "rm"), kl=plan.eval_kl, prompts_offset=plan.train_pool, progress=True)
+    leaderboard_from_eval(out)
+
+
+def leaderboard_from_eval(out: Path) -> None:
+    """Bradley–Terry ratings of the policies from the checker's verdicts on every evaluation pair."""
+    from rlaif.elo import leaderboard, read_battles
+
+    battles = [lb for split in sorted((out / "eval").iterdir()) if (split / "labels.jsonl").exists()
+               for lb in read_jsonl(split / "labels.jsonl", Label) if lb.rater.startswith(RULE_JUDGE + "@")]
+    write_jsonl(out / "eval" / "battles.jsonl", battles)
+    board = leaderboard(read_battles(out / "eval" / "battles.jsonl"), rounds=1000, seed=0)
+    write_json(out / "eval" / "leaderboard.json", board)
 
 
 # ---- 7. report -----------------------------------------------------------------------------------

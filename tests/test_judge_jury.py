@@ -87,6 +87,8 @@ def test_dawid_skene_one_step_by_hand():
       r1 | true a: (2.5+1, 0+1, 1) / 5.5   r1 | true b: (0.5+1, 1+1, 1) / 4.5
       r2 | true a: (2+1, 0.5+1, 1) / 5.5   r2 | true b: (0+1, 1.5+1, 1) / 4.5
     i2: P(a) ∝ .625 * 3.5/5.5 * 1.5/5.5;  P(b) ∝ .375 * 1.5/4.5 * 2.5/4.5.
+    The reported confusion is the M-step on those new posteriors T': r1 | true b =
+      (sum of T'_b over r1's "a" items + 1, T'_b(i3) + 1, 1) / (sum of T'_b + 3).
     """
     votes = [("i1", "r1", "a"), ("i1", "r2", "a"), ("i2", "r1", "a"), ("i2", "r2", "b"),
              ("i3", "r1", "b"), ("i3", "r2", "b"), ("i4", "r1", "a"), ("i4", "r2", "a")]
@@ -94,7 +96,10 @@ def test_dawid_skene_one_step_by_hand():
     pa = 0.625 * 3.5 / 5.5 * 1.5 / 5.5
     pb = 0.375 * 1.5 / 4.5 * 2.5 / 4.5
     assert fit.posterior_a["i2"] == pytest.approx(pa / (pa + pb), rel=1e-12)
-    assert fit.confusion["r1"][1] == pytest.approx([1.5 / 4.5, 2 / 4.5, 1 / 4.5])
+    tb = {i: 1 - fit.posterior_a[i] for i in ("i1", "i2", "i3", "i4")}
+    total = sum(tb.values()) + 3
+    assert fit.confusion["r1"][1] == pytest.approx(
+        [(tb["i1"] + tb["i2"] + tb["i4"] + 1) / total, (tb["i3"] + 1) / total, 1 / total], rel=1e-12)
 
 
 @pytest.mark.filterwarnings("ignore")  # crowd-kit's pandas deprecation warnings

@@ -57,6 +57,15 @@ def _training(run: Path) -> dict | None:
             "curve": [{k: r.get(k) for k in keys} | {"split": r.get("split")} for r in rows]}
 
 
+def _gap(g: dict | None) -> dict | None:
+    """ID − OOD differences per judge (win rate) and per policy (compliance), with their intervals."""
+    if not g:
+        return None
+    keep = ("id", "ood", "gap", "ci_low", "ci_high", "warnings")
+    return {kind: {who: {k: v.get(k) for k in keep} for who, v in (g.get(kind) or {}).items()}
+            for kind in ("win_rate", "compliance")}
+
+
 def verdict_sentence(split: str, wr: dict | None, policy: str, baseline: str) -> str:
     """The honest reading of one win rate and its 95% interval."""
     if not wr or wr.get("win_rate") is None:
@@ -109,7 +118,9 @@ def build_demo_summary(out: Path, plan: dict, step_seconds: dict) -> dict:
         "preferences": prefs,
         "training": {"rm": _training(out / "rm"), "dpo": _training(out / "dpo")},
         "evaluation": {"policy": policy, "baseline": baseline, "splits": splits,
-                       "generalization_gap": ev.get("generalization_gap")},
+                       "generalization_gap": _gap(ev.get("generalization_gap"))},
+        "leaderboard": read_json_file(out / "eval" / "leaderboard.json")["ratings"]
+        if (out / "eval" / "leaderboard.json").exists() else None,
         "verdicts": verdicts,
     }
 
@@ -161,6 +172,21 @@ def _examples(out: Path, summary: dict, limit: int = 12) -> Any:
     return examples(items, heading="Evaluation pairs as the checker saw them", limit=limit)
 
 
+def _gap_table(gap: dict | None) -> Any:
+    if not gap:
+        return paragraph("No generalization gap computed.", note=True)
+    rows = [{"measure": f"{kind.replace('_', ' ')}: {who.split(':')[0]}", "ID": v["id"], "OOD": v["ood"],
+             "gap (ID − OOD)": v["gap"], "95% CI": _ci_text(v.get("ci_low"), v.get("ci_high")),
+             "note": "; ".join(v.get("warnings") or [])}
+            for kind, per in gap.items() for who, v in per.items()]
+    return table(rows, caption="Generalization gap: in-distribution minus out-of-distribution, bootstrap over "
+                               "prompts within each split.")
+
+
+def _ci_text(lo: Any, hi: Any) -> str:
+    return f"[{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else "n/a"
+
+
 def render_demo_html(out: Path, s: dict) -> str:
     ev = s["evaluation"]
     ja = s["judge_audit"]
@@ -177,8 +203,7 @@ def render_demo_html(out: Path, s: dict) -> str:
                         "AI judge position consistency": _value(ja.get("position_consistency")),
                         "preferences": s["preferences"]["n_preferences"]}),
         *[paragraph(v) for v in s["verdicts"]],
-        paragraph(f"Generalization gap (ID − OOD win rate): {gap}" if gap else "No generalization gap computed.",
-                  note=True),
+        _gap_table(gap),
         paragraph(f"The whole run took {s['total_seconds']:.0f} s of step time on this machine.", note=True),
     ], intro="The loop on the embedded SmolLM2-135M-Instruct, offline on the CPU: generate → label (AI judge in "
              "both orders + rule checker) → audit → preferences → train RM and DPO → evaluate on held-out prompts."))
@@ -222,16 +247,34 @@ def render_demo_html(out: Path, s: dict) -> str:
             est.append(w.get("win_rate"))
             lows.append(w.get("ci_low"))
             highs.append(w.get("ci_high"))
-    comp_rows = []
+    comp_rows, comp_labels, comp_vals = [], [], []
     for name, sp in ev["splits"].items():
         for who, c in (sp.get("compliance") or {}).items():
-            if isinstance(c, dict):
-                comp_rows.append({"split": name, "policy": who, "compliance": _fmt_ci(c.get("all_pass", c))})
+            if isinstance(c, dict) and "all_pass_rate" in c:
+                comp_rows.append({"split": name, "policy": who, "all constraints met": c["all_pass_rate"],
+                                  "95% CI": _ci_text(c.get("ci_low"), c.get("ci_high")),
+                                  "share of constraints met": c.get("share_passed"), "n": c.get("n")})
+                comp_labels.append(f"{name} · {who}")
+                comp_vals.append(c["all_pass_rate"])
     sections.append(Section("Win rates with 95% intervals", [
         interval_plot(labels, est, lows, highs, xlabel=f"win rate of {ev['policy']} vs {ev['baseline']}",
                       reference=0.5, xlim=(0, 1)) if labels else paragraph("No evaluation results."),
-        table(comp_rows) if comp_rows else paragraph("No compliance results.", note=True),
     ]))
+    sections.append(Section("Constraint compliance", [
+        grid([bar_chart(comp_labels, comp_vals, ylim=(0, 1), ylabel="all constraints met",
+                        title="compliance, base vs trained"), table(comp_rows)]) if comp_rows
+        else paragraph("No compliance results.", note=True),
+    ]))
+    board = s.get("leaderboard")
+    if board:
+        sections.append(Section("Leaderboard", [
+            grid([interval_plot([r["model"] for r in board], [r["rating"] for r in board],
+                                [r["ci_low"] for r in board], [r["ci_high"] for r in board],
+                                xlabel="Bradley–Terry rating (400·log10 scale, mean 1000)", reference=1000),
+                  table(board)]),
+            paragraph("Ratings from the rule checker's verdicts on every evaluation pair, ties as half a win; "
+                      "bootstrap 95% intervals; the rank counts only models whose interval lies entirely above.",
+                      note=True)]))
 
     div_rows = []
     for name, sp in ev["splits"].items():

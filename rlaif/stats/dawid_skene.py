@@ -2,8 +2,10 @@
 
 Use it to weight raters by measured reliability (juries, audits) when no gold
 labels exist. Input is an items x raters matrix of category codes (-1 missing),
-or an items x raters x K count tensor when a rater can label an item more than
-once (e.g. a judge asked in both orders).
+or an items x raters x L count tensor when a rater can label an item more than
+once (e.g. a judge asked in both orders). L may exceed the K classes: labels
+K..L-1 are answers that name no class (a "tie" between two responses), each rater
+then has a K x L confusion matrix.
 
 Model: each item has a hidden class z with prior pi; rater r reports l with
 probability confusion[r, z, l], independently given z. EM starts from the soft
@@ -25,7 +27,7 @@ import numpy as np
 class DawidSkeneResult:
     posteriors: np.ndarray  # (items, K): P(class k | all labels); uniform for items nobody labelled
     priors: np.ndarray  # (K,): class shares
-    confusion: np.ndarray  # (raters, K, K): row = true class, column = label given; rows sum to 1
+    confusion: np.ndarray  # (raters, K, L): row = true class, column = label given; rows sum to 1
     reliability: np.ndarray  # (raters,): P(label = true class) = sum_k priors_k confusion[r, k, k]; NaN if unused
     n_labels: np.ndarray  # (raters,): labels each rater gave
     log_likelihood: float
@@ -50,14 +52,19 @@ def label_counts(codes: np.ndarray, n_classes: int) -> np.ndarray:
 
 def dawid_skene(codes: np.ndarray, n_classes: int, *, max_iter: int = 200, tol: float = 1e-8,
                 smoothing: float = 0.01) -> DawidSkeneResult:
-    """Fit Dawid–Skene by EM. `codes`: (items, raters) ints with -1 missing, or (items, raters, K) counts."""
+    """Fit Dawid–Skene by EM. `codes`: (items, raters) ints with -1 missing, or (items, raters, L) counts
+    with L >= K (labels past the K classes, e.g. ties, count as a vote split evenly over the classes
+    in the starting majority vote)."""
     counts = np.asarray(codes, dtype=float) if np.ndim(codes) == 3 else label_counts(codes, n_classes)
-    n_items, n_raters, k = counts.shape
-    if k != n_classes:
-        raise ValueError(f"count tensor has {k} classes, expected {n_classes}")
+    n_items, n_raters, n_obs = counts.shape
+    k = n_classes
+    if n_obs < k:
+        raise ValueError(f"count tensor has {n_obs} labels, fewer than the {k} classes")
     votes = counts.sum(axis=1)
     labelled = votes.sum(axis=1) > 0
-    post = np.where(labelled[:, None], votes / np.maximum(votes.sum(axis=1, keepdims=True), 1), 1.0 / k)
+    class_votes = votes[:, :k] + votes[:, k:].sum(axis=1, keepdims=True) / k
+    post = np.where(labelled[:, None], class_votes / np.maximum(class_votes.sum(axis=1, keepdims=True), 1e-300),
+                    1.0 / k)
 
     ll_prev = -np.inf
     converged = False
@@ -77,7 +84,7 @@ def dawid_skene(codes: np.ndarray, n_classes: int, *, max_iter: int = 200, tol: 
         ll_prev = ll
     priors, confusion = _m_step(post[labelled], counts[labelled], smoothing)
     n_labels = counts.sum(axis=(0, 2))
-    reliability = np.einsum("k,rkk->r", priors, confusion)
+    reliability = np.einsum("k,rkk->r", priors, confusion[:, :, :k])
     reliability = np.where(n_labels > 0, reliability, np.nan)
     return DawidSkeneResult(posteriors=post, priors=priors, confusion=confusion, reliability=reliability,
                             n_labels=n_labels, log_likelihood=ll, n_iter=n_iter, converged=converged)
@@ -89,5 +96,5 @@ def _m_step(post: np.ndarray, counts: np.ndarray, smoothing: float) -> tuple[np.
     priors = priors / priors.sum() if priors.sum() > 0 else np.full(k, 1.0 / k)
     conf = np.einsum("ik,irl->rkl", post, counts) + smoothing
     rows = conf.sum(axis=2, keepdims=True)
-    conf = np.where(rows > 0, conf / np.where(rows > 0, rows, 1.0), 1.0 / k)
+    conf = np.where(rows > 0, conf / np.where(rows > 0, rows, 1.0), 1.0 / counts.shape[2])
     return priors, conf

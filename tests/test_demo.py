@@ -1,0 +1,151 @@
+"""`rlaif demo --quick` end to end (real CLI subprocesses, the real local model), killed once and resumed,
+then its report opened in headless Chromium."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _demo(out: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rlaif.cli", "demo", "--quick", "-o", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    from rlaif.localmodel import local_model_dir
+
+    # A fresh call cache (nothing answered from earlier runs); the converted model is shared.
+    env = dict(os.environ, RLAIF_CACHE=str(tmp_path_factory.mktemp("demo-cache")),
+               RLAIF_MODEL_CACHE=str(local_model_dir().parent))
+    state = out / "state.json"
+    # First run: killed with SIGKILL once the audit step is recorded.
+    proc = _demo(out, env)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and "3_audit" in json.loads(state.read_text()).get("done", {}):
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, proc.communicate()[0][-3000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = json.loads(state.read_text())["done"]
+    # Second run: resumes; finished steps are skipped, the rest run.
+    proc = _demo(out, env)
+    log, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, log[-4000:]
+    return out, before, log
+
+
+def test_resume_skips_finished_steps(demo_run):
+    out, before, log = demo_run
+    assert {"1_generate", "2_label", "3_audit"} <= set(before)
+    for step in before:
+        assert f"{step}: done in an earlier run, skipped" in log
+    done = json.loads((out / "state.json").read_text())["done"]
+    assert [k for k in done] == ["1_generate", "2_label", "3_audit", "4_preferences", "5_train_rm", "5_train_dpo",
+                                 "6_evaluate", "7_report"]
+    assert all(done[k] == before[k] for k in before)  # not redone
+
+
+def _in01(x):
+    return x is None or 0.0 <= x <= 1.0
+
+
+def test_demo_outputs_keys_and_ranges(demo_run):
+    out, _, _ = demo_run
+    for f in ("responses_base.jsonl", "candidates.jsonl", "labels/labels.jsonl", "labels/summary.json",
+              "audit/audit.json", "audit/audit.html", "preferences.jsonl", "preferences_summary.json",
+              "rm/config.json", "dpo/config.json", "dpo/metrics.jsonl", "eval/eval.json", "eval/eval.html",
+              "demo.json", "report.html"):
+        assert (out / f).exists(), f
+    s = json.loads((out / "demo.json").read_text())
+    assert set(s) >= {"plan", "step_seconds", "candidates", "labels", "judge_audit", "preferences", "training",
+                      "evaluation", "verdicts"}
+    c = s["candidates"]
+    assert c["n_prompts"] == s["plan"]["train_prompts"] and c["n_base"] == c["n_prompts"] * s["plan"]["samples"]
+    assert 0 < c["n_revisions"] <= c["n_base"]
+    ja = s["judge_audit"]
+    assert ja["rater"].startswith("pairwise-logprob@") and ja["gold"].startswith("rule@")
+    for k in ("accuracy", "position_consistency", "first_position_rate"):
+        assert _in01(ja[k]["value"]), k
+    p = s["preferences"]
+    assert p["n_preferences"] == c["n_revisions"]  # every revision beats the sample it revises, by the checker
+    assert 0.0 <= p["ai_judge_weight"] <= 1.0 and 0.5 <= p["mean_p_chosen"] <= 1.0
+    prefs = [json.loads(x) for x in (out / "preferences.jsonl").read_text().splitlines()]
+    assert all(x["chosen_policy"] == "rule-revision" for x in prefs)
+    for name in ("rm", "dpo"):
+        t = s["training"][name]
+        assert t["steps"] >= 1 and t["curve"] and t["final_eval"] is not None
+    ev = s["evaluation"]
+    assert ev["policy"] == "dpo" and ev["baseline"] == "local"
+    assert set(ev["splits"]) == {"id", "ood"}
+    assert {sp["kind"] for sp in ev["splits"].values()} == {"id", "ood"}
+    for sp in ev["splits"].values():
+        for w in sp["win_rate"].values():
+            assert w["wins"] + w["losses"] + w["ties"] == w["n"] > 0
+            assert w["ci_low"] <= w["win_rate"] <= w["ci_high"]
+        assert set(sp["compliance"]) >= {"dpo", "local"}
+        for d in sp["diversity"].values():
+            assert set(d) >= {"per_input", "across_input"}
+    assert len(s["verdicts"]) == 2 and all(("beats" in v) or ("does not beat" in v) or ("worse" in v)
+                                           for v in s["verdicts"])
+    assert ev["generalization_gap"] is not None
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+def test_report_renders_in_chromium_and_escapes_model_text(demo_run, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from rlaif.records import read_json_file
+    from rlaif.report.demo_page import render_demo_html
+
+    out, _, _ = demo_run
+    # A copy of the run whose evaluation responses carry markup: it must show as text.
+    copy = tmp_path / "run"
+    shutil.copytree(out / "eval", copy / "eval")
+    lines = (copy / "eval" / "id" / "labels.jsonl").read_text().splitlines()
+    evil = "<script>window.__pwned = 1</script><img src=x onerror='window.__pwned=2'>"
+    rows = [json.loads(x) for x in lines]
+    for r in rows:
+        r["response_a"] = evil
+    (copy / "eval" / "id" / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (copy / "report.html").write_text(render_demo_html(copy, read_json_file(out / "demo.json")))
+
+    shots = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        for html in (out / "report.html", copy / "report.html"):
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+            page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
+            page.goto(html.as_uri())
+            page.wait_for_load_state("load")
+            assert errors == [], errors
+            assert page.title() == "rlaif demo report"
+            assert page.locator("h2").count() >= 6
+            assert page.locator("img").count() >= 3  # the charts
+            shots.append(page.screenshot(full_page=True))
+            if html.parent == copy:
+                assert page.evaluate("window.__pwned") is None
+                page.locator("details").first.evaluate("d => d.open = true")
+                assert evil in page.locator("details").first.inner_text()
+        browser.close()
+    assert all(len(s) > 10_000 for s in shots)
+    (out / "report.png").write_bytes(shots[0])
