@@ -232,9 +232,9 @@ def _metrics_row(split: str, step: int, loss_sum: torch.Tensor, n: torch.Tensor,
     row = {"split": split, "step": step, "loss": float(loss_sum / n)}
     for name, (num, den) in stats.items():
         row[name] = float(num / den) if float(den) > 0 else None
-    if "reward_margin" not in row and row.get("rewards_chosen") is not None \
-            and row.get("rewards_rejected") is not None:  # unpaired (KTO): difference of the two means
-        row["reward_margin"] = row["rewards_chosen"] - row["rewards_rejected"]
+    if "reward_margin" not in row:  # unpaired (KTO): the difference of the two means, when both exist
+        both = row.get("rewards_chosen") is not None and row.get("rewards_rejected") is not None
+        row["reward_margin"] = row["rewards_chosen"] - row["rewards_rejected"] if both else None
     return row
 
 
@@ -309,6 +309,11 @@ def fit(cfg: TrainConfig, rt: Runtime, module: nn.Module, items: list[Tokenized]
     """Run optimizer steps until the epochs, `max_steps` or `max_seconds` run out; resume when a checkpoint exists.
 
     `prepare(global_batch_indices) -> context` runs before a step's micro-batches (KTO's KL estimate)."""
+    if cfg.batch_size % rt.world:
+        from rlaif.errors import ConfigError
+
+        raise ConfigError(f"batch_size={cfg.batch_size} does not split over {rt.world} processes. "
+                          f"Fix: use a multiple of {rt.world}")
     costs = [row_cost(it, share_prompt) for it in items]
     per_epoch = len(epoch_batches(costs, cfg.batch_size, rt.world, cfg.seed, 0, cfg.group_by_length))
     if per_epoch == 0:
