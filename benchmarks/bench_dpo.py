@@ -178,6 +178,8 @@ def main() -> None:
         r["tokens_per_s"] = work / med
         r["tokens_per_cpu_s"] = work / statistics.median(r["cpu_s"])
         extra = f", reference pass {r['reference_s']:.1f} s" if "reference_s" in r else ""
+        if name == "trl-precompute":
+            extra = f", set-up with its reference pass {r['setup_s']:.1f} s"
         gpu = f", peak GPU {r['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in r else ""
         print(f"  {name:15s} median step {med:6.2f} s  {r['tokens_per_s']:7.1f} tokens/s  "
               f"{r['tokens_per_cpu_s']:6.1f} tokens/CPU-s  peak RSS {r['peak_rss_mb']:7.0f} MB{gpu}{extra}")

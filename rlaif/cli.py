@@ -305,7 +305,9 @@ def train(
     from rlaif.train.config import CONFIG_DIR, load_config
 
     if recipe not in RECIPES:
-        raise typer.BadParameter(f"unknown recipe {recipe!r}: use one of {', '.join(RECIPES)}")
+        from rlaif.errors import ConfigError
+
+        raise ConfigError(f"unknown recipe {recipe!r}. Fix: use one of {', '.join(RECIPES)}")
     cfg = load_config(recipe, config or CONFIG_DIR / f"{recipe}.yaml", overrides or [],
                       data=str(data) if data else None, model=model, out=str(out) if out else None)
     result = run_recipe(recipe, cfg)

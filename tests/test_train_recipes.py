@@ -227,3 +227,17 @@ def test_rerun_extends_a_finished_run_and_refuses_a_changed_config(tiny_model_di
     assert res.steps == 3 and [r["step"] for r in rows(tmp_path)] == [1, 2, 3]
     with pytest.raises(ConfigError, match="beta changed"):
         train_dpo(max_steps=4, beta=0.5, **{k: v for k, v in args.items()})
+
+
+def test_reward_model_with_lora_saves_a_merged_scorer(tiny_model_dir, pairs, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from rlaif.train.reward import RewardScorer
+    from rlaif.train.rm import train_rm
+
+    train_rm(data=str(pairs), model=str(tiny_model_dir), out=str(tmp_path), max_steps=2, eval_fraction=0.0,
+             lora={"r": 4, "alpha": 8}, **FAST)
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert model.config.num_labels == 1 and not any("lora" in k for k in model.state_dict())
+    scores = RewardScorer(tmp_path).score(["Hi"], ["Hello"])
+    assert len(scores) == 1 and math.isfinite(scores[0])

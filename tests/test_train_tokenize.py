@@ -128,6 +128,10 @@ def test_length_grouped_batches_cover_the_data_and_split_evenly():
     assert {frozenset(b) for b in batches} == {frozenset(by_length[s:s + 4]) for s in (0, 4, 8)}
     micro = [local_micro_batches(batches[0], costs, r, 2, micro_batch_size=1) for r in range(2)]
     assert len(micro[0]) == len(micro[1]) == 2  # same number of backward passes on every process
+    odd = costs + [50]  # 13 examples: the partial last batch is dropped, whatever the process count
+    assert epoch_batches(odd, 4, 1, 0, 0, True) == epoch_batches(odd, 4, 2, 0, 0, True)
+    assert len(epoch_batches(odd, 4, 1, 0, 0, True)) == 3
+    assert epoch_batches(costs[:3], 4, 2, 0, 0, False)[0].__len__() == 2  # a lone short batch is kept, cut to 2
 
 
 def test_shared_prompt_rows_equal_separate_rows(tiny_model_dir, smol_tokenizer):

@@ -102,8 +102,8 @@ def epoch_batches(costs: list[int], batch_size: int, world: int, seed: int, epoc
     """The global batches of one epoch, as lists of example indices (same on every process).
 
     Length grouping: shuffle, cut into mega-batches of 64 batches, sort each by length and slice it into
-    batches, then shuffle the batches, so padding is small and the order stays random. A global batch's
-    size is cut to a multiple of `world` so every process does the same number of passes.
+    batches, then shuffle the batches, so padding is small and the order stays random. The partial last
+    batch is dropped (unless it is the only one), so the batches do not depend on the process count.
     """
     rng = random.Random(seed * 1_000_003 + epoch)
     idx = list(range(len(costs)))
@@ -112,7 +112,9 @@ def epoch_batches(costs: list[int], batch_size: int, world: int, seed: int, epoc
         mega = batch_size * 64
         idx = [i for s in range(0, len(idx), mega) for i in sorted(idx[s:s + mega], key=lambda j: -costs[j])]
     batches = [idx[s:s + batch_size] for s in range(0, len(idx), batch_size)]
-    batches = [b[:len(b) - len(b) % world] for b in batches]
+    if len(batches) > 1 and len(batches[-1]) < batch_size:
+        batches.pop()  # drop the partial last batch, so every process count sees the same batches
+    batches = [b[:len(b) - len(b) % world] for b in batches]  # only a lone, short batch is cut
     batches = [b for b in batches if b]
     if group_by_length:
         rng.shuffle(batches)

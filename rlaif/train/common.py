@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from rlaif.errors import ConfigError
+from rlaif.records import write_text
 from rlaif.train.config import TrainConfig, validate
 from rlaif.train.data import Example, split_by_prompt
 from rlaif.train.tokenize import ChatTokenizer, Tokenized
@@ -31,9 +32,8 @@ def resolve_config(recipe: str, config: TrainConfig | dict | None, overrides: di
 def output_dir(cfg: TrainConfig, recipe: str) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(
-        f"# resolved {recipe} config of this run\n" + yaml.safe_dump(cfg.model_dump(), sort_keys=False),
-        encoding="utf-8")
+    write_text(out / "config.yaml",  # atomic: every process of a multi-process run writes the same text
+               f"# resolved {recipe} config of this run\n" + yaml.safe_dump(cfg.model_dump(), sort_keys=False))
     return out
 
 

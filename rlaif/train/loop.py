@@ -232,9 +232,9 @@ def _metrics_row(split: str, step: int, loss_sum: torch.Tensor, n: torch.Tensor,
     row = {"split": split, "step": step, "loss": float(loss_sum / n)}
     for name, (num, den) in stats.items():
         row[name] = float(num / den) if float(den) > 0 else None
-    if "reward_margin" not in row and row.get("rewards_chosen") is not None \
-            and row.get("rewards_rejected") is not None:  # unpaired (KTO): difference of the two means
-        row["reward_margin"] = row["rewards_chosen"] - row["rewards_rejected"]
+    if "reward_margin" not in row:  # unpaired (KTO): the difference of the two means, when both exist
+        both = row.get("rewards_chosen") is not None and row.get("rewards_rejected") is not None
+        row["reward_margin"] = row["rewards_chosen"] - row["rewards_rejected"] if both else None
     return row
 
 
@@ -309,6 +309,11 @@ def fit(cfg: TrainConfig, rt: Runtime, module: nn.Module, items: list[Tokenized]
     """Run optimizer steps until the epochs, `max_steps` or `max_seconds` run out; resume when a checkpoint exists.
 
     `prepare(global_batch_indices) -> context` runs before a step's micro-batches (KTO's KL estimate)."""
+    if cfg.batch_size % rt.world:
+        from rlaif.errors import ConfigError
+
+        raise ConfigError(f"batch_size={cfg.batch_size} does not split over {rt.world} processes. "
+                          f"Fix: use a multiple of {rt.world}")
     costs = [row_cost(it, share_prompt) for it in items]
     per_epoch = len(epoch_batches(costs, cfg.batch_size, rt.world, cfg.seed, 0, cfg.group_by_length))
     if per_epoch == 0:
@@ -335,7 +340,17 @@ def fit(cfg: TrainConfig, rt: Runtime, module: nn.Module, items: list[Tokenized]
     epoch_cache: dict[int, list[list[int]]] = {}
     progress = _Progress(rt, total, step, progress_label)
     started = time.perf_counter() - elapsed
+
+    def out_of_time() -> bool:  # decided together: processes whose clocks disagree must still stop together
+        if cfg.max_seconds is None:
+            return False
+        late = float(time.perf_counter() - started >= cfg.max_seconds)
+        return bool(rt.all_reduce(torch.tensor(late, device=rt.device)).item() > 0)
+
     while step < total:
+        if out_of_time():  # a resumed run whose time budget was already spent
+            stopped_by = "max_seconds"
+            break
         t0, c0 = time.perf_counter(), time.process_time()
         epoch, index = divmod(step, per_epoch)
         if epoch not in epoch_cache:
@@ -363,14 +378,14 @@ def fit(cfg: TrainConfig, rt: Runtime, module: nn.Module, items: list[Tokenized]
         if writer and (step % cfg.log_every == 0 or step == total):
             writer.write(row)
         progress(step, row)
-        out_of_time = cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds
-        if eval_items and cfg.eval_every and step % cfg.eval_every == 0 and step < total and not out_of_time:
+        timed_out = out_of_time()
+        if eval_items and cfg.eval_every and step % cfg.eval_every == 0 and step < total and not timed_out:
             erow = evaluate(module, loss_fn, eval_items, rt, cfg, pad_id, share_prompt, step, eval_prepare)
             if writer:
                 writer.write(erow)
-        if step % cfg.save_every == 0 or step == total or out_of_time:
+        if step % cfg.save_every == 0 or step == total or timed_out:
             save_checkpoint(out, rt, module, optimizer, scheduler, step, time.perf_counter() - started, cfg)
-        if out_of_time:
+        if timed_out:
             stopped_by = "max_seconds"
             break
     progress.close()
