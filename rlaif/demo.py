@@ -63,8 +63,8 @@ class Plan:
     eval_kl: bool = True
 
 
-FULL = Plan(train_pool=120, train_prompts=24, samples=2, max_tokens=64, rm_seconds=45, dpo_seconds=150,
-            eval_prompts=16, eval_samples=2, eval_max_tokens=64)
+FULL = Plan(train_pool=120, train_prompts=32, samples=2, max_tokens=48, rm_seconds=30, dpo_seconds=150,
+            eval_prompts=12, eval_samples=2, eval_max_tokens=48)
 QUICK = Plan(train_pool=120, train_prompts=8, samples=2, max_tokens=48, rm_seconds=10, dpo_seconds=30,
              eval_prompts=5, eval_samples=2, eval_max_tokens=48, eval_judges=("rule",), eval_kl=False)
 
