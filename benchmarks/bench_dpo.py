@@ -6,8 +6,10 @@
 Each implementation runs in its own subprocess (so each peak RSS is its own): one warm-up step, then
 `--steps` timed steps of `--pairs` pairs whose chosen and rejected sequences are `--tokens` tokens long
 (prompt and responses each about half). Throughput counts the same work for both: 2 × pairs × tokens
-sequence tokens per step, over the median step time; tokens per CPU-second (process CPU time, all
-threads) is printed beside it because a shared machine's load moves wall-clock times. TRL runs twice:
+sequence tokens per step, over the median step time; tokens per CPU-second (process CPU time) is
+printed beside it because a shared machine's load moves wall-clock times. On CPU each run uses one
+thread by default (`--threads`): then CPU time counts work done, not threads spinning while they wait
+for a core another process holds, and the per-CPU-second ratio is the stable figure. TRL runs twice:
 with its defaults (the reference model is kept in memory and run every step) and with
 precompute_ref_log_probs=True (reference pass before training, like rlaif); rlaif's own one-off
 reference pass is reported separately.
@@ -110,6 +112,10 @@ def run_trl(args, data: Path, out: Path, precompute: bool) -> dict:
 
 
 def worker(args) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         if args.worker == "rlaif":
@@ -133,9 +139,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--only", default="rlaif,trl,trl-precompute")
     ap.add_argument("--rounds", type=int, default=1, help="run the implementations in turn this many times")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads per run (default: 1 on CPU, so CPU time measures work, not waiting)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.threads is None and args.device == "cpu":
+        args.threads = 1
     if args.worker:
         return worker(args)
     if args.device == "cuda" and args.pairs == 4 and args.tokens == 256:
@@ -151,12 +161,14 @@ def main() -> None:
         data = Path(tmp) / "pairs.jsonl"
         make_data(data, tok, args.pairs * (args.steps + 1), args.tokens)
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        if args.threads:
+            env["OMP_NUM_THREADS"] = str(args.threads)
         order = [name for _ in range(args.rounds) for name in args.only.split(",")]
         load_before = os.getloadavg()[0]
         for name in order:
             cmd = [sys.executable, __file__, "--worker", name, "--data", str(data), "--device", args.device,
                    "--model", args.model, "--pairs", str(args.pairs), "--tokens", str(args.tokens),
-                   "--steps", str(args.steps)]
+                   "--steps", str(args.steps), "--threads", str(args.threads or 0)]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
             if proc.returncode or not line:
@@ -171,7 +183,8 @@ def main() -> None:
                 results[name] = r
     work = 2 * args.pairs * args.tokens
     print(f"DPO, {args.device}, {args.model}, {args.pairs} pairs x {args.tokens} tokens per step, "
-          f"{args.steps} timed steps after 1 warm-up, {args.rounds} round(s); load average "
+          f"{args.steps} timed steps after 1 warm-up, {args.rounds} round(s), "
+          f"{args.threads or 'default'} thread(s); load average "
           f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs)")
     for name, r in results.items():
         med = statistics.median(r["step_s"])
