@@ -12,7 +12,8 @@ thread by default (`--threads`): then CPU time counts work done, not threads spi
 for a core another process holds, and the per-CPU-second ratio is the stable figure. TRL runs twice:
 with its defaults (the reference model is kept in memory and run every step) and with
 precompute_ref_log_probs=True (reference pass before training, like rlaif); rlaif's own one-off
-reference pass is reported separately.
+reference pass is reported separately. `--only rlaif-two-rows` runs rlaif without prompt sharing (one row
+per response, as TRL does), to show how much of the difference that layout accounts for.
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_rlaif(args, data: Path, out: Path) -> dict:
+def run_rlaif(args, data: Path, out: Path, share_prompt: bool = True) -> dict:
     from rlaif.train.dpo import train_dpo
 
     res = train_dpo(data=str(data), model=args.model, out=str(out), batch_size=args.pairs,
@@ -67,7 +68,7 @@ def run_rlaif(args, data: Path, out: Path) -> dict:
                     max_length=args.tokens + 8, max_prompt_length=args.tokens // 2 + 8, eval_fraction=0.0,
                     save_every=10_000, device=args.device, group_by_length=False,
                     precision="bf16" if args.device == "cuda" else "fp32",
-                    gradient_checkpointing="off", resume=False)
+                    gradient_checkpointing="off", resume=False, share_prompt=share_prompt)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if r["split"] == "train"][1:]  # the first step is the warm-up
     return {"step_s": [r["step_s"] for r in rows], "cpu_s": [r["cpu_s"] for r in rows],
@@ -118,8 +119,8 @@ def worker(args) -> None:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
-        if args.worker == "rlaif":
-            res = run_rlaif(args, Path(args.data), out)
+        if args.worker.startswith("rlaif"):  # rlaif-two-rows: chosen and rejected in separate rows
+            res = run_rlaif(args, Path(args.data), out, share_prompt=args.worker == "rlaif")
         else:
             res = run_trl(args, Path(args.data), out, precompute=args.worker == "trl-precompute")
     if args.device == "cuda":
