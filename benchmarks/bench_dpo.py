@@ -6,11 +6,14 @@
 Each implementation runs in its own subprocess (so each peak RSS is its own): one warm-up step, then
 `--steps` timed steps of `--pairs` pairs whose chosen and rejected sequences are `--tokens` tokens long
 (prompt and responses each about half). Throughput counts the same work for both: 2 × pairs × tokens
-sequence tokens per step, over the median step time; tokens per CPU-second (process CPU time, all
-threads) is printed beside it because a shared machine's load moves wall-clock times. TRL runs twice:
+sequence tokens per step, over the median step time; tokens per CPU-second (process CPU time) is
+printed beside it because a shared machine's load moves wall-clock times. On CPU each run uses one
+thread by default (`--threads`): then CPU time counts work done, not threads spinning while they wait
+for a core another process holds, and the per-CPU-second ratio is the stable figure. TRL runs twice:
 with its defaults (the reference model is kept in memory and run every step) and with
 precompute_ref_log_probs=True (reference pass before training, like rlaif); rlaif's own one-off
-reference pass is reported separately.
+reference pass is reported separately. `--only rlaif-two-rows` runs rlaif without prompt sharing (one row
+per response, as TRL does), to show how much of the difference that layout accounts for.
 """
 from __future__ import annotations
 
@@ -57,7 +60,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_rlaif(args, data: Path, out: Path) -> dict:
+def run_rlaif(args, data: Path, out: Path, share_prompt: bool = True) -> dict:
     from rlaif.train.dpo import train_dpo
 
     res = train_dpo(data=str(data), model=args.model, out=str(out), batch_size=args.pairs,
@@ -65,7 +68,7 @@ def run_rlaif(args, data: Path, out: Path) -> dict:
                     max_length=args.tokens + 8, max_prompt_length=args.tokens // 2 + 8, eval_fraction=0.0,
                     save_every=10_000, device=args.device, group_by_length=False,
                     precision="bf16" if args.device == "cuda" else "fp32",
-                    gradient_checkpointing="off", resume=False)
+                    gradient_checkpointing="off", resume=False, share_prompt=share_prompt)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if r["split"] == "train"][1:]  # the first step is the warm-up
     return {"step_s": [r["step_s"] for r in rows], "cpu_s": [r["cpu_s"] for r in rows],
@@ -110,10 +113,14 @@ def run_trl(args, data: Path, out: Path, precompute: bool) -> dict:
 
 
 def worker(args) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
-        if args.worker == "rlaif":
-            res = run_rlaif(args, Path(args.data), out)
+        if args.worker.startswith("rlaif"):  # rlaif-two-rows: chosen and rejected in separate rows
+            res = run_rlaif(args, Path(args.data), out, share_prompt=args.worker == "rlaif")
         else:
             res = run_trl(args, Path(args.data), out, precompute=args.worker == "trl-precompute")
     if args.device == "cuda":
@@ -133,9 +140,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--only", default="rlaif,trl,trl-precompute")
     ap.add_argument("--rounds", type=int, default=1, help="run the implementations in turn this many times")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads per run (default: 1 on CPU, so CPU time measures work, not waiting)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.threads is None and args.device == "cpu":
+        args.threads = 1
     if args.worker:
         return worker(args)
     if args.device == "cuda" and args.pairs == 4 and args.tokens == 256:
@@ -151,12 +162,14 @@ def main() -> None:
         data = Path(tmp) / "pairs.jsonl"
         make_data(data, tok, args.pairs * (args.steps + 1), args.tokens)
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        if args.threads:
+            env["OMP_NUM_THREADS"] = str(args.threads)
         order = [name for _ in range(args.rounds) for name in args.only.split(",")]
         load_before = os.getloadavg()[0]
         for name in order:
             cmd = [sys.executable, __file__, "--worker", name, "--data", str(data), "--device", args.device,
                    "--model", args.model, "--pairs", str(args.pairs), "--tokens", str(args.tokens),
-                   "--steps", str(args.steps)]
+                   "--steps", str(args.steps), "--threads", str(args.threads or 0)]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
             if proc.returncode or not line:
@@ -171,7 +184,8 @@ def main() -> None:
                 results[name] = r
     work = 2 * args.pairs * args.tokens
     print(f"DPO, {args.device}, {args.model}, {args.pairs} pairs x {args.tokens} tokens per step, "
-          f"{args.steps} timed steps after 1 warm-up, {args.rounds} round(s); load average "
+          f"{args.steps} timed steps after 1 warm-up, {args.rounds} round(s), "
+          f"{args.threads or 'default'} thread(s); load average "
           f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs)")
     for name, r in results.items():
         med = statistics.median(r["step_s"])
