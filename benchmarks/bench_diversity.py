@@ -33,7 +33,8 @@ def english_words() -> list[str]:
     counts: dict[str, int] = {}
     for f in sorted((Path(__file__).resolve().parents[1] / "prompts").glob("*.jsonl")):
         for line in f.read_text(encoding="utf-8").splitlines():
-            for w in re.findall(r"[a-z]+", json.loads(line)["prompt"].lower()):
+            text = json.loads(line).get("prompt")  # probe sets and other shapes hold no plain prompt
+            for w in re.findall(r"[a-z]+", text.lower() if isinstance(text, str) else ""):
                 counts[w] = counts.get(w, 0) + 1
     return sorted(counts, key=lambda w: (-counts[w], w))
 
