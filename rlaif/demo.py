@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -228,15 +229,8 @@ def build_preference_set(out: Path) -> None:
         "checker": rule, "ai_judge": ai, "ai_judge_accuracy": acc, "ai_judge_weight": w,
         "rule": "p_chosen = (p_checker + w * p_ai_judge) / (1 + w), w = max(0, 2 * accuracy - 1)",
         "mean_p_chosen": sum(p.p_chosen for p in prefs) / len(prefs) if prefs else None,
-        "chosen_policies": _count(p.chosen_policy for p in prefs),
+        "chosen_policies": dict(Counter(str(p.chosen_policy) for p in prefs)),
     })
-
-
-def _count(xs) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for x in xs:
-        out[str(x)] = out.get(str(x), 0) + 1
-    return out
 
 
 # ---- 5. train ------------------------------------------------------------------------------------

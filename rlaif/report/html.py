@@ -33,6 +33,8 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
+from rlaif.report.markdown import fmt, table_rows  # one number format for HTML and markdown
+
 _ENV = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 @dataclass
@@ -166,21 +168,6 @@ def heading(text: str) -> Markup:
     return Markup(f"<h3>{escape(text)}</h3>")
 
 
-def fmt(value: Any, digits: int = 3) -> str:
-    """Format a cell: floats to `digits` places, None/NaN as an em dash, the rest as str."""
-    if value is None:
-        return "\u2014"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "\u2014"
-        return f"{value:.{digits}f}"
-    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):  # numpy scalar
-        return fmt(value.item(), digits)
-    return str(value)
-
-
 _TABLE = _ENV.from_string("""<table>
 {% if caption %}<caption>{{ caption }}</caption>{% endif %}
 <thead><tr>{% for h in headers %}<th>{{ h }}</th>{% endfor %}</tr></thead>
@@ -199,14 +186,7 @@ def table(rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]], columns: 
     Numbers are right-aligned and rounded to `digits`; None and NaN show as a dash.
     `headers` relabels the columns for display.
     """
-    rows = list(rows)
-    if rows and isinstance(rows[0], Mapping):
-        columns = list(columns or rows[0].keys())
-        body = [[r.get(c) for c in columns] for r in rows]
-    else:
-        body = [list(r) for r in rows]
-        columns = list(columns or [])
-    shown = list(headers or columns)
+    shown, body = table_rows(rows, columns, headers)
     cells = []
     for r in body:
         line = []

@@ -23,6 +23,19 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def table_rows(rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]], columns: Sequence[str] | None,
+               headers: Sequence[str] | None) -> tuple[list[str], list[list[Any]]]:
+    """(shown headers, body cells) from dicts (columns = first row's keys unless given) or lists."""
+    rows = list(rows)
+    if rows and isinstance(rows[0], Mapping):
+        columns = list(columns or rows[0].keys())
+        body = [[r.get(c) for c in columns] for r in rows]
+    else:
+        body = [list(r) for r in rows]
+        columns = list(columns or [])
+    return list(headers or columns), body
+
+
 def _cell(value: Any, digits: int) -> str:
     return fmt(value, digits).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
@@ -33,14 +46,7 @@ def md_table(rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]], column
 
     Numeric columns are right-aligned.
     """
-    rows = list(rows)
-    if rows and isinstance(rows[0], Mapping):
-        columns = list(columns or rows[0].keys())
-        body = [[r.get(c) for c in columns] for r in rows]
-    else:
-        body = [list(r) for r in rows]
-        columns = list(columns or [])
-    shown = list(headers or columns)
+    shown, body = table_rows(rows, columns, headers)
     numeric = [all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool) or r[i] is None for r in body)
                and any(r[i] is not None for r in body) for i in range(len(shown))]
     out = ["| " + " | ".join(_cell(h, digits) for h in shown) + " |",
