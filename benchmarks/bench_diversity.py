@@ -82,7 +82,7 @@ def main() -> None:
 
     t0, c0 = time.perf_counter(), time.process_time()
     tokens = [[t.split() for t in g] for g in groups]
-    vocab = len({w for g in tokens for s in g for w in s})
+    vocab = D.ngram_vocabulary([s for g in tokens for s in g])  # as `rlaif diversity` does for whitespace tokens
     res = D.policy_diversity(tokens, vocab_size=vocab)
     t_ngram, c_ngram = time.perf_counter() - t0, time.process_time() - c0
     per, across = res["per_input"], res["across_input"]
@@ -135,7 +135,7 @@ def main() -> None:
                                                                                strict=True)]))
         across_e = D.embedding_diversity(vecs[offsets[:-1]])
         t_metric = time.perf_counter() - t0
-        n_pieces = sum(len(x) for x in emb.model.tokenizer(texts[:2000])["input_ids"]) / 2000
+        n_pieces = sum(len(x) for x in emb.tokenizer(texts[:2000])["input_ids"]) / 2000
         print(f"embedding: import + load {t_load:.1f} s; encode {n_texts} texts ({n_pieces:.0f} word pieces each) "
               f"{t_enc:.1f} s wall, {c_enc:.1f} s CPU over {torch_threads()} threads ({n_texts / t_enc:.0f} texts/s, "
               f"{emb.dtype}); diversity from the vectors {t_metric:.2f} s; "

@@ -31,7 +31,7 @@ from rlaif.records import (
     write_jsonl,
     write_text,
 )
-from rlaif.stats.diversity import policy_diversity
+from rlaif.stats.diversity import EAD_ORDERS, ngram_vocabulary, policy_diversity
 from rlaif.stats.winrate import ClusteredScores, WinRateResult, bootstrap_interval, win_rate_from_labels
 
 
@@ -244,6 +244,8 @@ def diversity_report(responses: Sequence[Response], *, tokenizer: str | None = N
     texts = [r.response for r in responses]
     tok = tokenize(texts, tokenizer)
     tokens_of = {id(r): t for r, t in zip(responses, tok.tokens, strict=True)}
+    # EAD's vocabulary: the tokenizer's size, or for whitespace tokens the input's n-grams per order
+    ead_vocab = ngram_vocabulary(tok.tokens) if tok.tokenizer == "whitespace" else tok.vocab_size
     vectors_of = None
     embedder = None
     if embedding:
@@ -272,7 +274,7 @@ def diversity_report(responses: Sequence[Response], *, tokenizer: str | None = N
             import numpy as np
 
             emb = [np.stack([vectors_of[id(r)] for r in g]) for g in groups]
-        metrics = policy_diversity([[tokens_of[id(r)] for r in g] for g in groups], tok.vocab_size, emb)
+        metrics = policy_diversity([[tokens_of[id(r)] for r in g] for g in groups], ead_vocab, emb)
         report[policy] = {
             "per_input": metrics["per_input"].to_dict(),
             "across_input": metrics["across_input"].to_dict(),
@@ -280,6 +282,7 @@ def diversity_report(responses: Sequence[Response], *, tokenizer: str | None = N
             "samples_per_prompt": min(sizes),
             "tokenizer": tok.tokenizer,
             "vocab_size": tok.vocab_size,
+            "ead_vocab_sizes": list(ead_vocab) if isinstance(ead_vocab, list) else [ead_vocab] * len(EAD_ORDERS),
             "embedding_model": f"{embedder.name} ({embedder.dtype})" if embedder else None,
             "warnings": warnings,
         }

@@ -56,6 +56,19 @@ def test_ead_by_hand():
     assert D.ead([[]], vocab_size=10) is None
 
 
+def test_ead_with_one_vocabulary_per_order():
+    toks = [["a", "b", "a", "c"]]
+    # n-gram vocabulary of the input: 3 words, 3 bigrams, 2 trigrams, 1 four-gram, no five-gram
+    assert D.ngram_vocabulary(toks) == [3, 3, 2, 1, 0]
+    # E = V(1 - ((V-1)/V)^C): n=1: 3(1 - (2/3)^4) = 195/81; n=2: 3(1 - (2/3)^3) = 57/27;
+    # n=3: 2(1 - (1/2)^2) = 3/2; n=4: V = 1 gives E = 1; n=5 has no n-gram and is skipped
+    expected = (3 / (195 / 81) + 3 / (57 / 27) + 2 / 1.5 + 1 / 1) / 4
+    assert D.ead(toks, vocab_size=D.ngram_vocabulary(toks)) == pytest.approx(expected, rel=1e-12)
+    assert D.ead(toks, vocab_size=[10] * 5) == D.ead(toks, vocab_size=10)
+    with pytest.raises(ValueError, match="orders up to 5"):
+        D.ead(toks, vocab_size=[10, 10])
+
+
 def test_self_bleu_equals_sacrebleu_sentence_bleu():
     checked = 0
     for group in _random_groups(2, n_groups=60):

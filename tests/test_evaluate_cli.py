@@ -101,6 +101,13 @@ def test_diversity_command_without_embedding(tmp_path):
     assert d["collapsed"]["per_input"]["distinct_1"] == pytest.approx(7 / 24)  # 7 distinct words of 8, 3 copies
     assert d["varied"]["per_input"]["self_bleu"] < 50
     assert "## Per input" in (out / "diversity.md").read_text()
+    # whitespace tokens: EAD's vocabulary is the input's distinct n-grams of each order, all policies together
+    from rlaif.stats.diversity import ngram_vocabulary
+
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    vocab = ngram_vocabulary([row["response"].split() for row in rows])
+    assert d["varied"]["ead_vocab_sizes"] == d["collapsed"]["ead_vocab_sizes"] == vocab
+    assert d["varied"]["vocab_size"] == vocab[0]
 
 
 def test_diversity_command_rejects_duplicate_samples(tmp_path):
@@ -118,11 +125,12 @@ def test_diversity_with_the_local_tokenizer(tmp_path, smol_tokenizer):
     rep = diversity_report(read_responses(_responses(tmp_path)), tokenizer="local", embedding=False)
     v = rep["varied"]
     assert v["vocab_size"] == len(smol_tokenizer) and "whitespace" not in v["tokenizer"]
+    assert v["ead_vocab_sizes"] == [len(smol_tokenizer)] * 5
     assert 0 < v["per_input"]["self_bleu"] < 100
 
 
 def test_minilm_embedding_diversity(tmp_path):
-    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("transformers")
     from rlaif.embed import load_embedder, minilm_dir
     from rlaif.evaluate import diversity_report, read_responses
 

@@ -11,8 +11,11 @@ Definitions, for one group:
   K identical samples therefore score 1/K of one sample's ratio: repetition across samples counts.
 - `ead`: expectation-adjusted distinct n-grams (Liu et al., 2022; used by Kirk et al., 2023):
   distinct_count / E[distinct], E = V·(1 − ((V−1)/V)^C) for C total n-grams drawn uniformly from a
-  vocabulary of V, averaged over n = 1..5 (orders with no n-gram are skipped). V is the tokenizer's
-  vocabulary size, or for whitespace tokens the number of distinct words in the whole input.
+  vocabulary of V, averaged over n = 1..5 (orders with no n-gram are skipped). With a tokenizer, V is
+  its vocabulary size for every order, as in the reference implementation and Kirk et al. Whitespace
+  tokens have no fixed vocabulary, so V_n is the number of distinct n-grams of order n in the whole
+  input (`ngram_vocabulary`): a single V (the distinct words) would let C exceed V for n ≥ 2 and push
+  across-input EAD far above 1 (we measured 18.5 on 1,000 forty-word samples).
 - `self_bleu`: the mean over samples of the sentence BLEU of each sample against all the others
   as references, on the 0-100 scale. It equals, to floating-point rounding, the mean of
   `sacrebleu.sentence_bleu(hyp, others, tokenize="none")` (defaults otherwise: exponential
@@ -180,10 +183,23 @@ def sentence_bleu_from_stats(correct: np.ndarray, total: np.ndarray, sys_len: np
     return np.where(correct.sum(axis=1) == 0, 0.0, score)
 
 
-def _ead(distinct: np.ndarray, total: np.ndarray, vocab_size: int) -> np.ndarray:
-    """Per row: mean over orders with n-grams of distinct / (V·(1 − ((V−1)/V)^C)); nan if none."""
-    v = float(vocab_size)
-    expected = v * -np.expm1(total * np.log1p(-1.0 / v)) if v > 1 else np.minimum(total, 1.0)
+Vocab = int | Sequence[int]  # one size for every order, or one per order n = 1, 2, ...
+
+
+def _vocab_of_orders(vocab_size: Vocab, orders: Sequence[int]) -> np.ndarray:
+    if isinstance(vocab_size, (int, np.integer)):
+        return np.full(len(orders), float(vocab_size))
+    if len(vocab_size) < max(orders):
+        raise ValueError(f"{len(vocab_size)} vocabulary sizes given for n-gram orders up to {max(orders)}")
+    return np.array([float(vocab_size[o - 1]) for o in orders])
+
+
+def _ead(distinct: np.ndarray, total: np.ndarray, vocab_size: Vocab | np.ndarray) -> np.ndarray:
+    """Per row: mean over orders with n-grams of distinct / (V·(1 − ((V−1)/V)^C)); nan if none.
+    `vocab_size`: one V, or one per column of `distinct`."""
+    v = np.broadcast_to(np.asarray(vocab_size, dtype=float), total.shape[1:])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.where(v > 1, v * -np.expm1(total * np.log1p(-1.0 / np.maximum(v, 2.0))), np.minimum(total, 1.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(total > 0, distinct / expected, np.nan)
     valid = ~np.isnan(ratio)
@@ -205,11 +221,18 @@ def distinct_n(samples: Sequence[Tokens], n: int) -> float | None:
     return float(st.distinct[0, n - 1] / t) if t else None
 
 
-def ead(samples: Sequence[Tokens], vocab_size: int, orders: Sequence[int] = EAD_ORDERS) -> float | None:
+def ead(samples: Sequence[Tokens], vocab_size: Vocab, orders: Sequence[int] = EAD_ORDERS) -> float | None:
     st = _one_group(samples, bleu=False, max_n=max(orders))
     idx = [o - 1 for o in orders]
-    v = _ead(st.distinct[:, idx], st.total[:, idx], vocab_size)[0]
+    v = _ead(st.distinct[:, idx], st.total[:, idx], _vocab_of_orders(vocab_size, orders))[0]
     return None if np.isnan(v) else float(v)
+
+
+def ngram_vocabulary(samples: Sequence[Tokens], max_n: int = max(EAD_ORDERS)) -> list[int]:
+    """Distinct n-grams of each order n = 1..max_n over all the samples: the EAD vocabulary of
+    whitespace tokens."""
+    st = _one_group(samples, bleu=False, max_n=max_n)
+    return [int(x) for x in st.distinct[0]]
 
 
 def self_bleu_scores(samples: Sequence[Tokens]) -> np.ndarray:
@@ -247,14 +270,14 @@ def _mean(values: np.ndarray) -> float | None:
     return float(values.mean()) if len(values) else None
 
 
-def _metrics(seqs: list[np.ndarray], group: np.ndarray, n_groups: int, vocab_size: int,
+def _metrics(seqs: list[np.ndarray], group: np.ndarray, n_groups: int, vocab_size: Vocab,
              embeddings: np.ndarray | None) -> DiversityMetrics:
     st = _group_stats(seqs, group, n_groups, max(EAD_ORDERS), bleu=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         d1 = np.where(st.total[:, 0] > 0, st.distinct[:, 0] / st.total[:, 0], np.nan)
         d2 = np.where(st.total[:, 1] > 0, st.distinct[:, 1] / st.total[:, 1], np.nan)
     idx = [o - 1 for o in EAD_ORDERS]
-    e = _ead(st.distinct[:, idx], st.total[:, idx], vocab_size)
+    e = _ead(st.distinct[:, idx], st.total[:, idx], _vocab_of_orders(vocab_size, EAD_ORDERS))
     sizes = np.bincount(group, minlength=n_groups)
     bleu_per_group = np.bincount(group, weights=np.nan_to_num(st.bleu), minlength=n_groups) / np.maximum(sizes, 1)
     bleu_per_group[sizes < 2] = np.nan
@@ -271,7 +294,7 @@ def _metrics(seqs: list[np.ndarray], group: np.ndarray, n_groups: int, vocab_siz
     return DiversityMetrics(_mean(d1), _mean(d2), _mean(e), _mean(bleu_per_group), emb)
 
 
-def policy_diversity(samples_by_prompt: Sequence[Sequence[Tokens]], vocab_size: int,
+def policy_diversity(samples_by_prompt: Sequence[Sequence[Tokens]], vocab_size: Vocab,
                      embeddings_by_prompt: Sequence[np.ndarray] | None = None) -> dict[str, DiversityMetrics]:
     """{"per_input": metrics averaged over prompts, "across_input": metrics over the first samples}.
 
