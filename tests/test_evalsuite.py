@@ -204,3 +204,14 @@ def test_policy_refs():
                      ("x=local,temperature=hot", "not a number")):
         with pytest.raises(ConfigError, match=msg):
             parse_policy(bad)
+
+
+def test_report_names_each_models_temperature_where_they_differ():
+    from rlaif.report.eval_page import eval_markdown
+
+    result = {"suite": "s", "policy": "hot", "baseline": "base", "splits": {}, "notes": [],
+              "generation": {"samples": 2, "max_tokens": 64, "temperature": 0.7},
+              "models": {"hot": {"temperature": 1.2}, "base": {"temperature": None}}}
+    assert "temperature hot 1.2, base 0.7;" in eval_markdown(result)
+    result["models"]["hot"]["temperature"] = None
+    assert "temperature 0.7;" in eval_markdown(result)

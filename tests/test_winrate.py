@@ -79,6 +79,8 @@ def test_tiny_and_degenerate_samples_get_sensible_intervals():
     assert r.ci_low == pytest.approx(W.wilson_interval(1.0, 3)[0]) and r.ci_low < 0.5  # not [1, 1]
     one = W.compute_win_rate(_record(0, 0, 1))
     assert one.win_rate == 0.5 and one.ci_low < 0.2 and one.ci_high > 0.8
+    assert "only 1 prompt:" in one.warnings[0] and any("every comparison is a tie" in w for w in one.warnings)
+    assert not any("tie" in w for w in W.compute_win_rate(_record(7, 3, 2)).warnings)
     # many prompts, all wins: no bootstrap spread, still a Wilson lower bound below 1
     many = W.compute_win_rate(_record(100, 0, 0))
     assert many.ci_high == 1.0 and many.ci_low == pytest.approx(W.wilson_interval(1.0, 100)[0])

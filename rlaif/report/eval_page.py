@@ -177,10 +177,20 @@ def _notes(result: dict[str, Any]) -> list[str]:
     return out + list(result.get("notes", []))
 
 
+def _temperature(result: dict[str, Any]) -> str:
+    """The sampling temperature, per model where a model's spec overrides the suite's."""
+    default = result["generation"]["temperature"]
+    temps = {name: default if m.get("temperature") is None else m["temperature"]
+             for name, m in (result.get("models") or {}).items()}
+    if len(set(temps.values())) <= 1:
+        return str(next(iter(temps.values()), default))
+    return ", ".join(f"{name} {t}" for name, t in temps.items())
+
+
 def eval_markdown(result: dict[str, Any]) -> str:
     g = result["generation"]
     lines = [f"# Eval {result['suite']}: {result['policy']} vs {result['baseline']}", "",
-             f"{g['samples']} sample(s) per prompt, max_tokens {g['max_tokens']}, temperature {g['temperature']}; "
+             f"{g['samples']} sample(s) per prompt, max_tokens {g['max_tokens']}, temperature {_temperature(result)}; "
              f"prompts per split: " + ", ".join(f"{k} {v['n_prompts']} ({v['kind']})"
                                                 for k, v in result["splits"].items()) + ".", ""]
     tables = (("Win rate", _visible(_winrate_rows(result))), ("Generalization gap", _visible(_gap_rows(result))),
@@ -240,4 +250,4 @@ def eval_html(result: dict[str, Any], labels_by_split: Mapping[str, Sequence[Lab
         sections.insert(0, Section("Summary", [metrics(cards)]))
     return render_page(f"Eval {result['suite']}: {policy} vs {baseline}", sections,
                        meta={"policy": policy, "baseline": baseline, "samples": g["samples"],
-                             "max_tokens": g["max_tokens"], "temperature": g["temperature"]})
+                             "max_tokens": g["max_tokens"], "temperature": _temperature(result)})

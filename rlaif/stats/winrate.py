@@ -237,7 +237,11 @@ def compute_win_rate(outcomes: Iterable[Outcome], *, n_boot: int = N_BOOT, seed:
     win_rate = (wins + 0.5 * ties) / n
     ci = bootstrap_interval(scores, n_boot=n_boot, seed=seed, confidence=confidence)
     if scores.n_prompts < SMALL_N:
-        warnings.append(f"only {scores.n_prompts} prompts: the interval is wide and approximate")
+        noun = "prompt" if scores.n_prompts == 1 else "prompts"
+        warnings.append(f"only {scores.n_prompts} {noun}: the interval is wide and approximate")
+    if ties == n:
+        warnings.append("every comparison is a tie (a judge that flips with the order gives only ties): "
+                        "the win rate of 0.5 says nothing about which is better")
 
     probs = [o.p_win for o in outcomes if o.p_win is not None]
     soft = float(np.mean(probs)) if probs else None
