@@ -306,7 +306,10 @@ def diversity_markdown(report: dict[str, Any]) -> str:
     lines += [f"Tokens: {first['tokenizer']} (vocabulary {first['vocab_size']}); embeddings: "
               f"{first['embedding_model'] or 'not computed'}. Higher is more diverse, except self-BLEU "
               "(0-100), where lower is more diverse. EAD: distinct n-grams over their expectation under "
-              "uniform sampling, mean of n = 1..5."]
+              "uniform sampling from a vocabulary of V n-grams, mean of n = 1..5; V = "
+              + ("the distinct n-grams of each order in this input: " + ", ".join(map(str, first["ead_vocab_sizes"]))
+                 + " (so compare EAD across runs only with a fixed --tokenizer)."
+                 if first["tokenizer"] == "whitespace" else f"the tokenizer's {first['vocab_size']}.")]
     warns = [f"- {p}: {w}" for p, v in report.items() for w in v["warnings"]]
     if warns:
         lines += ["", "## Warnings", "", *warns]

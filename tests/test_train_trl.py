@@ -1,5 +1,6 @@
 """rlaif's DPO and IPO losses against the published formulas and TRL's DPOTrainer (a test-only dependency)
-on the same pairs, with a reference model unlike the policy so the loss is away from its starting point.
+on the same pairs, and the KTO loss and reference point against TRL's KTOTrainer, with a reference model
+unlike the policy so the loss is away from its starting point.
 
 Agreement needs both the tokenization (chat template, masking) and the loss arithmetic to match. The
 formulas are evaluated on log-probs from a plain transformers forward (full logits, log_softmax); rlaif
@@ -101,3 +102,51 @@ def _formula_loss(policy_dir, ref_dir, loss_type: str, beta: float) -> float:
             d = ratio[0] / len(it.completions[0]) - ratio[1] / len(it.completions[1])
             losses.append((d - 1 / (2 * beta)) ** 2)
     return sum(losses) / len(losses)
+
+
+UNPAIRED = [
+    {"prompt": [{"role": "user", "content": "Name a colour."}],
+     "completion": [{"role": "assistant", "content": "Blue."}], "label": True},
+    {"prompt": [{"role": "user", "content": "Two plus two?"}],
+     "completion": [{"role": "assistant", "content": "Five"}], "label": False},
+    {"prompt": [{"role": "user", "content": "Say hi."}], "completion": [{"role": "assistant", "content": "Hi!"}],
+     "label": True},
+    {"prompt": [{"role": "user", "content": "A fruit?"}],
+     "completion": [{"role": "assistant", "content": "Stone, or perhaps a chair."}], "label": False},
+]
+
+
+def _trl_kto(policy_dir, ref_dir, tmp_path, beta: float) -> tuple[float, float]:
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import KTOConfig, KTOTrainer
+
+    args = KTOConfig(output_dir=str(tmp_path / "trl-kto"), per_device_train_batch_size=4, beta=beta, max_length=256,
+                     report_to=[], use_cpu=True, save_strategy="no", seed=0)
+    trainer = KTOTrainer(model=AutoModelForCausalLM.from_pretrained(policy_dir),
+                         ref_model=AutoModelForCausalLM.from_pretrained(ref_dir), args=args,
+                         train_dataset=Dataset.from_list(UNPAIRED),
+                         processing_class=AutoTokenizer.from_pretrained(policy_dir))
+    batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        loss = float(trainer.compute_loss(trainer.model, batch))
+    mode = "train" if trainer.model.training else "eval"
+    return loss, trainer._metrics[mode]["kl"][-1]
+
+
+def test_kto_first_step_loss_and_reference_point_equal_trl(tiny_model_dir, reference_dir, tmp_path):
+    """TRL pairs example i with example i-1's completion for the KL reference point; rlaif draws a fixed random
+    derangement, which for seed 3 is that same cycle on 4 examples, so both average the same mismatched pairs."""
+    from rlaif.train.data import mismatched_partners
+    from rlaif.train.kto import train_kto
+
+    assert mismatched_partners(4, 3) == [3, 0, 1, 2]
+    data = tmp_path / "unpaired.jsonl"
+    data.write_text("".join(json.dumps(x) + "\n" for x in UNPAIRED))
+    ours = train_kto(data=str(data), model=str(reference_dir), reference=str(tiny_model_dir), out=str(tmp_path / "o"),
+                     max_steps=1, batch_size=4, micro_batch_size=4, eval_fraction=0.0, beta=0.5, seed=3,
+                     max_length=256, max_prompt_length=128, threads=1)
+    loss, kl = _trl_kto(reference_dir, tiny_model_dir, tmp_path, beta=0.5)
+    assert kl > 0.05  # the reference point is not clamped to zero here, so its value is compared too
+    assert ours.train["kl"] == pytest.approx(kl, abs=2e-3)  # a difference of log-probs: TRL's fused head moves it ~1e-3
+    assert ours.train["loss"] == pytest.approx(loss, rel=2e-3)
