@@ -199,8 +199,8 @@ def _ead(distinct: np.ndarray, total: np.ndarray, vocab_size: Vocab | np.ndarray
     `vocab_size`: one V, or one per column of `distinct`."""
     v = np.broadcast_to(np.asarray(vocab_size, dtype=float), total.shape[1:])
     with np.errstate(divide="ignore", invalid="ignore"):
+        # V = 1 (one possible n-gram): E = min(C, 1); the max(V, 2) only keeps log1p finite there
         expected = np.where(v > 1, v * -np.expm1(total * np.log1p(-1.0 / np.maximum(v, 2.0))), np.minimum(total, 1.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(total > 0, distinct / expected, np.nan)
     valid = ~np.isnan(ratio)
     with np.errstate(invalid="ignore"):
