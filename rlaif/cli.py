@@ -368,7 +368,9 @@ def diversity(
     out: Path = typer.Option(..., "-o", "--out", help="output directory (diversity.json, diversity.md)"),
     tokenizer: str = typer.Option(None, "--tokenizer", help="tokenizer dir, or 'local'; default: whitespace words"),
     no_embedding: bool = typer.Option(False, "--no-embedding", help="skip the MiniLM embedding diversity"),
-    embed_dtype: str = typer.Option("auto", "--embed-dtype", help="auto, float32 or bfloat16"),
+    embed_dtype: str = typer.Option("auto", "--embed-dtype",
+                                    help="auto (bfloat16 where the hardware has it natively, else float32), "
+                                         "float32, bfloat16 or float16"),
 ) -> None:
     """Distinct-n, EAD, self-BLEU and embedding diversity of each policy's samples."""
     from rich.progress import Progress
