@@ -163,7 +163,7 @@ def test_shared_prompt_rows_equal_separate_rows(tiny_model_dir, smol_tokenizer):
 
 def test_eval_passes_give_every_process_the_same_number_of_batches():
     """9 examples over 2 processes in batches of 4: 5 + 4 examples, 2 passes each; the repeat is not kept."""
-    from rlaif.train.loop import micro_batches_for
+    from rlaif.train.batching import micro_batches_for
     from rlaif.train.runtime import Runtime
 
     costs = list(range(9))

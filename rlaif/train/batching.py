@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
 from rlaif.train.tokenize import Tokenized
+
+if TYPE_CHECKING:
+    from rlaif.train.runtime import Runtime
 
 
 @dataclass
@@ -136,3 +140,24 @@ def local_micro_batches(batch: list[int], costs: list[int], rank: int, world: in
         out.append(mine[s:e])
         s = e
     return out
+
+
+class Pass(NamedTuple):
+    """One forward pass of an evaluation or reference pass: which examples, and whether its results count."""
+
+    indices: list[int]
+    keep: bool
+
+
+def micro_batches_for(n: int, costs: list[int], rt: Runtime, size: int) -> list[Pass]:
+    """This process's share of `n` examples in length-sorted micro-batches (for reference and eval passes).
+
+    Every process gets the same number of passes (FSDP's forward is a collective): a process with fewer
+    repeats a batch and marks it `keep=False`, so its results are dropped."""
+    order = sorted(range(n), key=lambda j: -costs[j])
+    mine = order[rt.rank::rt.world]
+    batches = [Pass(mine[s:s + size], True) for s in range(0, len(mine), size)]
+    most = -(-len(order[0::rt.world]) // size) if order else 0
+    while len(batches) < most:
+        batches.append(Pass(batches[-1].indices if batches else order[:1], False))
+    return batches

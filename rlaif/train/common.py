@@ -1,17 +1,21 @@
-"""Set-up steps every recipe takes in the same order: config, output dir, runtime, data, tokens."""
+"""The prelude every recipe runs in the same order: config, output dir, runtime, seed, data, tokens, model."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from torch import nn
 
 from rlaif.errors import ConfigError
 from rlaif.records import write_text
 from rlaif.train.config import TrainConfig, validate
 from rlaif.train.data import Example, split_by_prompt
+from rlaif.train.modeling import attention_supports_shared_prompt, load_model, load_tokenizer, model_path
+from rlaif.train.runtime import Runtime, setup
 from rlaif.train.tokenize import ChatTokenizer, Tokenized
 
 
@@ -53,3 +57,47 @@ def train_eval_split(cfg: TrainConfig, load: Callable[[str], list[Example]]) -> 
 
 def encode_all(encoder: ChatTokenizer, examples: list[Example]) -> list[Tokenized]:
     return [encoder(e.prompt, e.completions) for e in examples]
+
+
+@dataclass
+class RecipeRun:
+    """What a recipe's prelude set up: its config and where it runs, the data as examples and as tokens,
+    and the (unwrapped) model to train."""
+
+    recipe: str
+    cfg: Any  # the recipe's TrainConfig subclass
+    out: Path
+    rt: Runtime
+    model_path: str
+    tok: Any  # a transformers tokenizer
+    encoder: ChatTokenizer
+    train_ex: list[Example]
+    eval_ex: list[Example]
+    items: list[Tokenized]
+    eval_items: list[Tokenized]
+    model: nn.Module
+    share: bool  # one row per prompt, its responses sharing it (when the attention implementation allows)
+
+    @property
+    def pad_id(self) -> int:
+        return self.tok.pad_token_id
+
+
+def start_recipe(recipe: str, config: TrainConfig | dict | None, overrides: dict[str, Any],
+                 load: Callable[[TrainConfig, str], list[Example]], head: str) -> RecipeRun:
+    """Resolve the config, write it to OUT, start the runtime, seed, read and split the data, tokenize it
+    and load the model (`head`: "causal" or "reward"; seeded first, so a new head is the same on every process).
+
+    `load(cfg, file)` reads one data file."""
+    cfg = resolve_config(recipe, config, overrides)
+    out = output_dir(cfg, recipe)
+    rt = setup(cfg)
+    seed_everything(cfg.seed)
+    path = model_path(cfg.model)
+    tok = load_tokenizer(path)
+    train_ex, eval_ex = train_eval_split(cfg, lambda file: load(cfg, file))
+    encoder = ChatTokenizer(tok, cfg.max_length, cfg.max_prompt_length)
+    model = load_model(path, head, tok, cfg.lora, rt.gradient_checkpointing)
+    share = cfg.share_prompt and attention_supports_shared_prompt(model)
+    return RecipeRun(recipe, cfg, out, rt, path, tok, encoder, train_ex, eval_ex, encode_all(encoder, train_ex),
+                     encode_all(encoder, eval_ex), model, share)

@@ -15,67 +15,34 @@ from typing import Any
 
 import torch
 
-from rlaif.train.common import encode_all, output_dir, resolve_config, seed_everything, train_eval_split
+from rlaif.train.checkpoint import save_final
+from rlaif.train.common import start_recipe
 from rlaif.train.config import DPOConfig, TrainConfig
 from rlaif.train.data import load_pairs
-from rlaif.train.loop import LossOut, TrainResult, cached_reference, fit, per_sequence, save_final
+from rlaif.train.loop import LossOut, TrainResult, fit
 from rlaif.train.losses import dpo_loss
-from rlaif.train.modeling import (
-    SequenceLogProbs,
-    attention_supports_shared_prompt,
-    cache_key,
-    load_model,
-    load_tokenizer,
-    model_path,
-    reference_mode,
-)
-from rlaif.train.runtime import setup, wrap
-from rlaif.train.tokenize import ChatTokenizer
+from rlaif.train.modeling import SequenceLogProbs
+from rlaif.train.reference import reference_logps
+from rlaif.train.runtime import wrap
 
 
 def train_dpo(config: DPOConfig | dict | None = None, **overrides: Any) -> TrainResult:
-    cfg: DPOConfig = resolve_config("dpo", config, overrides)  # type: ignore[assignment]
-    out = output_dir(cfg, "dpo")
-    rt = setup(cfg)
-    seed_everything(cfg.seed)
-
-    # 1. data
-    path = model_path(cfg.model)
-    tok = load_tokenizer(path)
-    train_ex, eval_ex = train_eval_split(cfg, load_pairs)
-    encoder = ChatTokenizer(tok, cfg.max_length, cfg.max_prompt_length)
-    items, eval_items = encode_all(encoder, train_ex), encode_all(encoder, eval_ex)
+    # 1. data and 2. model (the shared prelude: config, runtime, pairs split by prompt, tokens, the policy)
+    run = start_recipe("dpo", config, overrides, lambda _cfg, file: load_pairs(file), head="causal")
+    cfg: DPOConfig = run.cfg
+    items, eval_items = run.items, run.eval_items
 
     def soft_labels(examples) -> torch.Tensor | None:
         if not cfg.soft_labels or all(e.p_chosen is None for e in examples):
             return None
         return torch.tensor([1.0 if e.p_chosen is None else e.p_chosen for e in examples])
 
-    p_train, p_eval = soft_labels(train_ex), soft_labels(eval_ex)
-
-    # 2. model
-    model = load_model(path, "causal", tok, cfg.lora, rt.gradient_checkpointing)
-    share = cfg.share_prompt and attention_supports_shared_prompt(model)
-    policy = SequenceLogProbs(model).to(rt.device)
+    p_train, p_eval = soft_labels(run.train_ex), soft_labels(run.eval_ex)
+    policy = SequenceLogProbs(run.model).to(run.rt.device)
 
     # 3. reference log-probs, once, on disk
-    def reference() -> torch.Tensor:
-        all_items = items + eval_items
-        if cfg.reference:
-            ref = SequenceLogProbs(load_model(model_path(cfg.reference), "causal", tok)).to(rt.device).eval()
-            logps = per_sequence(lambda b: ref(b)[0], all_items, rt, cfg, tok.pad_token_id, share)
-            del ref
-            return logps
-        policy.eval()
-        with reference_mode(model):
-            logps = per_sequence(lambda b: policy(b)[0], all_items, rt, cfg, tok.pad_token_id, share)
-        policy.train()
-        return logps
-
-    key = cache_key("dpo", path, cfg.reference, cfg.lora and cfg.lora.model_dump(), str(rt.autocast_dtype),
-                    [(it.prompt, it.completions) for it in items + eval_items])
-    ref_logps, ref_seconds = cached_reference(out / "reference_logps.pt", key, rt, reference)
-    ref_train, ref_eval = ref_logps[:len(items)], ref_logps[len(items):]
+    reference = reference_logps(run, policy, items + eval_items)
+    ref_train, ref_eval = reference.logps[:len(items)], reference.logps[len(items):]
 
     # 4. the loss of one micro-batch
     def loss_fn(module, batch, idx: list[int], ctx: dict) -> LossOut:
@@ -99,12 +66,12 @@ def train_dpo(config: DPOConfig | dict | None = None, **overrides: Any) -> Train
         })
 
     # 5. train, evaluate, save
-    module = wrap(policy, rt)
-    result = fit(cfg, rt, module, items, eval_items, loss_fn, tok.pad_token_id, share, out,
+    module = wrap(policy, run.rt)
+    result = fit(cfg, run.rt, module, items, eval_items, loss_fn, run.pad_id, run.share, run.out,
                  prepare=lambda batch: {"ref": ref_train, "p": p_train},
                  eval_prepare=lambda: {"ref": ref_eval, "p": p_eval}, progress_label="dpo")
-    result.reference_seconds = round(ref_seconds, 3)
-    save_final(out, rt, module, tok, result, cfg.model_dump())
+    result.reference_seconds = round(reference.seconds, 3)
+    save_final(run.out, run.rt, module, run.tok, result, cfg.model_dump())
     return result
 
 

@@ -17,99 +17,41 @@ from typing import Any
 
 import torch
 
-from rlaif.train.batching import collate, row_cost
-from rlaif.train.common import encode_all, output_dir, resolve_config, seed_everything, train_eval_split
+from rlaif.train.checkpoint import save_final
+from rlaif.train.common import RecipeRun, start_recipe
 from rlaif.train.config import KTOConfig
 from rlaif.train.data import load_unpaired, mismatched_partners
-from rlaif.train.loop import (
-    LossOut,
-    TrainResult,
-    cached_reference,
-    fit,
-    micro_batches_for,
-    per_sequence,
-    save_final,
-)
-from rlaif.train.losses import kto_loss
-from rlaif.train.modeling import (
-    SequenceLogProbs,
-    attention_supports_shared_prompt,
-    cache_key,
-    load_model,
-    load_tokenizer,
-    model_path,
-    reference_mode,
-)
-from rlaif.train.runtime import setup, wrap
-from rlaif.train.tokenize import ChatTokenizer, Tokenized
+from rlaif.train.loop import LossOut, TrainResult, fit
+from rlaif.train.losses import kto_kl_estimate, kto_loss
+from rlaif.train.modeling import SequenceLogProbs
+from rlaif.train.reference import per_sequence, reference_logps
+from rlaif.train.runtime import wrap
+from rlaif.train.tokenize import Tokenized
 
 
 def train_kto(config: KTOConfig | dict | None = None, **overrides: Any) -> TrainResult:
-    cfg: KTOConfig = resolve_config("kto", config, overrides)  # type: ignore[assignment]
-    out = output_dir(cfg, "kto")
-    rt = setup(cfg)
-    seed_everything(cfg.seed)
-
-    # 1. data, with a mismatched (prompt, other completion) partner per example
-    path = model_path(cfg.model)
-    tok = load_tokenizer(path)
-    train_ex, eval_ex = train_eval_split(cfg, load_unpaired)
-    encoder = ChatTokenizer(tok, cfg.max_length, cfg.max_prompt_length)
-    items, eval_items = encode_all(encoder, train_ex), encode_all(encoder, eval_ex)
+    # 1. data and 2. model (the shared prelude), then a mismatched (prompt, other completion) partner per example
+    run = start_recipe("kto", config, overrides, lambda _cfg, file: load_unpaired(file), head="causal")
+    cfg: KTOConfig = run.cfg
+    items, eval_items = run.items, run.eval_items
 
     def mismatched(examples) -> list[Tokenized]:
         partner = mismatched_partners(len(examples), cfg.seed)
-        return [encoder(e.prompt, examples[j].completions) for e, j in zip(examples, partner, strict=True)]
+        return [run.encoder(e.prompt, examples[j].completions) for e, j in zip(examples, partner, strict=True)]
 
-    kl_items, eval_kl_items = mismatched(train_ex), mismatched(eval_ex)
-    desirable = torch.tensor([bool(e.desirable) for e in train_ex])
-    eval_desirable = torch.tensor([bool(e.desirable) for e in eval_ex])
-
-    # 2. model
-    model = load_model(path, "causal", tok, cfg.lora, rt.gradient_checkpointing)
-    share = cfg.share_prompt and attention_supports_shared_prompt(model)
-    policy = SequenceLogProbs(model).to(rt.device)
-    pad = tok.pad_token_id
+    kl_items, eval_kl_items = mismatched(run.train_ex), mismatched(run.eval_ex)
+    desirable = torch.tensor([bool(e.desirable) for e in run.train_ex])
+    eval_desirable = torch.tensor([bool(e.desirable) for e in run.eval_ex])
+    policy = SequenceLogProbs(run.model).to(run.rt.device)
 
     # 3. reference log-probs of examples and mismatched pairs, once, on disk
-    every = items + eval_items + kl_items + eval_kl_items
-
-    def reference() -> torch.Tensor:
-        if cfg.reference:
-            ref = SequenceLogProbs(load_model(model_path(cfg.reference), "causal", tok)).to(rt.device).eval()
-            logps = per_sequence(lambda b: ref(b)[0], every, rt, cfg, pad, share)
-            del ref
-            return logps
-        policy.eval()
-        with reference_mode(model):
-            logps = per_sequence(lambda b: policy(b)[0], every, rt, cfg, pad, share)
-        policy.train()
-        return logps
-
-    key = cache_key("kto", path, cfg.reference, cfg.lora and cfg.lora.model_dump(), str(rt.autocast_dtype),
-                    cfg.seed, [(it.prompt, it.completions) for it in every])
-    ref_all, ref_seconds = cached_reference(out / "reference_logps.pt", key, rt, reference)
-    ref_all = ref_all[:, 0]
+    reference = reference_logps(run, policy, items + eval_items + kl_items + eval_kl_items, cfg.seed)
+    ref_all = reference.logps[:, 0]
     n, m = len(items), len(eval_items)
     ref_train, ref_eval = ref_all[:n], ref_all[n:n + m]
     ref_kl, ref_eval_kl = ref_all[n + m:2 * n + m], ref_all[2 * n + m:]
 
-    # 4. the KL reference point of a global batch, and the loss of one micro-batch
-    def reference_point(module, kl_set: list[Tokenized], ref_set: torch.Tensor, idx: list[int]) -> torch.Tensor:
-        total = torch.zeros(2, dtype=torch.float64, device=rt.device)
-        costs = [row_cost(kl_set[i], share) for i in idx]
-        with torch.no_grad():
-            for local, keep in micro_batches_for(len(idx), costs, rt, cfg.micro_batch_size):
-                part = [idx[j] for j in local]
-                batch = collate([kl_set[i] for i in part], pad, share).to(rt.device)
-                with rt.autocast():
-                    logps, _ = module(batch)
-                if keep:
-                    total[0] += (logps.double() - ref_set[part].to(rt.device).double()).sum()
-                    total[1] += len(part)
-        total = rt.all_reduce(total)
-        return (total[0] / total[1]).float().clamp(min=0.0).cpu()
-
+    # 4. the loss of one micro-batch, given the batch's KL reference point (measured in `prepare` below)
     def loss_fn(module, batch, idx: list[int], ctx: dict) -> LossOut:
         logps, _ = module(batch)
         ref = ctx["ref"][idx].to(logps)
@@ -126,18 +68,27 @@ def train_kto(config: KTOConfig | dict | None = None, **overrides: Any) -> Train
         })
 
     # 5. train, evaluate, save
-    module = wrap(policy, rt)
+    module = wrap(policy, run.rt)
 
     def prepare(batch_idx: list[int]) -> dict:
         return {"ref": ref_train, "desirable": desirable,
-                "kl": reference_point(module, kl_items, ref_kl, batch_idx)}
+                "kl": kl_reference_point(run, module, kl_items, ref_kl, batch_idx)}
 
     def eval_prepare() -> dict:
         return {"ref": ref_eval, "desirable": eval_desirable,
-                "kl": reference_point(module, eval_kl_items, ref_eval_kl, list(range(m)))}
+                "kl": kl_reference_point(run, module, eval_kl_items, ref_eval_kl, list(range(m)))}
 
-    result = fit(cfg, rt, module, items, eval_items, loss_fn, pad, share, out, prepare=prepare,
+    result = fit(cfg, run.rt, module, items, eval_items, loss_fn, run.pad_id, run.share, run.out, prepare=prepare,
                  eval_prepare=eval_prepare, progress_label="kto")
-    result.reference_seconds = round(ref_seconds, 3)
-    save_final(out, rt, module, tok, result, cfg.model_dump())
+    result.reference_seconds = round(reference.seconds, 3)
+    save_final(run.out, run.rt, module, run.tok, result, cfg.model_dump())
     return result
+
+
+def kl_reference_point(run: RecipeRun, module, kl_items: list[Tokenized], ref_logps: torch.Tensor,
+                       idx: list[int]) -> torch.Tensor:
+    """z0 of the global batch `idx`: `kto_kl_estimate` on the policy's log-probs of its mismatched pairs,
+    measured without gradients over the whole batch (all processes), so no split of the batch changes it."""
+    policy_logps = per_sequence(lambda b: module(b)[0], [kl_items[i] for i in idx], run.rt, run.cfg, run.pad_id,
+                                run.share)[:, 0]
+    return kto_kl_estimate(policy_logps.double(), ref_logps[idx].double()).float()

@@ -14,34 +14,21 @@ from typing import Any
 
 import torch
 
-from rlaif.train.common import encode_all, output_dir, resolve_config, seed_everything, train_eval_split
+from rlaif.train.checkpoint import save_final
+from rlaif.train.common import start_recipe
 from rlaif.train.config import RMConfig
 from rlaif.train.data import load_pairs
-from rlaif.train.loop import LossOut, TrainResult, fit, save_final
+from rlaif.train.loop import LossOut, TrainResult, fit
 from rlaif.train.losses import bradley_terry_loss
-from rlaif.train.modeling import (
-    SequenceRewards,
-    attention_supports_shared_prompt,
-    load_model,
-    load_tokenizer,
-    model_path,
-)
-from rlaif.train.runtime import setup, wrap
-from rlaif.train.tokenize import ChatTokenizer
+from rlaif.train.modeling import SequenceRewards
+from rlaif.train.runtime import wrap
 
 
 def train_rm(config: RMConfig | dict | None = None, **overrides: Any) -> TrainResult:
-    cfg: RMConfig = resolve_config("rm", config, overrides)  # type: ignore[assignment]
-    out = output_dir(cfg, "rm")
-    rt = setup(cfg)
-    seed_everything(cfg.seed)
-
-    # 1. data
-    path = model_path(cfg.model)
-    tok = load_tokenizer(path)
-    train_ex, eval_ex = train_eval_split(cfg, lambda f: load_pairs(f, cfg.margin_field))
-    encoder = ChatTokenizer(tok, cfg.max_length, cfg.max_prompt_length)
-    items, eval_items = encode_all(encoder, train_ex), encode_all(encoder, eval_ex)
+    # 1. data and 2. model (the shared prelude): pairs split by prompt, tokens, and a scalar head on the base
+    # model (seeded, so the new head is the same on every process)
+    run = start_recipe("rm", config, overrides, lambda cfg, file: load_pairs(file, cfg.margin_field), head="reward")
+    cfg: RMConfig = run.cfg
 
     def labels(examples) -> dict:
         p = None
@@ -50,12 +37,8 @@ def train_rm(config: RMConfig | dict | None = None, **overrides: Any) -> TrainRe
         margin = torch.tensor([e.margin for e in examples]) if cfg.margin_field else None
         return {"p": p, "margin": margin}
 
-    train_labels, eval_labels = labels(train_ex), labels(eval_ex)
-
-    # 2. model: a scalar head on the base model (seeded, so the new head is the same on every process)
-    model = load_model(path, "reward", tok, cfg.lora, rt.gradient_checkpointing)
-    share = cfg.share_prompt and attention_supports_shared_prompt(model)
-    scorer = SequenceRewards(model).to(rt.device)
+    train_labels, eval_labels = labels(run.train_ex), labels(run.eval_ex)
+    scorer = SequenceRewards(run.model).to(run.rt.device)
 
     # 3. the loss of one micro-batch
     def loss_fn(module, batch, idx: list[int], ctx: dict) -> LossOut:
@@ -74,8 +57,8 @@ def train_rm(config: RMConfig | dict | None = None, **overrides: Any) -> TrainRe
         })
 
     # 4. train, evaluate, save
-    module = wrap(scorer, rt)
-    result = fit(cfg, rt, module, items, eval_items, loss_fn, tok.pad_token_id, share, out,
+    module = wrap(scorer, run.rt)
+    result = fit(cfg, run.rt, module, run.items, run.eval_items, loss_fn, run.pad_id, run.share, run.out,
                  prepare=lambda batch: train_labels, eval_prepare=lambda: eval_labels, progress_label="rm")
-    save_final(out, rt, module, tok, result, cfg.model_dump())
+    save_final(run.out, run.rt, module, run.tok, result, cfg.model_dump())
     return result
