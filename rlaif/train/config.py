@@ -1,6 +1,7 @@
 """Training configs: one pydantic model per recipe, filled from a YAML file and key=value overrides.
 
-An unknown key or a value of the wrong type is a ConfigError that names the key.
+An unknown key or a value of the wrong type is a ConfigError that names the key; an unknown key gets a
+"did you mean" hint (`config_hints.py`), also for the names TRL and transformers' Trainer use.
 The shipped defaults live in rlaif/train/configs/{rm,dpo,kto}.yaml.
 """
 from __future__ import annotations
@@ -9,9 +10,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rlaif.errors import ConfigError
+from rlaif.train.config_hints import unknown_key_hint
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -59,6 +61,11 @@ class TrainConfig(BaseModel):
     log_every: int = Field(1, gt=0)
     threads: int | None = Field(None, gt=0)  # torch CPU threads (default: torch's choice)
     resume: bool = True  # continue from OUT/checkpoint when it exists
+
+    @field_validator("gradient_checkpointing", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:  # YAML reads on/off (and TRL's true/false) as booleans
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class RMConfig(TrainConfig):
@@ -119,7 +126,9 @@ def load_config(recipe: str, path: str | Path | None = None, overrides: list[str
         keys, value = parse_override(item)
         node = data
         for k in keys[:-1]:
-            node = node.setdefault(k, {}) if isinstance(node.get(k, {}), dict) else {}
+            if not isinstance(node.get(k), dict):  # e.g. `lora: null` in the YAML: lora.r=8 turns it on
+                node[k] = {}
+            node = node[k]
         node[keys[-1]] = value
     data.update({k: v for k, v in values.items() if v is not None})
     source = " + ".join(x for x in (str(path) if path else "", "key=value overrides" if overrides else "") if x)
@@ -135,7 +144,8 @@ def validate(recipe: str, data: dict[str, Any], source: str = "options") -> Trai
         for err in e.errors():
             key = ".".join(str(x) for x in err["loc"])
             if err["type"] == "extra_forbidden":
-                problems.append(f"unknown key '{key}'")
+                hint = unknown_key_hint(recipe, [str(x) for x in err["loc"]], CONFIGS)
+                problems.append(f"unknown key '{key}'" + (f" ({hint})" if hint else ""))
             else:
                 problems.append(f"key '{key}': {err['msg']} (got {err.get('input')!r})")
         known = ", ".join(sorted(model.model_fields))

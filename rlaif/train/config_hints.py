@@ -1,0 +1,100 @@
+""""Did you mean" hints for unknown training-config keys: close misspellings, and the names users of TRL and
+transformers' Trainer type, with what rlaif calls them (or that rlaif has no such setting, and what to do)."""
+from __future__ import annotations
+
+import difflib
+
+from pydantic import BaseModel
+
+# a TRL / TrainingArguments / peft name -> (rlaif's key, or None when rlaif has no equivalent; what to know)
+FOREIGN_KEYS: dict[str, tuple[str | None, str]] = {
+    "learning_rate": ("lr", ""),
+    "per_device_train_batch_size": ("micro_batch_size", "It is the examples per forward pass on one process; "
+                                                        "batch_size is the examples per optimizer step, all processes"),
+    "per_device_eval_batch_size": ("micro_batch_size", "It sizes the evaluation passes too"),
+    "num_train_epochs": ("epochs", ""),
+    "gradient_accumulation_steps": (None, "set batch_size (examples per optimizer step, over all processes) and "
+                                          "micro_batch_size (per forward pass): accumulation makes up the rest"),
+    "max_completion_length": (None, "max_length bounds prompt + response tokens, max_prompt_length the prompt"),
+    "warmup_ratio": (None, "use warmup_steps (optimizer steps)"),
+    "logging_steps": ("log_every", ""),
+    "save_steps": ("save_every", ""),
+    "eval_steps": ("eval_every", ""),
+    "eval_strategy": (None, "set eval_every (steps); the end of training is always evaluated"),
+    "evaluation_strategy": (None, "set eval_every (steps); the end of training is always evaluated"),
+    "save_strategy": (None, "a checkpoint is saved every save_every steps and at the end"),
+    "save_total_limit": (None, "it keeps one resumable checkpoint, OUT/checkpoint"),
+    "output_dir": ("out", "Or pass -o OUTDIR"),
+    "model_name_or_path": ("model", "Give 'local' or a local model directory"),
+    "lr_scheduler_type": ("lr_scheduler", "One of constant, linear, cosine"),
+    "bf16": ("precision", "Set precision=bf16"),
+    "fp16": (None, "precision is auto, fp32 or bf16"),
+    "use_peft": ("lora", "E.g. lora.r=16 turns LoRA on"),
+    "lora_r": ("lora.r", ""),
+    "lora_alpha": ("lora.alpha", ""),
+    "lora_dropout": ("lora.dropout", ""),
+    "lora_target_modules": ("lora.target_modules", ""),
+    "ref_model": ("reference", "A local model directory"),
+    "precompute_ref_log_probs": (None, "reference log-probs are always computed once and cached in OUT"),
+    "center_rewards_coefficient": ("center_rewards_coef", ""),
+    "resume_from_checkpoint": ("resume", "resume=true (the default) continues from OUT/checkpoint"),
+    "report_to": (None, "metrics are written to OUT/metrics.jsonl"),
+    "deepspeed": (None, "fsdp=true shards the model under torchrun"),
+    "dataset_name": ("data", "A local JSONL file, or pass --data FILE"),
+}
+
+
+def _submodel(model: type[BaseModel], path: list[str]) -> type[BaseModel] | None:
+    """The pydantic model at a dotted path of nested keys (e.g. ['lora'] -> LoraConfig)."""
+    for part in path:
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        inner = [a for a in getattr(field.annotation, "__args__", (field.annotation,))
+                 if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not inner:
+            return None
+        model = inner[0]
+    return model
+
+
+def _recipes_with(key: str, configs: dict[str, type[BaseModel]]) -> list[str]:
+    return [name for name, model in configs.items() if key.split(".")[0] in model.model_fields]
+
+
+def _configs_phrase(recipes: list[str]) -> str:
+    if len(recipes) == 1:
+        return f"the {recipes[0]} config"
+    return f"the {', '.join(recipes[:-1])} and {recipes[-1]} configs"
+
+
+def _foreign_hint(recipe: str, key: str, fields: list[str], configs: dict[str, type[BaseModel]]) -> str:
+    target, note = FOREIGN_KEYS[key]
+    if target is None:
+        return f"rlaif has no {key}; {note}"
+    if target.split(".")[0] not in fields:
+        return f"rlaif calls it '{target}', a key of {_configs_phrase(_recipes_with(target, configs))}, not of {recipe}"
+    return f"did you mean '{target}'?" + (f" {note}" if note else "")
+
+
+def unknown_key_hint(recipe: str, loc: list[str], configs: dict[str, type[BaseModel]]) -> str:
+    """A short hint for the unknown key at `loc` in a `recipe` config, or "" when there is none to give."""
+    model = _submodel(configs[recipe], loc[:-1])
+    if model is None:
+        return ""
+    key, prefix = loc[-1], "".join(f"{p}." for p in loc[:-1])
+    fields = list(model.model_fields)
+    if not prefix and key in FOREIGN_KEYS:
+        return _foreign_hint(recipe, key, fields, configs)
+    others = [] if prefix else [r for r in _recipes_with(key, configs) if r != recipe]
+    if others:
+        return f"'{key}' is a key of {_configs_phrase(others)}, not of {recipe}"
+    unprefixed = key.removeprefix(f"{loc[-2]}_") if prefix else key  # peft's lora_alpha inside lora: alpha
+    close = [unprefixed] if unprefixed in fields else difflib.get_close_matches(key, fields, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(f"'{prefix}{c}'" for c in close) + "?"
+    if not prefix:  # a misspelling of another recipe's key
+        elsewhere = {f for m in configs.values() for f in m.model_fields}
+        for c in difflib.get_close_matches(key, sorted(elsewhere), n=1, cutoff=0.6):
+            return f"did you mean '{c}'? It is a key of {_configs_phrase(_recipes_with(c, configs))}, not of {recipe}"
+    return ""
