@@ -1,7 +1,8 @@
 """Local training from preference files: reward models, DPO (soft labels, cDPO, IPO) and KTO.
 
 Losses are pure tensor functions (`losses.py`); each recipe (`rm.py`, `dpo.py`, `kto.py`) reads top
-to bottom and shares set-up, batching and the step loop (`common.py`, `batching.py`, `loop.py`).
+to bottom and shares the prelude, batching, reference log-probs, the step loop and checkpoints
+(`common.py`, `batching.py`, `reference.py`, `loop.py`, `checkpoint.py`).
 Imports nothing from judges, backends, call handling or API SDKs.
 """
 from __future__ import annotations
