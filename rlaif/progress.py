@@ -35,10 +35,6 @@ class ProgressBar:
             self._task = self._bar.add_task(description, total=total, completed=completed, info="")
             self._bar.start()
 
-    @property
-    def shown(self) -> bool:
-        return self._bar is not None
-
     def advance(self, n: int, info: str = "") -> None:
         if self._bar is not None and n:
             self._bar.update(self._task, advance=n, info=info)
