@@ -1,8 +1,8 @@
 """The persistent call cache: $RLAIF_CACHE/calls.sqlite (WAL), one row per finished call.
 
 A key hashes what decides a completion (backend kind, model, messages, sampling, sample
-index). Reads are bulk lookups; writes (new rows, and the hit counter of rows served
-again) go through one writer thread, so the event loop never waits on disk.
+index). Reads are bulk lookups; writes (new rows, and a hit counter per backend and model)
+go through one writer thread, so the event loop never waits on disk.
 `cache_info` and `clear_cache` serve `rlaif cache info` / `rlaif cache clear`.
 """
 from __future__ import annotations
@@ -32,11 +32,14 @@ _SCHEMA = (
     completion TEXT NOT NULL,
     created REAL NOT NULL
 )""",
-    # A table of its own, not a column of calls: caches written before it existed need no migration.
+    # Requests served from the cache, per backend and model: a table of its own, so caches written
+    # before it existed need no migration, and one row per model, so a cached re-run adds one upsert.
     """CREATE TABLE IF NOT EXISTS hits (
-    key TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
     n INTEGER NOT NULL,
-    last REAL NOT NULL
+    last REAL NOT NULL,
+    PRIMARY KEY (backend, model)
 )""",
 )
 _SIDE_FILES = ("-wal", "-shm")
@@ -69,10 +72,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 @dataclass
 class _Batch:
-    """What one hand-off gives the writer: new rows and keys served from the cache (with repeats)."""
+    """What one hand-off gives the writer: new rows, and hits per (backend spec, model)."""
 
     rows: list[tuple] = field(default_factory=list)
-    hits: list[str] = field(default_factory=list)
+    hits: Counter = field(default_factory=Counter)
 
     def __bool__(self) -> bool:
         return bool(self.rows or self.hits)
@@ -111,9 +114,9 @@ class CallCache:
                                    json.dumps(record, ensure_ascii=False), time.time()))
         self._maybe_handoff()
 
-    def count_hits(self, keys: Sequence[str]) -> None:
-        """Count one hit per key (repeat a key for several requests it served)."""
-        self._pending.hits.extend(keys)
+    def count_hits(self, backend: Backend, n: int) -> None:
+        """Count n requests of this backend served from the cache."""
+        self._pending.hits[(backend.spec, backend.model)] += n
         self._maybe_handoff()
 
     def _maybe_handoff(self) -> None:
@@ -151,7 +154,7 @@ class CallCache:
                 flushes.append(item)
             else:
                 batch.rows.extend(item.rows)
-                batch.hits.extend(item.hits)
+                batch.hits.update(item.hits)
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
@@ -182,9 +185,9 @@ def _commit(con: sqlite3.Connection, batch: _Batch) -> None:
         con.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?)", batch.rows)
     if batch.hits:
         now = time.time()
-        con.executemany("INSERT INTO hits (key, n, last) VALUES (?, ?, ?) "
-                        "ON CONFLICT(key) DO UPDATE SET n = n + excluded.n, last = excluded.last",
-                        [(key, n, now) for key, n in Counter(batch.hits).items()])
+        con.executemany("INSERT INTO hits (backend, model, n, last) VALUES (?, ?, ?, ?) ON CONFLICT(backend, model) "
+                        "DO UPDATE SET n = n + excluded.n, last = excluded.last",
+                        [(backend, model, n, now) for (backend, model), n in batch.hits.items()])
     con.commit()
 
 
@@ -193,7 +196,7 @@ class ModelEntries:
     backend: str  # the backend spec the rows were made with, e.g. "openai:gpt-4o-mini"
     model: str
     entries: int
-    hits: int  # requests served from these rows since hits were first counted
+    hits: int  # requests served from the cache since hits were first counted
 
 
 @dataclass
@@ -219,15 +222,17 @@ def cache_info(path: str | Path | None = None) -> CacheInfo:
     con = sqlite3.connect(path, timeout=60)
     try:
         tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "calls" not in tables:
-            return CacheInfo(path=path, exists=True, size_bytes=size)
-        hits = "COALESCE(SUM(h.n), 0)" if "hits" in tables else "0"
-        join = "LEFT JOIN hits h ON h.key = c.key" if "hits" in tables else ""
-        rows = con.execute(f"SELECT c.backend, c.model, COUNT(*), {hits} FROM calls c {join} "
-                           "GROUP BY c.backend, c.model ORDER BY COUNT(*) DESC, c.backend").fetchall()
+        entries = con.execute("SELECT backend, model, COUNT(*) FROM calls GROUP BY backend, model").fetchall() \
+            if "calls" in tables else []
+        hits = con.execute("SELECT backend, model, n FROM hits").fetchall() if "hits" in tables else []
     finally:
         con.close()
-    models = [ModelEntries(backend=b, model=m, entries=n, hits=h) for b, m, n, h in rows]
+    by_model: dict[tuple[str, str], ModelEntries] = {}
+    for b, m, n in entries:
+        by_model[(b, m)] = ModelEntries(backend=b, model=m, entries=n, hits=0)
+    for b, m, n in hits:  # a model can have hits and no rows left (rows are replaced, never only counted)
+        by_model.setdefault((b, m), ModelEntries(backend=b, model=m, entries=0, hits=0)).hits = n
+    models = sorted(by_model.values(), key=lambda e: (-e.entries, e.backend, e.model))
     return CacheInfo(path=path, exists=True, size_bytes=size, entries=sum(m.entries for m in models),
                      hits=sum(m.hits for m in models), models=models)
 

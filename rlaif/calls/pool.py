@@ -110,16 +110,14 @@ class _Run:
         hits = await asyncio.to_thread(self.store.get_many, keys) if self.store is not None else {}
         # Identical requests in one run are one call; its result fans out to all of them.
         groups: dict[str, list[int]] = {}
-        served: list[str] = []
         for i, key in enumerate(keys):
             if key in hits:
                 self.deliver(i, replace(hits[key], cached=True))
                 self.stats.cache_hits += 1
-                served.append(key)
             else:
                 groups.setdefault(key, []).append(i)
-        if self.store is not None and served:
-            self.store.count_hits(served)
+        if self.store is not None and self.stats.cache_hits:
+            self.store.count_hits(self.backend, self.stats.cache_hits)
         self.bar.advance(self.stats.cache_hits, self.info())
         pending = list(groups.items())
         size = max(1, int(self.backend.max_batch or 1))
