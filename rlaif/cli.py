@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -24,6 +25,21 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """RL from AI feedback: label, audit, train, evaluate."""
+
+
+# Options several commands share, declared once so a flag means one thing everywhere
+# (tests/test_cli_conventions.py checks the spellings across all commands).
+Concurrency = Annotated[int, typer.Option("--concurrency", "-c", min=1, help="calls in flight at once")]
+ApiKeyEnv = Annotated[str | None, typer.Option("--api-key-env", help="environment variable holding the API key "
+                                                "(default OPENAI_API_KEY / ANTHROPIC_API_KEY)")]
+# How `rlaif label` and `rlaif synth` build and filter preference pairs.
+Orders = Annotated[str, typer.Option("--orders", help="both | random | ab: the orders each pair is shown in")]
+Pairing = Annotated[str, typer.Option("--pairing", help="all | best-worst | reference")]
+Reference = Annotated[str | None, typer.Option("--reference", help="the baseline policy for --pairing reference")]
+Jury = Annotated[str, typer.Option("--jury", help="majority | mean | dawid-skene")]
+MinAgreement = Annotated[float, typer.Option("--min-agreement", help="drop pairs whose judges agree less")]
+MinPChosen = Annotated[float, typer.Option("--min-p-chosen", help="drop preferences whose consensus "
+                                                                  "probability is lower (e.g. 0.7)")]
 
 
 def main() -> None:
@@ -48,11 +64,10 @@ def generate(
     temperature: float = typer.Option(0.7, "--temperature", min=0.0),
     max_tokens: int = typer.Option(512, "--max-tokens", min=1),
     seed: int | None = typer.Option(None, "--seed", help="sample s is drawn with seed S+s"),
-    concurrency: int = typer.Option(8, "--concurrency", min=1, help="calls in flight at once"),
+    concurrency: Concurrency = 8,
     base_url: list[str] | None = typer.Option(None, "--base-url", help="an OpenAI-compatible server "
                                               "(vLLM, llama.cpp, Ollama); repeat to spread the load"),
-    api_key_env: str | None = typer.Option(None, "--api-key-env", help="environment variable holding the key "
-                                           "(default OPENAI_API_KEY / ANTHROPIC_API_KEY)"),
+    api_key_env: ApiKeyEnv = None,
     timeout: float = typer.Option(120.0, "--timeout", min=0.1, help="seconds per call before it is retried"),
 ) -> None:
     """Sample responses from a policy: one line per (prompt, sample), appended as results arrive."""
@@ -63,7 +78,6 @@ def generate(
     records = read_prompts(find("prompts", prompts))
     run(records, policy, out, samples=samples, temperature=temperature, max_tokens=max_tokens, seed=seed,
         concurrency=concurrency, base_urls=base_url or None, api_key_env=api_key_env, timeout_s=timeout)
-
 
 
 # --- labeling: label, synth, probe ---------------------------------------------------------------
@@ -93,17 +107,16 @@ def label(
     judge_model: list[str] = typer.Option([], "--judge-model", help=_JUDGE_MODEL_HELP),
     base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL "
                                                                "(repeat to spread the load)"),
-    api_key_env: str = typer.Option(None, "--api-key-env", help="environment variable holding the API key"),
-    orders: str = typer.Option("both", "--orders", help="both | random | ab: the orders each pair is shown in"),
-    pairing: str = typer.Option("all", "--pairing", help="all | best-worst | reference"),
-    reference: str = typer.Option(None, "--reference", help="the baseline policy for --pairing reference"),
-    jury: str = typer.Option("majority", "--jury", help="majority | mean | dawid-skene"),
-    min_agreement: float = typer.Option(0.0, "--min-agreement", help="drop pairs whose judges agree less"),
-    min_p_chosen: float = typer.Option(0.0, "--min-p-chosen", help="drop preferences whose consensus "
-                                                                   "probability is lower (e.g. 0.7)"),
+    api_key_env: ApiKeyEnv = None,
+    orders: Orders = "both",
+    pairing: Pairing = "all",
+    reference: Reference = None,
+    jury: Jury = "majority",
+    min_agreement: MinAgreement = 0.0,
+    min_p_chosen: MinPChosen = 0.0,
     prompts: Path = typer.Option(None, "--prompts", help="prompts JSONL whose constraints the rule judge checks"),
     reparse: bool = typer.Option(False, "--reparse", help="re-parse the raw outputs stored in OUTDIR; no calls"),
-    concurrency: int = typer.Option(8, "--concurrency", "-c", help="parallel requests"),
+    concurrency: Concurrency = 8,
     no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write the call cache"),
     seed: int = typer.Option(0, "--seed", help="seed for --orders random"),
 ) -> None:
@@ -137,15 +150,14 @@ def synth(
     base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server for the "
                                                                "policies (and the judges, unless --judge-base-url)"),
     judge_base_url: list[str] = typer.Option([], "--judge-base-url", help="server for the judges"),
-    api_key_env: str = typer.Option(None, "--api-key-env", help="environment variable holding the API key"),
-    orders: str = typer.Option("both", "--orders", help="both | random | ab"),
-    pairing: str = typer.Option("all", "--pairing", help="all | best-worst | reference"),
-    reference: str = typer.Option(None, "--reference", help="the baseline policy for --pairing reference"),
-    jury: str = typer.Option("majority", "--jury", help="majority | mean | dawid-skene"),
-    min_agreement: float = typer.Option(0.0, "--min-agreement", help="drop pairs whose judges agree less"),
-    min_p_chosen: float = typer.Option(0.0, "--min-p-chosen", help="drop preferences whose consensus "
-                                                                   "probability is lower (e.g. 0.7)"),
-    concurrency: int = typer.Option(8, "--concurrency", "-c", help="parallel requests"),
+    api_key_env: ApiKeyEnv = None,
+    orders: Orders = "both",
+    pairing: Pairing = "all",
+    reference: Reference = None,
+    jury: Jury = "majority",
+    min_agreement: MinAgreement = 0.0,
+    min_p_chosen: MinPChosen = 0.0,
+    concurrency: Concurrency = 8,
 ) -> None:
     """Generate responses from several policies and label them in one command (a synthetic preference set)."""
     from rlaif.judge import load_judges
@@ -166,11 +178,11 @@ def probe(
     out: Path = typer.Option(..., "-o", "--out", help="output directory"),
     judge_model: str = typer.Option(None, "--judge-model", help="run the judge on this backend/model instead"),
     base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL"),
-    api_key_env: str = typer.Option(None, "--api-key-env", help="environment variable holding the API key"),
+    api_key_env: ApiKeyEnv = None,
     probes: str = typer.Option("position,verbosity,self-preference,injection", "--probes",
                                help="comma-separated subset of the probes"),
     probe_set: str = typer.Option("probes_v1", "--probe-set", help="probe items in prompts/ (or a path)"),
-    concurrency: int = typer.Option(8, "--concurrency", "-c", help="parallel requests"),
+    concurrency: Concurrency = 8,
 ) -> None:
     """Run a judge on bias probes with known answers; writes OUTDIR/probe.json and probe_labels.jsonl."""
     from rlaif.judge import load_judge
@@ -187,8 +199,6 @@ def probe(
             continue
         typer.echo(f"  {name:16s} wrong {r['wrong']}/{r['n']} = {r['wrong_rate']:.2f} "
                    f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]")
-
-
 
 
 # --- audit: audit, elo, convert ------------------------------------------------------------------
@@ -225,12 +235,6 @@ def audit(
                "audit.md, audit.html")
 
 
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
 @app.command()
 def elo(
     battles: Path = typer.Argument(..., help="label JSONL or Chatbot-Arena-style battles (JSONL or JSON list)"),
@@ -248,10 +252,11 @@ def elo(
     from rich.progress import Progress
 
     from rlaif.elo import leaderboard, leaderboard_csv, parse_anchor, read_battles
+    from rlaif.progress import stderr_console
     from rlaif.records import write_json, write_text
     from rlaif.report.elo_page import leaderboard_svg, render_elo_html
 
-    with Progress(transient=True, console=_stderr_console()) as bar:
+    with Progress(transient=True, console=stderr_console()) as bar:
         task = bar.add_task("bootstrap", total=1.0)
         board = leaderboard(read_battles(battles), rounds=bootstrap, seed=seed, anchor=parse_anchor(anchor),
                             method="elo" if online else "bt", k=k, style=style_control,
@@ -314,7 +319,6 @@ def train(
     typer.echo(_json.dumps(asdict(result), indent=2))
 
 
-
 # --- evaluation: winrate, diversity, eval --------------------------------------------------------
 @app.command()
 def winrate(
@@ -327,11 +331,11 @@ def winrate(
     judge: list[str] = typer.Option([], "--judge", "-j", help=_JUDGE_HELP),
     judge_model: list[str] = typer.Option([], "--judge-model", help=_JUDGE_MODEL_HELP),
     base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL for the judges"),
-    api_key_env: str = typer.Option(None, "--api-key-env", help="environment variable holding the API key"),
+    api_key_env: ApiKeyEnv = None,
     prompts: Path = typer.Option(None, "--prompts", help="prompt set: categories give per-category rates; "
                                                          "constraints feed the rule judge"),
-    concurrency: int = typer.Option(8, "--concurrency", "-c", min=1, help="parallel judge requests"),
-    n_boot: int = typer.Option(10_000, "--n-boot", help="bootstrap replicates"),
+    concurrency: Concurrency = 8,
+    bootstrap: int = typer.Option(10_000, "--bootstrap", help="bootstrap rounds for the 95% interval"),
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
 ) -> None:
     """Win rate of POLICY over BASELINE with a prompt-clustered 95% interval: judge RESPONSES (both orders)
@@ -345,7 +349,8 @@ def winrate(
     if labels is not None:
         if judge or judge_model:
             raise ConfigError("--judge/--judge-model judge RESPONSES; --labels are judged already. Fix: drop one")
-        d = winrate_from_labels_file(labels, policy, baseline, out, prompts_path=prompts, n_boot=n_boot, seed=seed)
+        d = winrate_from_labels_file(labels, policy, baseline, out, prompts_path=prompts, n_boot=bootstrap,
+                                     seed=seed)
     else:
         if not judge:
             raise ConfigError("judging RESPONSES needs a judge. Fix: add --judge NAME (e.g. pairwise-logprob)")
@@ -353,7 +358,7 @@ def winrate(
 
         d = winrate_from_responses_file(responses, load_judges(judge, judge_model), policy, baseline, out,
                                         prompts_path=prompts, concurrency=concurrency, base_urls=base_url or None,
-                                        api_key_env=api_key_env, n_boot=n_boot, seed=seed)
+                                        api_key_env=api_key_env, n_boot=bootstrap, seed=seed)
     lc = "–" if d["lc_win_rate"] is None else f"{d['lc_win_rate']:.3f}"
     typer.echo(f"{policy} vs {baseline}: win rate {d['win_rate']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}] "
                f"over {d['n']} comparisons ({d['wins']}-{d['losses']}-{d['ties']}), length-controlled {lc}")
@@ -376,8 +381,9 @@ def diversity(
     from rich.progress import Progress
 
     from rlaif.evaluate import diversity_from_file
+    from rlaif.progress import stderr_console
 
-    with Progress(transient=True, console=_stderr_console()) as bar:
+    with Progress(transient=True, console=stderr_console()) as bar:
         task = bar.add_task("embedding", total=None, visible=not no_embedding)
         report = diversity_from_file(responses, out, tokenizer=tokenizer, embedding=not no_embedding,
                                      embed_dtype=embed_dtype,
@@ -390,12 +396,6 @@ def diversity(
         typer.echo(f"{policy}: per-input distinct-2 {f(m['distinct_2'])}, EAD {f(m['ead'])}, "
                    f"self-BLEU {f(m['self_bleu'], '.1f')}, embedding {f(m['embedding'])}")
     typer.echo(f"wrote {out / 'diversity.json'} and {out / 'diversity.md'}")
-
-
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 @app.command("eval")
@@ -417,9 +417,9 @@ def eval_suite(
     judge_model: str = typer.Option(None, "--judge-model", help="run the suite's LLM judges on this backend"),
     base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL "
                                                                "(policies and judges; repeat to spread the load)"),
-    api_key_env: str = typer.Option(None, "--api-key-env", help="environment variable holding the API key"),
+    api_key_env: ApiKeyEnv = None,
     no_embedding: bool = typer.Option(False, "--no-embedding", help="skip the MiniLM embedding diversity"),
-    concurrency: int = typer.Option(8, "--concurrency", "-c", min=1, help="calls in flight at once"),
+    concurrency: Concurrency = 8,
 ) -> None:
     """Evaluate a policy against a baseline on an eval suite: win rate per judge with intervals, the ID−OOD
     gap, compliance, diversity. Resumable; a re-run makes zero calls."""
@@ -452,6 +452,69 @@ def demo(
     from rlaif.demo import run_demo
 
     run_demo(out, quick=quick)
+
+
+# --- the call cache: cache path, cache info, cache clear -----------------------------------------
+cache_app = typer.Typer(help="The call cache ($RLAIF_CACHE/calls.sqlite): where it is, what it holds, clear it.",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@cache_app.command("path")
+def cache_path() -> None:
+    """Print where the call cache lives (it may not exist yet)."""
+    from rlaif.calls.cache import cache_path as path
+
+    typer.echo(str(path()))
+
+
+@cache_app.command("info")
+def cache_info() -> None:
+    """Size on disk, entries and hits (requests served from the cache), per backend and model."""
+    from rlaif.calls.cache import cache_info as info
+
+    i = info()
+    if not i.exists:
+        typer.echo(f"{i.path}: no call cache yet")
+        return
+    typer.echo(f"{i.path}: {_size(i.size_bytes)}, {i.entries} entries, {i.hits} hits")
+    for m in i.models:
+        model = "" if m.model in m.backend else f" ({m.model})"
+        typer.echo(f"  {m.backend}{model}: {m.entries} entries, {m.hits} hits")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    yes: bool = typer.Option(False, "--yes", "-y", help="delete without asking (needed without a terminal)"),
+) -> None:
+    """Delete the call cache: every later request is a new call."""
+    from rlaif.calls.cache import cache_info as info
+    from rlaif.calls.cache import clear_cache
+    from rlaif.errors import ConfigError
+
+    i = info()
+    if not i.exists:
+        typer.echo(f"{i.path}: no call cache; nothing to delete")
+        return
+    if not yes:
+        if not _interactive():
+            raise ConfigError("`rlaif cache clear` asks before deleting, and stdin is not a terminal. "
+                              "Fix: pass --yes")
+        typer.confirm(f"delete {i.path} ({_size(i.size_bytes)}, {i.entries} entries)?", abort=True)
+    removed = clear_cache(i.path)
+    typer.echo(f"deleted {', '.join(str(f) for f in removed)}")
 
 
 if __name__ == "__main__":

@@ -34,3 +34,5 @@ class MissingDependency(RlaifError):
 
 class BackendError(RlaifError):
     """A model call failed for good (bad request, auth, not found, retries exhausted)."""
+
+    status: int | None = None  # the HTTP status when a server answered; 401/403/404 stop a whole run

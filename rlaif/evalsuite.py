@@ -37,10 +37,6 @@ class Generation:
     seed: int | None
 
 
-def _http(spec: str) -> bool:
-    return spec.partition(":")[0] in ("openai", "anthropic")
-
-
 def _judge_kind(path: str) -> str | None:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -184,9 +180,8 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
     by_spec: dict[str, Any] = {}
     for ref in (pol, base):
         if ref.spec not in by_spec:  # one loaded model serves two names of the same spec
-            http = _http(ref.spec)
-            by_spec[ref.spec] = get_backend(ref.spec, base_urls=base_urls if http else None,
-                                            api_key_env=api_key_env if http else None)
+            by_spec[ref.spec] = get_backend(ref.spec, base_urls=base_urls, api_key_env=api_key_env,
+                                            drop_http_opts=True)
         backends[ref.name] = by_spec[ref.spec]
 
     calls = LiveCalls(concurrency=concurrency, cache=True, progress=progress, base_urls=base_urls,

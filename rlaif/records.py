@@ -316,13 +316,5 @@ def read_prompts(path: str | Path) -> list[Prompt]:
     return out
 
 
-def prompt_text(prompt: Text) -> str:
-    """A plain-text view of a prompt (the last user turn of a chat)."""
-    if isinstance(prompt, str):
-        return prompt
-    users = [m["content"] for m in prompt if m.get("role") == "user"]
-    return users[-1] if users else (prompt[-1]["content"] if prompt else "")
-
-
 def as_messages(prompt: Text) -> list[Message]:
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)

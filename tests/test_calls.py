@@ -9,7 +9,8 @@ import pytest
 
 from rlaif.backends.base import Completion, Request, TransientError
 from rlaif.backends.scripted import ScriptedBackend
-from rlaif.calls import CallCache, RetryPolicy, _wait, acomplete_all, cache_key, complete_all
+from rlaif.calls import CallCache, RetryPolicy, acomplete_all, cache_key, complete_all
+from rlaif.calls.pool import _wait
 from rlaif.errors import BackendError
 from rlaif.localmodel import cache_root
 

@@ -19,6 +19,10 @@ FORBIDDEN = {
     "rlaif.backends": ["rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.evaluate", "rlaif.cli",
                        "rlaif.stats"],
     "rlaif.calls": ["rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.evaluate", "rlaif.cli"],
+    # The cache stands alone (`rlaif cache` reads it without the worker pool); progress is a leaf.
+    "rlaif.calls.cache": ["rlaif.calls.pool", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.evaluate",
+                          "rlaif.cli", "torch", "transformers", "openai", "anthropic"],
+    "rlaif.progress": ["rlaif.", "torch", "transformers", "openai", "anthropic", "vllm", "numpy"],
     "rlaif.judge": ["rlaif.train", "rlaif.audit", "rlaif.evaluate", "rlaif.cli"],
     "rlaif.train": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.audit", "rlaif.evaluate", "rlaif.cli",
                     "rlaif.stats", "openai", "anthropic", "vllm"],

@@ -10,13 +10,13 @@ import time
 from typing import Any
 
 from rlaif.backends._http import ClientPool, api_key, http_client, malformed
-from rlaif.backends.base import Completion, Request, classify_sdk_error
+from rlaif.backends.base import Backend, Completion, Request, classify_sdk_error
 from rlaif.errors import BackendError, MissingDependency
 
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
 
 
-class AnthropicBackend:
+class AnthropicBackend(Backend):
     max_batch = 1
 
     def __init__(self, model: str, *, base_urls: list[str] | None = None, api_key_env: str | None = None,

@@ -57,20 +57,19 @@ class Completion:
 
 @runtime_checkable
 class Backend(Protocol):
+    """Every backend class subclasses this, so the attributes with defaults exist on all of them."""
+
     spec: str  # e.g. "openai:gpt-4o-mini", "local"
     model: str  # the model name used in cache keys and records
-    max_batch: int  # how many requests one `complete` call takes well (1 for HTTP)
+    max_batch: int = 1  # how many requests one `complete` call takes well (1 for HTTP)
+    timeout_s: float | None = None  # per-call deadline the call layer enforces (None: no deadline)
+    price_model: str | None = None  # model name to look up in rlaif.calls' price table (None: free)
 
     async def complete(self, requests: list[Request]) -> list[Completion]:
         """Serve a batch. Raise TransientError (retried) or BackendError (fatal) on failure."""
         ...
 
     async def aclose(self) -> None: ...
-
-
-# Optional attributes the call layer reads with getattr:
-#   timeout_s: float | None  -- per-call deadline the call layer enforces (None: no deadline)
-#   price_model: str | None  -- model name to look up in rlaif.calls' price table (None: free)
 
 
 class TransientError(BackendError):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlaif.backends.base import Completion, Request, check_local_path
+from rlaif.backends.base import Backend, Completion, Request, check_local_path
 from rlaif.errors import BackendError, MissingDependency
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
@@ -44,7 +44,8 @@ class SequenceLogprob:
     tokens: int
 
 
-class HFBackend:
+class HFBackend(Backend):
+    # timeout_s and price_model keep the protocol's None: local generation has no deadline, bills nothing.
     def __init__(self, path: str | Path, *, spec: str | None = None, model: str | None = None,
                  batch_size: int = 8, device: str | None = None, dtype: str | None = None):
         self.path = check_local_path("hf", str(path))
@@ -53,8 +54,6 @@ class HFBackend:
         # retrained into the same directory is not answered from the old weights' cache.
         self.model = model or f"{self.path.resolve()}@{weights_fingerprint(self.path)}"
         self.max_batch = batch_size
-        self.timeout_s = None  # local generation: no deadline, progress is visible
-        self.price_model = None
         self._device, self._dtype = device, dtype
         self._lock = threading.Lock()  # one generate at a time: parallel batches only fight for the cores
         self._model = self._tok = None

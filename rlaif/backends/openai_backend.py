@@ -13,11 +13,11 @@ import time
 from typing import Any
 
 from rlaif.backends._http import ClientPool, api_key, http_client, malformed
-from rlaif.backends.base import Completion, Request, classify_sdk_error
+from rlaif.backends.base import Backend, Completion, Request, classify_sdk_error
 from rlaif.errors import MissingDependency
 
 
-class OpenAIBackend:
+class OpenAIBackend(Backend):
     max_batch = 1
 
     def __init__(self, model: str, *, base_urls: list[str] | None = None, api_key_env: str | None = None,

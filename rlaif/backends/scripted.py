@@ -15,10 +15,10 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from rlaif.backends.base import Completion, Request
+from rlaif.backends.base import Backend, Completion, Request
 
 
-class ScriptedBackend:
+class ScriptedBackend(Backend):
     def __init__(self, fn: Callable[[Request], Any], *, model: str = "scripted", max_batch: int = 1,
                  latency_s: float = 0.0, timeout_s: float | None = None, price_model: str | None = None):
         self.fn = fn

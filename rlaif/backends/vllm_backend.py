@@ -12,18 +12,17 @@ import threading
 import time
 from typing import Any
 
-from rlaif.backends.base import Completion, Request, check_local_path
+from rlaif.backends.base import Backend, Completion, Request, check_local_path
 from rlaif.errors import ConfigError, MissingDependency
 
 
-class VLLMBackend:
+class VLLMBackend(Backend):
+    # timeout_s and price_model keep the protocol's None: local generation has no deadline, bills nothing.
     def __init__(self, path: str, *, batch_size: int = 256, **engine_opts: Any):
         self.path = check_local_path("vllm", path)
         self.spec = f"vllm:{path}"
         self.model = str(self.path.resolve())
         self.max_batch = batch_size
-        self.timeout_s = None
-        self.price_model = None
         self._engine_opts = engine_opts  # e.g. tensor_parallel_size, gpu_memory_utilization, max_model_len
         self._llm = None
         self._lock = threading.Lock()

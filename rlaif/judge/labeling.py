@@ -86,10 +86,8 @@ class LiveCalls:
         if judge.model not in self._backends:
             from rlaif.backends import get_backend
 
-            kind = judge.model.partition(":")[0]
-            http = kind in ("openai", "anthropic")
-            self._backends[judge.model] = get_backend(judge.model, base_urls=self.base_urls if http else None,
-                                                      api_key_env=self.api_key_env if http else None)
+            self._backends[judge.model] = get_backend(judge.model, base_urls=self.base_urls,
+                                                      api_key_env=self.api_key_env, drop_http_opts=True)
         return self._backends[judge.model]
 
     def run(self, judge: Judge, keys: list[str], requests: list[Request], stats: JudgeStats,
@@ -109,7 +107,7 @@ class LiveCalls:
         stats.output_tokens += s.output_tokens
         if s.cost_usd is not None:
             stats.cost_usd += s.cost_usd
-        elif s.calls and getattr(backend, "price_model", None) is not None:
+        elif s.calls and backend.price_model is not None:
             stats.cost_known = False  # a billed API model missing from the price table
         # (a backend with no price_model is a local engine: it costs nothing)
         return list(res.completions)

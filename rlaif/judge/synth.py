@@ -10,13 +10,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from rlaif.backends import is_http
 from rlaif.catalog import find
 from rlaif.errors import ConfigError
 from rlaif.judge.pipeline import run_label
 from rlaif.judge.spec import Judge
 from rlaif.records import Response, read_jsonl, read_prompts, write_json, write_jsonl
-
-_HTTP = ("openai", "anthropic")
 
 
 def _slug(spec: str) -> str:
@@ -41,7 +40,7 @@ def run_synth(prompts: str | Path, policies: list[str], judges: list[Judge], out
     files = []
     for i, policy in enumerate(policies):
         f = out / "responses" / f"{i}-{_slug(policy)}.jsonl"
-        http = policy.partition(":")[0] in _HTTP
+        http = is_http(policy)
         generate(records, policy, f, samples=samples, temperature=temperature, max_tokens=max_tokens, seed=seed,
                  concurrency=concurrency, base_urls=base_urls if http else None,
                  api_key_env=api_key_env if http else None, progress=progress)

@@ -218,11 +218,6 @@ def grid(blocks: Sequence[Markup], *, min_width: int = 420) -> Markup:
                   f"{inner}</div>")
 
 
-def preformatted(text: str) -> Markup:
-    """Escaped text in a monospace box, line breaks kept (model output, raw judge replies)."""
-    return Markup(f"<pre>{escape(text)}</pre>")
-
-
 _EXAMPLES = _ENV.from_string("""{% if heading %}<h3>{{ heading }}</h3>{% endif %}
 {% for e in items %}<details>
 <summary>{{ e.title }}{% if e.tag %}<span class="badge">{{ e.tag }}</span>{% endif %}</summary>

@@ -53,8 +53,3 @@ def md_table(rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]], column
            "| " + " | ".join("---:" if num else "---" for num in numeric) + " |"]
     out += ["| " + " | ".join(_cell(v, digits) for v in r) + " |" for r in body]
     return "\n".join(out) + "\n"
-
-
-def md_kv(items: Mapping[str, Any], *, digits: int = 3) -> str:
-    """A bullet list of `key: value` lines."""
-    return "".join(f"- {k}: {fmt(v, digits)}\n" for k, v in items.items())
