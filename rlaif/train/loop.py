@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 from rlaif.errors import ConfigError
+from rlaif.progress import ProgressBar
 from rlaif.records import JsonlAppender, iter_json_lines, write_jsonl
 from rlaif.train.batching import collate, epoch_batches, local_micro_batches, micro_batches_for, row_cost
 from rlaif.train.checkpoint import check_resumable, find_checkpoint, load_checkpoint, save_checkpoint
 from rlaif.train.config import TrainConfig
-from rlaif.train.progress import StepProgress
 from rlaif.train.runtime import Runtime, sync_context
 from rlaif.train.tokenize import Tokenized
 
@@ -315,6 +315,13 @@ def _finish(loop: _Loop) -> TrainResult:
     return TrainResult(str(loop.out), loop.step, loop.stopped_by, last_row, eval_row, round(train_seconds, 3), 0.0)
 
 
+def _step_info(row: dict) -> str:
+    """The progress bar's text for one train metrics row: loss, accuracy when there is one, throughput."""
+    acc = row.get("reward_accuracy")
+    info = f"loss {row['loss']:.4f}" + (f" acc {acc:.2f}" if acc is not None else "")
+    return f"{info} {row['tokens_per_s']:.0f} tok/s"
+
+
 def fit(cfg: TrainConfig, rt: Runtime, module: nn.Module, items: list[Tokenized], eval_items: list[Tokenized],
         loss_fn: LossFn, pad_id: int, share_prompt: bool, out: Path,
         prepare: Callable[[list[int]], dict] | None = None, eval_prepare: Callable[[], dict] | None = None,
@@ -329,14 +336,14 @@ def fit(cfg: TrainConfig, rt: Runtime, module: nn.Module, items: list[Tokenized]
     elapsed = _resume(loop)
     loop.writer = JsonlAppender(loop.metrics_path) if rt.is_main else None
     module.train()
-    progress = StepProgress(rt, plan.total, loop.step, progress_label)
+    progress = ProgressBar(plan.total, progress_label, enabled=None if rt.is_main else False, completed=loop.step)
     loop.started = time.perf_counter() - elapsed
     while loop.step < plan.total:
         if loop.out_of_time():  # a resumed run whose time budget was already spent
             loop.stopped_by = "max_seconds"
             break
         row = _train_step(loop)
-        progress(loop.step, row)
+        progress.update(loop.step, _step_info(row))
         if _after_step(loop):
             loop.stopped_by = "max_seconds"
             break
