@@ -8,7 +8,7 @@ is a preference with a known right answer, which is how the demo gets a training
 lowercase compliance from 0.00 to 0.92).
 
 `revise(constraints, response)` returns the revision only if it passes *every* constraint
-(re-checked with rlaif.constraints.check), else None. Types that cannot be repaired by rule
+(re-checked with rlaif.instructions.constraints.check), else None. Types that cannot be repaired by rule
 (e.g. "at least 50 words") return None.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable
 
-from rlaif.constraints import check, keyword_count, sentences, words
+from rlaif.instructions.constraints import check, keyword_count, sentences, words
 
 Fix = Callable[[str, dict], str | None]
 
