@@ -2,7 +2,8 @@
 
 A constraint is a dict `{"family": ..., "type": ..., **params}` stored on a Prompt record's
 `constraints` field. `describe(c)` gives the instruction sentence put into the prompt;
-`check(constraints, response)` says which of them a response satisfies.
+`check(constraints, response)` says which of them a response satisfies. Each type is one row of
+`CONSTRAINT_TYPES` (parameters, instruction template, checker, default relation).
 
 Families and types (params in parentheses; `relation` is "at most", "at least" or "exactly"):
 
@@ -69,28 +70,6 @@ class CheckResult:
                 "results": [asdict(r) for r in self.results]}
 
 
-@dataclass(frozen=True)
-class _Spec:
-    params: tuple[str, ...]
-    describe: Callable[[dict], str]
-    check: Callable[[str, dict], tuple[bool, str]]
-
-
-_REGISTRY: dict[tuple[str, str], _Spec] = {}
-
-
-def _register(family: str, type_: str, params: tuple[str, ...] = ()):
-    def wrap(cls):
-        _REGISTRY[(family, type_)] = _Spec(params, cls.describe, cls.check)
-        return cls
-    return wrap
-
-
-def registered() -> list[tuple[str, str]]:
-    """Every (family, type) with a checker."""
-    return sorted(_REGISTRY)
-
-
 # ---- shared measurements ---------------------------------------------------------------------------
 
 _WORD_CHAR = re.compile(r"\w")
@@ -133,156 +112,55 @@ def _quoted_list(items: Iterable[str], joiner: str) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {joiner} " + items[-1]
 
 
-def _plural(n: int, one: str, many: str) -> str:
-    return one if n == 1 else many
+# ---- checkers -----------------------------------------------------------------------------------------
+
+Checker = Callable[[str, dict], tuple[bool, str]]
 
 
-# ---- format ----------------------------------------------------------------------------------------
-
-@_register("format", "bullet_list", ("n",))
-class _BulletList:
-    describe = staticmethod(lambda c: (
-        f"Format your answer as a bulleted list with {c.get('relation', 'exactly')} {c['n']} "
-        f"{_plural(c['n'], 'item', 'items')}, each on its own line starting with '- '."))
-
-    @staticmethod
-    def check(text, c):
-        k = len(_BULLET.findall(text))
-        return compare(k, c.get("relation", "exactly"), c["n"]), f"{k} bullet items"
+def _counted(count: Callable[[str, dict], int], detail: str) -> Checker:
+    """A check comparing a count with `n` under `relation`; `detail` formats the count as `{k}`."""
+    def check(text: str, c: dict) -> tuple[bool, str]:
+        k = count(text, c)
+        return compare(k, c["relation"], c["n"]), detail.format(k=k, **c)
+    return check
 
 
-@_register("format", "numbered_list", ("n",))
-class _NumberedList:
-    describe = staticmethod(lambda c: (
-        f"Format your answer as a numbered list with {c.get('relation', 'exactly')} {c['n']} "
-        f"{_plural(c['n'], 'item', 'items')} (1., 2., ...), one per line."))
-
-    @staticmethod
-    def check(text, c):
-        k = len(_NUMBERED.findall(text))
-        return compare(k, c.get("relation", "exactly"), c["n"]), f"{k} numbered items"
-
-
-@_register("format", "json")
-class _Json:
-    describe = staticmethod(
-        lambda c: "Give your entire answer as one valid JSON object, with nothing before or after it.")
-
-    @staticmethod
-    def check(text, c):
-        body = text.strip()
-        m = _FENCE.match(body)  # a markdown code fence around the JSON is tolerated
-        if m:
-            body = m.group(1).strip()
-        try:
-            obj = json.loads(body)
-        except json.JSONDecodeError as e:
-            return False, f"not valid JSON ({e.msg})"
-        ok = isinstance(obj, dict)
-        return ok, "a JSON object" if ok else f"valid JSON but a {type(obj).__name__}, not an object"
+def _json_object(text: str, c: dict) -> tuple[bool, str]:
+    body = text.strip()
+    m = _FENCE.match(body)  # a markdown code fence around the JSON is tolerated
+    if m:
+        body = m.group(1).strip()
+    try:
+        obj = json.loads(body)
+    except json.JSONDecodeError as e:
+        return False, f"not valid JSON ({e.msg})"
+    ok = isinstance(obj, dict)
+    return ok, "a JSON object" if ok else f"valid JSON but a {type(obj).__name__}, not an object"
 
 
-@_register("format", "title")
-class _Title:
-    describe = staticmethod(lambda c: "Give your answer a title wrapped in double angular brackets, like <<my title>>.")
-
-    @staticmethod
-    def check(text, c):
-        m = re.search(r"<<([^<>\n]*\w[^<>\n]*)>>", text)
-        return bool(m), f"title {m.group(0)!r}" if m else "no <<title>> found"
+def _title(text: str, c: dict) -> tuple[bool, str]:
+    m = re.search(r"<<([^<>\n]*\w[^<>\n]*)>>", text)
+    return bool(m), f"title {m.group(0)!r}" if m else "no <<title>> found"
 
 
-# ---- length ----------------------------------------------------------------------------------------
-
-@_register("length", "words", ("n",))
-class _Words:
-    describe = staticmethod(lambda c: f"Use {c.get('relation', 'at most')} {c['n']} words.")
-
-    @staticmethod
-    def check(text, c):
-        k = len(words(text))
-        return compare(k, c.get("relation", "at most"), c["n"]), f"{k} words"
+def _include(text: str, c: dict) -> tuple[bool, str]:
+    missing = [w for w in c["words"] if keyword_count(text, w) == 0]
+    return not missing, f"missing {missing}" if missing else "all present"
 
 
-@_register("length", "sentences", ("n",))
-class _Sentences:
-    describe = staticmethod(lambda c: (
-        f"Answer in {c.get('relation', 'at most')} {c['n']} {_plural(c['n'], 'sentence', 'sentences')}."))
-
-    @staticmethod
-    def check(text, c):
-        k = len(sentences(text))
-        return compare(k, c.get("relation", "at most"), c["n"]), f"{k} sentences"
+def _exclude(text: str, c: dict) -> tuple[bool, str]:
+    found = [w for w in c["words"] if keyword_count(text, w) > 0]
+    return not found, f"used {found}" if found else "none used"
 
 
-@_register("length", "characters", ("n",))
-class _Characters:
-    describe = staticmethod(lambda c: (
-        f"Keep your answer to {c.get('relation', 'at most')} {c['n']} characters, spaces included."))
-
-    @staticmethod
-    def check(text, c):
-        k = len(text.strip())
-        return compare(k, c.get("relation", "at most"), c["n"]), f"{k} characters"
+def _lowercase(text: str, c: dict) -> tuple[bool, str]:
+    caps = sum(ch.isupper() for ch in text)
+    return caps == 0 and any(ch.islower() for ch in text), f"{caps} capital letters"
 
 
-# ---- keywords --------------------------------------------------------------------------------------
-
-@_register("keywords", "include", ("words",))
-class _Include:
-    describe = staticmethod(lambda c: (
-        f"Include the {_plural(len(c['words']), 'word', 'words')} {_quoted_list(c['words'], 'and')} in your answer."))
-
-    @staticmethod
-    def check(text, c):
-        missing = [w for w in c["words"] if keyword_count(text, w) == 0]
-        return not missing, f"missing {missing}" if missing else "all present"
-
-
-@_register("keywords", "exclude", ("words",))
-class _Exclude:
-    describe = staticmethod(lambda c: (
-        f"Do not use the {_plural(len(c['words']), 'word', 'words')} {_quoted_list(c['words'], 'or')} anywhere "
-        "in your answer."))
-
-    @staticmethod
-    def check(text, c):
-        found = [w for w in c["words"] if keyword_count(text, w) > 0]
-        return not found, f"used {found}" if found else "none used"
-
-
-@_register("keywords", "frequency", ("word", "n"))
-class _Frequency:
-    describe = staticmethod(lambda c: (
-        f"Use the word '{c['word']}' {c.get('relation', 'at least')} {c['n']} "
-        f"{_plural(c['n'], 'time', 'times')}."))
-
-    @staticmethod
-    def check(text, c):
-        k = keyword_count(text, c["word"])
-        return compare(k, c.get("relation", "at least"), c["n"]), f"'{c['word']}' {k} times"
-
-
-# ---- casing ----------------------------------------------------------------------------------------
-
-@_register("casing", "lowercase")
-class _Lowercase:
-    describe = staticmethod(lambda c: "Write your entire answer in lowercase letters only: no capital letters at all.")
-
-    @staticmethod
-    def check(text, c):
-        caps = sum(ch.isupper() for ch in text)
-        return caps == 0 and any(ch.islower() for ch in text), f"{caps} capital letters"
-
-
-@_register("casing", "uppercase")
-class _Uppercase:
-    describe = staticmethod(lambda c: "Write your entire answer in capital letters only (ALL CAPS).")
-
-    @staticmethod
-    def check(text, c):
-        low = sum(ch.islower() for ch in text)
-        return low == 0 and any(ch.isupper() for ch in text), f"{low} lowercase letters"
+def _uppercase(text: str, c: dict) -> tuple[bool, str]:
+    low = sum(ch.islower() for ch in text)
+    return low == 0 and any(ch.isupper() for ch in text), f"{low} lowercase letters"
 
 
 def _all_caps_words(text: str) -> list[str]:
@@ -295,118 +173,150 @@ def _all_caps_words(text: str) -> list[str]:
     return out
 
 
-@_register("casing", "capital_words", ("n",))
-class _CapitalWords:
-    describe = staticmethod(lambda c: (
-        f"Write {c.get('relation', 'at least')} {c['n']} {_plural(c['n'], 'word', 'words')} entirely in capital "
-        "letters for emphasis, LIKE THIS."))
-
-    @staticmethod
-    def check(text, c):
-        k = len(_all_caps_words(text))
-        return compare(k, c.get("relation", "at least"), c["n"]), f"{k} all-caps words"
+def _start_phrase(text: str, c: dict) -> tuple[bool, str]:
+    ok = text.strip().lower().startswith(c["phrase"].strip().lower())
+    return ok, f"starts with {text.strip()[:len(c['phrase']) + 10]!r}"
 
 
-# ---- structure -------------------------------------------------------------------------------------
-
-@_register("structure", "paragraphs", ("n",))
-class _Paragraphs:
-    describe = staticmethod(lambda c: (
-        f"Write {c.get('relation', 'exactly')} {c['n']} {_plural(c['n'], 'paragraph', 'paragraphs')}, "
-        "separated from each other by one blank line."))
-
-    @staticmethod
-    def check(text, c):
-        k = len(paragraphs(text))
-        return compare(k, c.get("relation", "exactly"), c["n"]), f"{k} paragraphs"
+def _end_phrase(text: str, c: dict) -> tuple[bool, str]:
+    ok = text.strip().lower().endswith(c["phrase"].strip().lower())
+    return ok, f"ends with {text.strip()[-len(c['phrase']) - 10:]!r}"
 
 
-@_register("structure", "start_phrase", ("phrase",))
-class _StartPhrase:
-    describe = staticmethod(lambda c: f"Begin your answer with the exact words '{c['phrase']}'.")
-
-    @staticmethod
-    def check(text, c):
-        ok = text.strip().lower().startswith(c["phrase"].strip().lower())
-        return ok, f"starts with {text.strip()[:len(c['phrase']) + 10]!r}"
-
-
-@_register("structure", "end_phrase", ("phrase",))
-class _EndPhrase:
-    describe = staticmethod(lambda c: (
-        f"End your answer with the exact phrase '{c['phrase']}', with nothing after it."))
-
-    @staticmethod
-    def check(text, c):
-        ok = text.strip().lower().endswith(c["phrase"].strip().lower())
-        return ok, f"ends with {text.strip()[-len(c['phrase']) - 10:]!r}"
-
-
-@_register("structure", "no_commas")
-class _NoCommas:
-    describe = staticmethod(lambda c: "Do not use any commas in your answer.")
-
-    @staticmethod
-    def check(text, c):
-        k = text.count(",") + text.count("，")
-        return k == 0, f"{k} commas"
+def _no_commas(text: str, c: dict) -> tuple[bool, str]:
+    k = text.count(",") + text.count("，")
+    return k == 0, f"{k} commas"
 
 
 _QUOTES = {'"': '"', "“": "”"}
 
 
-@_register("structure", "quotation")
-class _Quotation:
-    describe = staticmethod(lambda c: "Wrap your entire answer in double quotation marks.")
-
-    @staticmethod
-    def check(text, c):
-        t = text.strip()
-        ok = len(t) >= 2 and t[0] in _QUOTES and t[-1] == _QUOTES[t[0]] and bool(_WORD_CHAR.search(t))
-        return ok, "wrapped in quotes" if ok else "not wrapped in double quotes"
+def _quotation(text: str, c: dict) -> tuple[bool, str]:
+    t = text.strip()
+    ok = len(t) >= 2 and t[0] in _QUOTES and t[-1] == _QUOTES[t[0]] and bool(_WORD_CHAR.search(t))
+    return ok, "wrapped in quotes" if ok else "not wrapped in double quotes"
 
 
-@_register("structure", "postscript", ("marker",))
-class _Postscript:
-    describe = staticmethod(lambda c: (
-        f"At the end of your answer, add a postscript on its own line starting with '{c['marker']}'."))
+def _postscript(text: str, c: dict) -> tuple[bool, str]:
+    ok = re.search(rf"^\s*{re.escape(c['marker'].strip())}\s*\S", text, flags=re.I | re.M) is not None
+    return ok, "postscript found" if ok else f"no line starting with {c['marker']!r}"
 
-    @staticmethod
-    def check(text, c):
-        pat = rf"^\s*{re.escape(c['marker'].strip())}\s*\S"
-        ok = re.search(pat, text, flags=re.I | re.M) is not None
-        return ok, "postscript found" if ok else f"no line starting with {c['marker']!r}"
+
+# ---- the table ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConstraintType:
+    """One constraint type: the parameters it needs, its instruction text and its checker.
+
+    `instruction` is a `str.format` template over the constraint's fields, plus `{s}` (the plural
+    ending of the counted noun: "" when `n`, or the number of `words`, is 1) and `{all_words}` /
+    `{any_word}` (the `words` quoted and joined by "and" / "or"). `relation` is the default of a
+    counted type, used when the constraint names none.
+    """
+
+    family: str
+    type: str
+    params: tuple[str, ...]
+    instruction: str
+    checker: Checker
+    relation: str | None = None
+
+    def _filled(self, c: dict) -> dict:
+        return {"relation": self.relation, **c} if self.relation else c
+
+    def describe(self, c: dict) -> str:
+        fields = self._filled(c)
+        if "n" in self.params:
+            fields = {**fields, "s": "" if c["n"] == 1 else "s"}
+        if "words" in self.params:
+            fields = {**fields, "s": "" if len(c["words"]) == 1 else "s",
+                      "all_words": _quoted_list(c["words"], "and"), "any_word": _quoted_list(c["words"], "or")}
+        return self.instruction.format(**fields)
+
+    def check(self, text: str, c: dict) -> tuple[bool, str]:
+        return self.checker(text, self._filled(c))
+
+
+_COUNT = ("n",)  # the one parameter of most counted types
+
+CONSTRAINT_TYPES: tuple[ConstraintType, ...] = (
+    ConstraintType("format", "bullet_list", _COUNT, "Format your answer as a bulleted list with {relation} {n} "
+                   "item{s}, each on its own line starting with '- '.",
+                   _counted(lambda t, c: len(_BULLET.findall(t)), "{k} bullet items"), "exactly"),
+    ConstraintType("format", "numbered_list", _COUNT, "Format your answer as a numbered list with {relation} {n} "
+                   "item{s} (1., 2., ...), one per line.",
+                   _counted(lambda t, c: len(_NUMBERED.findall(t)), "{k} numbered items"), "exactly"),
+    ConstraintType("format", "json", (), "Give your entire answer as one valid JSON object, with nothing before or "
+                   "after it.", _json_object),
+    ConstraintType("format", "title", (), "Give your answer a title wrapped in double angular brackets, like "
+                   "<<my title>>.", _title),
+    ConstraintType("length", "words", _COUNT, "Use {relation} {n} words.",
+                   _counted(lambda t, c: len(words(t)), "{k} words"), "at most"),
+    ConstraintType("length", "sentences", _COUNT, "Answer in {relation} {n} sentence{s}.",
+                   _counted(lambda t, c: len(sentences(t)), "{k} sentences"), "at most"),
+    ConstraintType("length", "characters", _COUNT, "Keep your answer to {relation} {n} characters, spaces included.",
+                   _counted(lambda t, c: len(t.strip()), "{k} characters"), "at most"),
+    ConstraintType("keywords", "include", ("words",), "Include the word{s} {all_words} in your answer.", _include),
+    ConstraintType("keywords", "exclude", ("words",), "Do not use the word{s} {any_word} anywhere in your answer.",
+                   _exclude),
+    ConstraintType("keywords", "frequency", ("word", "n"), "Use the word '{word}' {relation} {n} time{s}.",
+                   _counted(lambda t, c: keyword_count(t, c["word"]), "'{word}' {k} times"), "at least"),
+    ConstraintType("casing", "lowercase", (), "Write your entire answer in lowercase letters only: no capital "
+                   "letters at all.", _lowercase),
+    ConstraintType("casing", "uppercase", (), "Write your entire answer in capital letters only (ALL CAPS).",
+                   _uppercase),
+    ConstraintType("casing", "capital_words", _COUNT, "Write {relation} {n} word{s} entirely in capital letters for "
+                   "emphasis, LIKE THIS.", _counted(lambda t, c: len(_all_caps_words(t)), "{k} all-caps words"),
+                   "at least"),
+    ConstraintType("structure", "paragraphs", _COUNT, "Write {relation} {n} paragraph{s}, separated from each other by "
+                   "one blank line.", _counted(lambda t, c: len(paragraphs(t)), "{k} paragraphs"), "exactly"),
+    ConstraintType("structure", "start_phrase", ("phrase",), "Begin your answer with the exact words '{phrase}'.",
+                   _start_phrase),
+    ConstraintType("structure", "end_phrase", ("phrase",), "End your answer with the exact phrase '{phrase}', with "
+                   "nothing after it.", _end_phrase),
+    ConstraintType("structure", "no_commas", (), "Do not use any commas in your answer.", _no_commas),
+    ConstraintType("structure", "quotation", (), "Wrap your entire answer in double quotation marks.", _quotation),
+    ConstraintType("structure", "postscript", ("marker",), "At the end of your answer, add a postscript on its own "
+                   "line starting with '{marker}'.", _postscript),
+)
+_BY_KEY = {(t.family, t.type): t for t in CONSTRAINT_TYPES}
+assert len(_BY_KEY) == len(CONSTRAINT_TYPES), "a (family, type) has two rows in CONSTRAINT_TYPES"
+
+
+def registered() -> list[tuple[str, str]]:
+    """Every (family, type) with a checker."""
+    return sorted(_BY_KEY)
 
 
 # ---- the public API --------------------------------------------------------------------------------
 
-def _spec(constraint: dict) -> _Spec:
+def _type(constraint: dict) -> ConstraintType:
     if not isinstance(constraint, dict):
         raise ConfigError(f"a constraint must be an object, got {constraint!r}. "
                           "Fix: write {\"family\": ..., \"type\": ..., params}")
     key = (constraint.get("family"), constraint.get("type"))
-    spec = _REGISTRY.get(key)
-    if spec is None:
+    ctype = _BY_KEY.get(key)
+    if ctype is None:
         known = ", ".join(f"{f}/{t}" for f, t in registered())
         raise ConfigError(f"unknown constraint {key[0]}/{key[1]}. Fix: use one of {known}")
-    missing = [p for p in spec.params if p not in constraint]
+    missing = [p for p in ctype.params if p not in constraint]
     if missing:
         raise ConfigError(f"constraint {key[0]}/{key[1]} lacks {', '.join(missing)}. "
-                          f"Fix: give it {', '.join(spec.params)}")
+                          f"Fix: give it {', '.join(ctype.params)}")
     rel = constraint.get("relation")
     if rel is not None and rel not in RELATIONS:
         raise ConfigError(f"constraint {key[0]}/{key[1]} has relation '{rel}'. Fix: use one of {', '.join(RELATIONS)}")
-    return spec
+    return ctype
 
 
 def validate(constraint: dict) -> None:
     """Raise ConfigError if the constraint names no known checker or lacks a parameter."""
-    _spec(constraint)
+    _type(constraint)
 
 
 def describe(constraint: dict) -> str:
     """The instruction sentence for one constraint (what the prompt asks for)."""
-    return _spec(constraint).describe(constraint)
+    return _type(constraint).describe(constraint)
 
 
 def check(constraints: Iterable[dict], response: str) -> CheckResult:
@@ -414,10 +324,10 @@ def check(constraints: Iterable[dict], response: str) -> CheckResult:
     out = CheckResult()
     empty = not response or not response.strip()
     for c in constraints:
-        spec = _spec(c)
+        ctype = _type(c)
         if empty:
             passed, detail = False, "empty response"
         else:
-            passed, detail = spec.check(response, c)
+            passed, detail = ctype.check(response, c)
         out.results.append(ConstraintResult(c["family"], c["type"], bool(passed), detail))
     return out

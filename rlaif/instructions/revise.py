@@ -45,6 +45,11 @@ def _cut_chars(text: str, n: int) -> str:
     return cut[: cut.rfind(" ")] if " " in cut else cut
 
 
+def _at_most(cut: Callable[[str, int], str]) -> Fix:
+    """A cut to `n` for an upper bound; cutting cannot meet a lower bound or an exact count."""
+    return lambda t, c: cut(t, c["n"]) if c.get("relation", "at most") == "at most" else None
+
+
 def _items(text: str, n: int) -> list[str]:
     parts = [p.strip(" -*•\t") for p in re.split(r"(?<=[.!?])\s+|\n+", text.strip()) if p.strip(" -*•\t")]
     parts = [re.sub(r"^\d+[.)]\s*", "", p) for p in parts]
@@ -80,11 +85,9 @@ _FIXES: dict[tuple[str, str], Fix] = {
         f" This is about {w}." for w in c["words"] if keyword_count(t, w) == 0),
     ("keywords", "exclude"): lambda t, c: _apply_all(t, [lambda s, w=w: _remove_word(s, w) for w in c["words"]]),
     ("keywords", "frequency"): _frequency,
-    ("length", "words"): lambda t, c: _cut_words(t, c["n"]) if c.get("relation", "at most") == "at most" else None,
-    ("length", "sentences"): lambda t, c: (
-        _cut_sentences(t, c["n"]) if c.get("relation", "at most") == "at most" else None),
-    ("length", "characters"): lambda t, c: (
-        _cut_chars(t, c["n"]) if c.get("relation", "at most") == "at most" else None),
+    ("length", "words"): _at_most(_cut_words),
+    ("length", "sentences"): _at_most(_cut_sentences),
+    ("length", "characters"): _at_most(_cut_chars),
     ("structure", "no_commas"): lambda t, c: t.replace(",", "").replace("，", ""),
     ("structure", "start_phrase"): lambda t, c: f"{c['phrase']} {t.strip()}",
     ("structure", "end_phrase"): lambda t, c: f"{t.strip()} {c['phrase']}",
