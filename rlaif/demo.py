@@ -5,7 +5,7 @@ outputs exist (state.json records finished steps), so a killed demo resumes wher
 model calls come back from the call cache, training from its last checkpoint.
 
 1. generate  candidates for the in-distribution instruction prompts (the base policy, K samples),
-             plus a rule-guided revision of each failing sample (rlaif.revise): the checker's
+             plus a rule-guided revision of each failing sample (rlaif.instructions.revise): the checker's
              nearest compliant rewrite, so every prompt has candidates that pass and that fail;
 2. label     each revision against its original with the AI judge (local model, both orders) and
              with the rule checker;
@@ -126,7 +126,7 @@ def run_demo(out: Path, quick: bool = False) -> dict:
 
 def training_prompts(plan: Plan) -> list[Prompt]:
     """From the first `train_pool` ID prompts, those whose every constraint a rule can repair."""
-    from rlaif.revise import revisable
+    from rlaif.instructions.revise import revisable
 
     pool = read_prompts(find("prompts", "ifeval_id"))[: plan.train_pool]
     usable = [p for p in pool if p.constraints and all(revisable(c) for c in p.constraints)]
@@ -134,9 +134,9 @@ def training_prompts(plan: Plan) -> list[Prompt]:
 
 
 def generate_candidates(out: Path, plan: Plan) -> None:
-    from rlaif.constraints import check
     from rlaif.generate import generate
-    from rlaif.revise import revise
+    from rlaif.instructions.constraints import check
+    from rlaif.instructions.revise import revise
 
     prompts = training_prompts(plan)
     write_jsonl(out / "prompts_train.jsonl", prompts)

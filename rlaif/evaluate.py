@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rlaif.constraints import check
 from rlaif.embed import load_embedder, tokenize
 from rlaif.errors import InputError
+from rlaif.instructions.constraints import check
 from rlaif.records import (
     Label,
     Prompt,

@@ -40,7 +40,7 @@ class Prompt(Record):
     prompt_id: str
     prompt: Text
     category: str | None = None
-    constraints: list[dict[str, Any]] | None = None  # verifiable constraints (see rlaif.constraints)
+    constraints: list[dict[str, Any]] | None = None  # verifiable constraints (see rlaif.instructions.constraints)
 
 
 class Response(Record):

@@ -5,9 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
-from rlaif import constraints as C
 from rlaif.errors import ConfigError
+from rlaif.instructions import constraints as C
 from rlaif.records import read_prompts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +108,16 @@ def test_unknown_or_incomplete_constraints_fail_clearly(bad):
         C.check([bad], "text")
 
 
+def test_old_checker_path_resolves_to_the_same_function():
+    # Rater ids in stored labels and judges/rule.yaml name `rlaif.constraints:check`; the judge imports it by path.
+    from rlaif.judge.nonllm import import_object
+
+    assert import_object("rlaif.constraints:check", "rule checker") is C.check
+    assert import_object("rlaif.instructions.constraints:check", "rule checker") is C.check
+    checker = yaml.safe_load((ROOT / "judges" / "rule.yaml").read_text())["checker"]
+    assert checker == "rlaif.constraints:check" and import_object(checker, "rule checker") is C.check
+
+
 # ---- the shipped prompt sets --------------------------------------------------------------------
 
 SETS = {"ifeval_id": ("id", {"format", "length", "keywords"}), "ifeval_ood": ("ood", {"casing", "structure"})}
@@ -149,9 +160,10 @@ def test_prompt_sets_are_catalog_builtins():
 
 
 def test_prompt_sets_are_reproducible(tmp_path):
-    from rlaif.promptsets.__main__ import write_all
+    from rlaif.instructions.promptsets.__main__ import write_all
 
     for path in write_all(tmp_path):
         committed = ROOT / "prompts" / path.name
-        assert path.read_bytes() == committed.read_bytes(), f"{path.name} differs: run python -m rlaif.promptsets"
+        assert path.read_bytes() == committed.read_bytes(), (
+            f"{path.name} differs: run python -m rlaif.instructions.promptsets")
         json.loads(path.read_text().splitlines()[0])

@@ -31,6 +31,10 @@ FORBIDDEN = {
     "rlaif.evaluate": ["rlaif.train", "rlaif.cli"],
     "rlaif.report": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.cli", "torch",
                      "openai", "anthropic"],
+    "rlaif.instructions": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit",
+                           "rlaif.evaluate", "rlaif.cli", "torch", "transformers", "openai", "anthropic", "vllm"],
+    "rlaif.constraints": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit",
+                          "rlaif.evaluate", "rlaif.cli", "torch", "transformers", "openai", "anthropic", "vllm"],
 }
 # rlaif.evalsuite, the suite runner behind rlaif.evaluate.run_eval, sits where rlaif.evaluate does.
 for _forbidden in FORBIDDEN.values():

@@ -3,9 +3,9 @@ import json
 import pytest
 
 from rlaif.catalog import find
-from rlaif.constraints import check
+from rlaif.instructions.constraints import check
+from rlaif.instructions.revise import revisable, revise
 from rlaif.records import read_prompts
-from rlaif.revise import revisable, revise
 
 TEXT = "Bees live in hives, and they make honey. They pollinate flowers. Farmers need them."
 

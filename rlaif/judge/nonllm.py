@@ -30,7 +30,7 @@ def import_object(path: str, what: str) -> Any:
                           "Fix: correct the 'module:name' in the judge's YAML") from None
 
 
-# What a checker's result may carry, most informative first (rlaif.constraints' CheckResult has
+# What a checker's result may carry, most informative first (rlaif.instructions.constraints' CheckResult has
 # `share_passed`; a per-constraint result has `passed`).
 _KEYS = ("share_passed", "score", "fraction", "passed", "ok", "followed")
 

@@ -1,10 +1,10 @@
-"""Regenerate the shipped prompt sets: `python -m rlaif.promptsets [OUT_DIR]` (default: ./prompts)."""
+"""Regenerate the shipped prompt sets: `python -m rlaif.instructions.promptsets [OUT_DIR]` (default: ./prompts)."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from rlaif.promptsets import assistant, ifeval
+from rlaif.instructions.promptsets import assistant, ifeval
 from rlaif.records import write_jsonl
 
 

@@ -8,7 +8,7 @@ is a preference with a known right answer, which is how the demo gets a training
 lowercase compliance from 0.00 to 0.92).
 
 `revise(constraints, response)` returns the revision only if it passes *every* constraint
-(re-checked with rlaif.constraints.check), else None. Types that cannot be repaired by rule
+(re-checked with rlaif.instructions.constraints.check), else None. Types that cannot be repaired by rule
 (e.g. "at least 50 words") return None.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable
 
-from rlaif.constraints import check, keyword_count, sentences, words
+from rlaif.instructions.constraints import check, keyword_count, sentences, words
 
 Fix = Callable[[str, dict], str | None]
 
@@ -43,6 +43,11 @@ def _cut_chars(text: str, n: int) -> str:
         return t
     cut = t[:n]
     return cut[: cut.rfind(" ")] if " " in cut else cut
+
+
+def _at_most(cut: Callable[[str, int], str]) -> Fix:
+    """A cut to `n` for an upper bound; cutting cannot meet a lower bound or an exact count."""
+    return lambda t, c: cut(t, c["n"]) if c.get("relation", "at most") == "at most" else None
 
 
 def _items(text: str, n: int) -> list[str]:
@@ -80,11 +85,9 @@ _FIXES: dict[tuple[str, str], Fix] = {
         f" This is about {w}." for w in c["words"] if keyword_count(t, w) == 0),
     ("keywords", "exclude"): lambda t, c: _apply_all(t, [lambda s, w=w: _remove_word(s, w) for w in c["words"]]),
     ("keywords", "frequency"): _frequency,
-    ("length", "words"): lambda t, c: _cut_words(t, c["n"]) if c.get("relation", "at most") == "at most" else None,
-    ("length", "sentences"): lambda t, c: (
-        _cut_sentences(t, c["n"]) if c.get("relation", "at most") == "at most" else None),
-    ("length", "characters"): lambda t, c: (
-        _cut_chars(t, c["n"]) if c.get("relation", "at most") == "at most" else None),
+    ("length", "words"): _at_most(_cut_words),
+    ("length", "sentences"): _at_most(_cut_sentences),
+    ("length", "characters"): _at_most(_cut_chars),
     ("structure", "no_commas"): lambda t, c: t.replace(",", "").replace("，", ""),
     ("structure", "start_phrase"): lambda t, c: f"{c['phrase']} {t.strip()}",
     ("structure", "end_phrase"): lambda t, c: f"{t.strip()} {c['phrase']}",

@@ -1,7 +1,7 @@
 """The instruction-following prompt sets: a topic task plus verifiable constraints.
 
 Every prompt is `<task about a topic> <one instruction sentence per constraint>`, where the
-instruction sentences come from `rlaif.constraints.describe`, so the text and the checker can
+instruction sentences come from `rlaif.instructions.constraints.describe`, so the text and the checker can
 never drift apart. Families split the sets:
 
 - `ifeval_id`  (in distribution):      format, length, keywords   — 1 to 3 constraints, one per family
@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from rlaif.constraints import describe, validate
+from rlaif.instructions.constraints import describe, validate
 
 SEED = 20240611
 ID_FAMILIES = ("format", "length", "keywords")
