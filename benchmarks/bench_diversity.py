@@ -119,7 +119,7 @@ def main() -> None:
 
     total = t_ngram
     if not args.no_embedding:
-        from rlaif.embed import load_embedder
+        from rlaif.eval.embed import load_embedder
 
         t0 = time.perf_counter()
         emb = load_embedder("auto")

@@ -337,7 +337,7 @@ def winrate(
     """Win rate of POLICY over BASELINE with a prompt-clustered 95% interval: judge RESPONSES (both orders)
     or read --labels."""
     from rlaif.errors import ConfigError
-    from rlaif.evaluate import winrate_from_labels_file, winrate_from_responses_file
+    from rlaif.eval.winrate import winrate_from_labels_file, winrate_from_responses_file
 
     if (responses is None) == (labels is None):
         raise ConfigError("give either RESPONSES (to judge) or --labels (already judged). "
@@ -375,7 +375,7 @@ def diversity(
     """Distinct-n, EAD, self-BLEU and embedding diversity of each policy's samples."""
     from rich.progress import Progress
 
-    from rlaif.evaluate import diversity_from_file
+    from rlaif.eval.diversity import diversity_from_file
 
     with Progress(transient=True, console=_stderr_console()) as bar:
         task = bar.add_task("embedding", total=None, visible=not no_embedding)
@@ -423,7 +423,7 @@ def eval_suite(
 ) -> None:
     """Evaluate a policy against a baseline on an eval suite: win rate per judge with intervals, the ID−OOD
     gap, compliance, diversity. Resumable; a re-run makes zero calls."""
-    from rlaif.evaluate import run_eval
+    from rlaif.eval.runner import run_eval
 
     r = run_eval(suite, policy, baseline, out, limit=limit, samples=samples, max_tokens=max_tokens,
                  temperature=temperature, reward_model=reward_model, judge_model=judge_model,

@@ -1,6 +1,6 @@
 """The dependency direction of docs/architecture.md, enforced on every module.
 
-records <- stats <- audit, evaluate <- cli;  records <- backends <- calls <- judge <- evaluate;
+records <- stats <- audit, eval <- cli;  records <- backends <- calls <- judge <- eval;
 records <- train (never judges, backends, calls or API SDKs). Leaves import no torch and no SDKs.
 """
 from __future__ import annotations
@@ -14,25 +14,20 @@ PKG = Path(__file__).resolve().parents[1] / "rlaif"
 FORBIDDEN = {
     "rlaif.records": ["rlaif.", "torch", "transformers", "openai", "anthropic", "vllm", "numpy"],
     "rlaif.errors": ["rlaif.", "torch", "transformers", "openai", "anthropic"],
-    "rlaif.stats": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.evaluate",
+    "rlaif.stats": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.eval",
                     "rlaif.cli", "torch", "transformers", "openai", "anthropic", "vllm"],
-    "rlaif.backends": ["rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.evaluate", "rlaif.cli",
+    "rlaif.backends": ["rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.eval", "rlaif.cli",
                        "rlaif.stats"],
-    "rlaif.calls": ["rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.evaluate", "rlaif.cli"],
-    "rlaif.judge": ["rlaif.train", "rlaif.audit", "rlaif.evaluate", "rlaif.cli"],
-    "rlaif.train": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.audit", "rlaif.evaluate", "rlaif.cli",
+    "rlaif.calls": ["rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.eval", "rlaif.cli"],
+    "rlaif.judge": ["rlaif.train", "rlaif.audit", "rlaif.eval", "rlaif.cli"],
+    "rlaif.train": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.audit", "rlaif.eval", "rlaif.cli",
                     "rlaif.stats", "openai", "anthropic", "vllm"],
-    "rlaif.audit": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.evaluate", "rlaif.cli",
+    "rlaif.audit": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.cli",
                     "torch", "transformers", "openai", "anthropic"],
-    "rlaif.evaluate": ["rlaif.train", "rlaif.cli"],
+    "rlaif.eval": ["rlaif.train", "rlaif.cli"],
     "rlaif.report": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.cli", "torch",
                      "openai", "anthropic"],
 }
-# rlaif.evalsuite, the suite runner behind rlaif.evaluate.run_eval, sits where rlaif.evaluate does.
-for _forbidden in FORBIDDEN.values():
-    if "rlaif.evaluate" in _forbidden:
-        _forbidden.append("rlaif.evalsuite")
-FORBIDDEN["rlaif.evalsuite"] = list(FORBIDDEN["rlaif.evaluate"])
 
 
 def _module_name(path: Path) -> str:
