@@ -366,7 +366,9 @@ def winrate(
 def diversity(
     responses: Path = typer.Argument(..., help="responses.jsonl (several samples per prompt for per-input diversity)"),
     out: Path = typer.Option(..., "-o", "--out", help="output directory (diversity.json, diversity.md)"),
-    tokenizer: str = typer.Option(None, "--tokenizer", help="tokenizer dir, or 'local'; default: whitespace words"),
+    tokenizer: str = typer.Option(None, "--tokenizer", help="tokens of every n-gram metric: a tokenizer dir, 'local' "
+                                  "or 'whitespace'; default: whitespace words for distinct-n and self-BLEU, the "
+                                  "embedded model's tokenizer (fixed vocabulary) for EAD"),
     no_embedding: bool = typer.Option(False, "--no-embedding", help="skip the MiniLM embedding diversity"),
     embed_dtype: str = typer.Option("auto", "--embed-dtype",
                                     help="auto (bfloat16 where the hardware has it natively, else float32), "
