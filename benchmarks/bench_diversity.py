@@ -65,6 +65,28 @@ def reference_self_bleu(group: list[str]) -> list[float]:
     return [sacrebleu.sentence_bleu(h, group[:i] + group[i + 1:], tokenize="none").score for i, h in enumerate(group)]
 
 
+def ngram_metrics(groups: list[list[str]]) -> float:
+    """As `rlaif diversity` does by default: whitespace words for distinct-n and self-BLEU, the embedded
+    model's tokens (one batch call) for EAD with V = its vocabulary. Returns the wall seconds."""
+    from rlaif.eval.embed import default_tokenize
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    flat = [t for g in groups for t in g]
+    ead = default_tokenize(flat)
+    t_tok = time.perf_counter() - t0
+    offsets = np.cumsum([0, *(len(g) for g in groups)])
+    ead_groups = [ead.tokens[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    res = D.policy_diversity([[t.split() for t in g] for g in groups], vocab_size=ead.vocab_size,
+                             ead_samples_by_prompt=ead_groups)
+    t_ngram, c_ngram = time.perf_counter() - t0, time.process_time() - c0
+    per, across = res["per_input"], res["across_input"]
+    print(f"rlaif n-gram metrics (distinct-1/2, EAD, self-BLEU per-input and across-input): {t_ngram:.2f} s "
+          f"(CPU {c_ngram:.2f} s), of which loading {ead.tokenizer} and tokenizing for EAD {t_tok:.2f} s")
+    print(f"  per-input  self-BLEU {per.self_bleu:.3f}, EAD {per.ead:.3f}, distinct-2 {per.distinct_2:.3f}")
+    print(f"  across     self-BLEU {across.self_bleu:.3f}, EAD {across.ead:.3f}, distinct-2 {across.distinct_2:.3f}")
+    return t_ngram
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prompts", type=int, default=1000)
@@ -80,16 +102,7 @@ def main() -> None:
     print(f"data: {args.prompts} prompts x {args.samples} samples = {n_texts} texts, "
           f"{np.mean([len(t.split()) for g in groups for t in g]):.1f} words on average")
 
-    t0, c0 = time.perf_counter(), time.process_time()
-    tokens = [[t.split() for t in g] for g in groups]
-    vocab = D.ngram_vocabulary([s for g in tokens for s in g])  # as `rlaif diversity` does for whitespace tokens
-    res = D.policy_diversity(tokens, vocab_size=vocab)
-    t_ngram, c_ngram = time.perf_counter() - t0, time.process_time() - c0
-    per, across = res["per_input"], res["across_input"]
-    print(f"rlaif n-gram metrics (distinct-1/2, EAD, self-BLEU per-input and across-input): {t_ngram:.2f} s "
-          f"(CPU {c_ngram:.2f} s)")
-    print(f"  per-input  self-BLEU {per.self_bleu:.3f}, EAD {per.ead:.3f}, distinct-2 {per.distinct_2:.3f}")
-    print(f"  across     self-BLEU {across.self_bleu:.3f}, EAD {across.ead:.3f}, distinct-2 {across.distinct_2:.3f}")
+    t_ngram = ngram_metrics(groups)
 
     # the reference: a plain loop over sacrebleu.sentence_bleu, timed on subsets
     sub = groups[:args.ref_prompts]
@@ -119,7 +132,7 @@ def main() -> None:
 
     total = t_ngram
     if not args.no_embedding:
-        from rlaif.embed import load_embedder
+        from rlaif.eval.embed import load_embedder
 
         t0 = time.perf_counter()
         emb = load_embedder("auto")

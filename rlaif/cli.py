@@ -341,7 +341,7 @@ def winrate(
     """Win rate of POLICY over BASELINE with a prompt-clustered 95% interval: judge RESPONSES (both orders)
     or read --labels."""
     from rlaif.errors import ConfigError
-    from rlaif.evaluate import winrate_from_labels_file, winrate_from_responses_file
+    from rlaif.eval.winrate import winrate_from_labels_file, winrate_from_responses_file
 
     if (responses is None) == (labels is None):
         raise ConfigError("give either RESPONSES (to judge) or --labels (already judged). "
@@ -371,7 +371,9 @@ def winrate(
 def diversity(
     responses: Path = typer.Argument(..., help="responses.jsonl (several samples per prompt for per-input diversity)"),
     out: Path = typer.Option(..., "-o", "--out", help="output directory (diversity.json, diversity.md)"),
-    tokenizer: str = typer.Option(None, "--tokenizer", help="tokenizer dir, or 'local'; default: whitespace words"),
+    tokenizer: str = typer.Option(None, "--tokenizer", help="tokens of every n-gram metric: a tokenizer dir, 'local' "
+                                  "or 'whitespace'; default: whitespace words for distinct-n and self-BLEU, the "
+                                  "embedded model's tokenizer (fixed vocabulary) for EAD"),
     no_embedding: bool = typer.Option(False, "--no-embedding", help="skip the MiniLM embedding diversity"),
     embed_dtype: str = typer.Option("auto", "--embed-dtype",
                                     help="auto (bfloat16 where the hardware has it natively, else float32), "
@@ -380,7 +382,7 @@ def diversity(
     """Distinct-n, EAD, self-BLEU and embedding diversity of each policy's samples."""
     from rich.progress import Progress
 
-    from rlaif.evaluate import diversity_from_file
+    from rlaif.eval.diversity import diversity_from_file
     from rlaif.progress import stderr_console
 
     with Progress(transient=True, console=stderr_console()) as bar:
@@ -423,7 +425,7 @@ def eval_suite(
 ) -> None:
     """Evaluate a policy against a baseline on an eval suite: win rate per judge with intervals, the ID−OOD
     gap, compliance, diversity. Resumable; a re-run makes zero calls."""
-    from rlaif.evaluate import run_eval
+    from rlaif.eval.runner import run_eval
 
     r = run_eval(suite, policy, baseline, out, limit=limit, samples=samples, max_tokens=max_tokens,
                  temperature=temperature, reward_model=reward_model, judge_model=judge_model,

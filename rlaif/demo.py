@@ -256,8 +256,8 @@ def train_policy(out: Path, plan: Plan) -> None:
 # ---- 6. evaluate ---------------------------------------------------------------------------------
 
 def evaluate_policies(out: Path, plan: Plan) -> None:
-    from rlaif.evaluate import run_eval
-    from rlaif.suite import load_suite, suite_from_dict
+    from rlaif.eval.runner import run_eval
+    from rlaif.eval.suite import load_suite, suite_from_dict
 
     suite = load_suite("ifeval")
     if plan.eval_judges is not None:  # --quick: skip the slow judges; the full run keeps the suite's

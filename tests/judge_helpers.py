@@ -29,7 +29,7 @@ class ToyRewardModel:
 
 
 class Verdicts:
-    """Shaped like rlaif.constraints.CheckResult: per-constraint results and `share_passed`."""
+    """Shaped like rlaif.instructions.constraints.CheckResult: per-constraint results and `share_passed`."""
 
     def __init__(self, passed: list[bool]):
         self.results = passed

@@ -127,6 +127,26 @@ def test_policy_diversity_per_input_and_across_input():
     assert set(per.to_dict()) == {"distinct_1", "distinct_2", "ead", "self_bleu", "embedding"}
 
 
+def test_ead_on_its_own_tokens_with_a_fixed_vocabulary_by_hand():
+    # One prompt, two samples: words for distinct-n, ids of a 4-token vocabulary for EAD (V = 4).
+    words = [["x", "y", "z"], ["x", "w"]]
+    ids = [[0, 1, 0], [1, 1]]
+    res = D.policy_diversity([words], vocab_size=4, ead_samples_by_prompt=[ids])
+    # E = V(1 - ((V-1)/V)^C) = 4(1 - (3/4)^C).
+    # per input, both samples: n=1: ids 0 1 0 1 1, C = 5, 2 distinct, E = 4(1 - 243/1024) = 781/256;
+    # n=2: (0,1) (1,0) (1,1), C = 3, 3 distinct, E = 4(1 - 27/64) = 37/16; n=3: (0,1,0), C = 1, E = 1;
+    # n=4, 5: no n-gram, skipped. EAD = (2/(781/256) + 3/(37/16) + 1/1) / 3.
+    assert res["per_input"].ead == pytest.approx((512 / 781 + 48 / 37 + 1) / 3, rel=1e-12)
+    # across inputs, the first sample 0 1 0: n=1: C = 3, 2 distinct, E = 37/16; n=2: C = 2, 2 distinct,
+    # E = 4(1 - 9/16) = 7/4; n=3: C = 1, 1 distinct, E = 1. EAD = (32/37 + 8/7 + 1) / 3.
+    assert res["across_input"].ead == pytest.approx((32 / 37 + 8 / 7 + 1) / 3, rel=1e-12)
+    # the other metrics count the words: 4 distinct of 5
+    assert res["per_input"].distinct_1 == pytest.approx(4 / 5)
+    assert D.policy_diversity([words], vocab_size=4)["per_input"].distinct_1 == res["per_input"].distinct_1
+    with pytest.raises(ValueError, match="same samples"):
+        D.policy_diversity([words], vocab_size=4, ead_samples_by_prompt=[ids[:1]])
+
+
 def test_single_sample_prompts_have_no_per_input_bleu():
     res = D.policy_diversity([[["a", "b"]], [["c", "d", "e"]]], vocab_size=5)
     assert res["per_input"].self_bleu is None and res["per_input"].embedding is None

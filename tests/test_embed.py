@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("transformers")
 st = pytest.importorskip("sentence_transformers")
 
-from rlaif.embed import load_embedder, minilm_dir  # noqa: E402
+from rlaif.eval.embed import load_embedder, minilm_dir  # noqa: E402
 
 TEXTS = [
     "How do I bake bread?",

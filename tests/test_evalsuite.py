@@ -13,9 +13,9 @@ import yaml
 from fakeserver import FakeServer
 
 from rlaif.errors import ConfigError
+from rlaif.eval.suite import load_suite, parse_policy
 from rlaif.records import Label, Response, read_jsonl, write_jsonl
 from rlaif.stats.winrate import ClusteredScores, Outcome, compute_win_rate, generalization_gap
-from rlaif.suite import load_suite, parse_policy
 
 _SHOWN = re.compile(r"Answer A:\n<<<\n(.*?)\n>>>\n\nAnswer B:\n<<<\n(.*?)\n>>>", re.S)
 _RANK = {"GOOD": 2, "OK": 1, "BAD": 0}
@@ -62,7 +62,7 @@ def _suite(tmp_path: Path, **overrides) -> Path:
 
 
 def test_eval_with_known_verdicts_gives_exact_rates_and_gap(tmp_path, server):
-    from rlaif.evaluate import run_eval
+    from rlaif.eval.runner import run_eval
 
     out = tmp_path / "out"
     r = run_eval(str(_suite(tmp_path)), "dpo=openai:dpo", None, out, judge_model="openai:judge",
@@ -136,7 +136,7 @@ def test_eval_command_with_limit_offset_and_kl_note(tmp_path, server):
 
 
 def test_eval_refuses_responses_of_other_settings_and_equal_names(tmp_path, server):
-    from rlaif.evaluate import run_eval
+    from rlaif.eval.runner import run_eval
 
     suite = str(_suite(tmp_path, splits={"id": {"prompts": "id.jsonl", "kind": "id"}}))
     kw = dict(judge_model="openai:judge", base_urls=[server.openai_url], progress=False)

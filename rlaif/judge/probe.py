@@ -13,10 +13,8 @@ and are counted apart. Each rate carries a Wilson interval.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 from rlaif import catalog
@@ -28,20 +26,9 @@ from rlaif.judge.pairing import Pair, make_pair
 from rlaif.judge.pipeline import label_pairs
 from rlaif.judge.spec import Judge
 from rlaif.records import Label, Response, iter_json_lines, write_json, write_jsonl
+from rlaif.stats.intervals import wilson_interval
 
 PROBES = ("position", "verbosity", "self-preference", "injection")
-
-
-def wilson_interval(k: int, n: int, alpha: float = 0.05) -> tuple[float, float] | tuple[None, None]:
-    """Wilson score interval for k successes in n trials (two-sided, level 1 - alpha)."""
-    if n == 0:
-        return None, None
-    z = NormalDist().inv_cdf(1 - alpha / 2)
-    p = k / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, center - half), min(1.0, center + half)
 
 
 @dataclass(frozen=True)
@@ -115,7 +102,7 @@ def probe_rates(name: str, labels: list[Label], alpha: float = 0.05) -> dict:
         valid = [x for x in labels if x.error is None and x.winner is not None]
         n, wrong, ties = len(valid), sum(x.winner == "b" for x in valid), sum(x.winner == "tie" for x in valid)
         invalid = len(labels) - len(valid)
-    lo, hi = wilson_interval(wrong, n, alpha)
+    lo, hi = wilson_interval(wrong / n, n, 1 - alpha) if n else (None, None)
     return {"n": n, "wrong": wrong, "wrong_rate": wrong / n if n else None, "ci_low": lo, "ci_high": hi,
             "n_ties": ties, "n_invalid": invalid}
 

@@ -187,34 +187,32 @@ def _ci_text(lo: Any, hi: Any) -> str:
     return f"[{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else "n/a"
 
 
-def render_demo_html(out: Path, s: dict) -> str:
-    ev = s["evaluation"]
-    ja = s["judge_audit"]
-    sections = []
-
+def _summary_section(s: dict) -> Section:
+    ev, ja = s["evaluation"], s["judge_audit"]
     head = {}
     for name, sp in ev["splits"].items():
         rule = next((v for k, v in sp["win_rate"].items() if k.startswith("rule@")), None)
         if rule:
             head[f"{name} win rate"] = rule.get("win_rate")
-    gap = ev.get("generalization_gap")
-    sections.append(Section("What happened", [
+    return Section("What happened", [
         metrics(head | {"AI judge accuracy": _value(ja.get("accuracy")),
                         "AI judge position consistency": _value(ja.get("position_consistency")),
                         "preferences": s["preferences"]["n_preferences"]}),
         *[paragraph(v) for v in s["verdicts"]],
-        _gap_table(gap),
+        _gap_table(ev.get("generalization_gap")),
         paragraph(f"The whole run took {s['total_seconds']:.0f} s of step time on this machine.", note=True),
     ], intro="The loop on the embedded SmolLM2-135M-Instruct, offline on the CPU: generate → label (AI judge in "
-             "both orders + rule checker) → audit → preferences → train RM and DPO → evaluate on held-out prompts."))
+             "both orders + rule checker) → audit → preferences → train RM and DPO → evaluate on held-out prompts.")
 
+
+def _judge_section(ja: dict) -> Section:
     acc_order = ja.get("accuracy_by_order") or {}
     bars = {"accuracy": _value(ja.get("accuracy")), "acc. order ab": _value(acc_order.get("ab")),
             "acc. order ba": _value(acc_order.get("ba")),
             "position consistency": _value(ja.get("position_consistency")),
             "first-position rate": _value(ja.get("first_position_rate")),
             "longer preferred": _value(ja.get("longer_preferred_rate"))}
-    sections.append(Section("The AI judge, audited against the checker", [
+    return Section("The AI judge, audited against the checker", [
         grid([bar_chart(list(bars), list(bars.values()), ylim=(0, 1), reference=0.5,
                         title=f"{ja['rater']} vs {ja['gold']}"),
               table([{"measure": k, "value (95% CI)": _fmt_ci(ja.get(k)) if isinstance(ja.get(k), dict) else ja.get(k)}
@@ -222,24 +220,28 @@ def render_demo_html(out: Path, s: dict) -> str:
                                "preference_fairness", "longer_preferred_rate", "invalid_rate")])]),
         paragraph("A first-position rate near 1 with position consistency near 0 means the judge picks whatever it "
                   "is shown first: judging both orders is what exposes it. See audit/audit.html for every verdict."),
-    ]))
+    ])
 
-    p = s["preferences"]
-    sections.append(Section("The preference dataset", [
+
+def _preferences_section(p: dict) -> Section:
+    return Section("The preference dataset", [
         table([{"pairs judged": p["n_pairs"], "preferences": p["n_preferences"],
                 "AI judge weight": p["ai_judge_weight"], "mean p_chosen": p["mean_p_chosen"],
                 "chosen from": ", ".join(f"{k}: {v}" for k, v in p["chosen_policies"].items())}]),
         paragraph(f"Soft labels: {p['rule']}. The AI judge's measured accuracy was {p['ai_judge_accuracy']}, "
                   f"so its weight is {p['ai_judge_weight']}: a judge without signal does not move the labels."),
-    ]))
+    ])
 
-    tr = s["training"]
+
+def _training_section(tr: dict) -> Section:
     blocks = [_curve_plot(tr[k], k.upper()) for k in ("rm", "dpo") if tr.get(k)]
     rows = [{"model": k, "steps": v["steps"], "train s": v["train_seconds"],
              **{f"eval {m}": (v["final_eval"] or {}).get(m) for m in ("loss", "reward_accuracy", "reward_margin")}}
             for k, v in tr.items() if v]
-    sections.append(Section("Training", [*blocks, table(rows)]))
+    return Section("Training", [*blocks, table(rows)])
 
+
+def _win_rate_section(ev: dict) -> Section:
     labels, est, lows, highs = [], [], [], []
     for name, sp in ev["splits"].items():
         for rater, w in sp["win_rate"].items():
@@ -247,6 +249,13 @@ def render_demo_html(out: Path, s: dict) -> str:
             est.append(w.get("win_rate"))
             lows.append(w.get("ci_low"))
             highs.append(w.get("ci_high"))
+    return Section("Win rates with 95% intervals", [
+        interval_plot(labels, est, lows, highs, xlabel=f"win rate of {ev['policy']} vs {ev['baseline']}",
+                      reference=0.5, xlim=(0, 1)) if labels else paragraph("No evaluation results."),
+    ])
+
+
+def _compliance_section(ev: dict) -> Section:
     comp_rows, comp_labels, comp_vals = [], [], []
     for name, sp in ev["splits"].items():
         for who, c in (sp.get("compliance") or {}).items():
@@ -256,38 +265,45 @@ def render_demo_html(out: Path, s: dict) -> str:
                                   "share of constraints met": c.get("share_passed"), "n": c.get("n")})
                 comp_labels.append(f"{name} · {who}")
                 comp_vals.append(c["all_pass_rate"])
-    sections.append(Section("Win rates with 95% intervals", [
-        interval_plot(labels, est, lows, highs, xlabel=f"win rate of {ev['policy']} vs {ev['baseline']}",
-                      reference=0.5, xlim=(0, 1)) if labels else paragraph("No evaluation results."),
-    ]))
-    sections.append(Section("Constraint compliance", [
+    return Section("Constraint compliance", [
         grid([bar_chart(comp_labels, comp_vals, ylim=(0, 1), ylabel="all constraints met",
                         title="compliance, base vs trained"), table(comp_rows)]) if comp_rows
         else paragraph("No compliance results.", note=True),
-    ]))
-    board = s.get("leaderboard")
-    if board:
-        sections.append(Section("Leaderboard", [
-            grid([interval_plot([r["model"] for r in board], [r["rating"] for r in board],
-                                [r["ci_low"] for r in board], [r["ci_high"] for r in board],
-                                xlabel="Bradley–Terry rating (400·log10 scale, mean 1000)", reference=1000),
-                  table(board)]),
-            paragraph("Ratings from the rule checker's verdicts on every evaluation pair, ties as half a win; "
-                      "bootstrap 95% intervals; the rank counts only models whose interval lies entirely above.",
-                      note=True)]))
+    ])
 
+
+def _leaderboard_section(board: list[dict]) -> Section:
+    return Section("Leaderboard", [
+        grid([interval_plot([r["model"] for r in board], [r["rating"] for r in board],
+                            [r["ci_low"] for r in board], [r["ci_high"] for r in board],
+                            xlabel="Bradley–Terry rating (400·log10 scale, mean 1000)", reference=1000),
+              table(board)]),
+        paragraph("Ratings from the rule checker's verdicts on every evaluation pair, ties as half a win; "
+                  "bootstrap 95% intervals; the rank counts only models whose interval lies entirely above.",
+                  note=True)])
+
+
+def _diversity_section(ev: dict) -> Section:
     div_rows = []
     for name, sp in ev["splits"].items():
         for who, d in (sp.get("diversity") or {}).items():
             for scope in ("per_input", "across_input"):
                 m = (d or {}).get(scope) or {}
                 div_rows.append({"split": name, "policy": who, "scope": scope, **{k: m.get(k) for k in DIVERSITY}})
-    sections.append(Section("Diversity before and after", [
+    return Section("Diversity before and after", [
         table(div_rows) if div_rows else paragraph("No diversity results.", note=True),
         paragraph("Higher distinct-n, EAD and embedding diversity mean more varied outputs; higher self-BLEU means "
                   "more repetitive ones. RLHF-style training often trades diversity for reward (Kirk et al. 2023).",
                   note=True),
-    ]))
-    sections.append(Section("Examples", [_examples(out, s)]))
+    ])
+
+
+def render_demo_html(out: Path, s: dict) -> str:
+    ev = s["evaluation"]
+    sections = [_summary_section(s), _judge_section(s["judge_audit"]), _preferences_section(s["preferences"]),
+                _training_section(s["training"]), _win_rate_section(ev), _compliance_section(ev)]
+    if s.get("leaderboard"):
+        sections.append(_leaderboard_section(s["leaderboard"]))
+    sections += [_diversity_section(ev), Section("Examples", [_examples(out, s)])]
     return render_page("rlaif demo report", sections,
                        subtitle="RL from AI feedback, end to end, on a 135M model and a CPU")

@@ -1,9 +1,11 @@
 """Diversity of a policy's samples: distinct-n, EAD, self-BLEU and embedding diversity.
 
 Pure numpy. Texts arrive already tokenized (a sequence of tokens per sample: strings or ints);
-`rlaif.evaluate` does the tokenizing (whitespace by default, a tokenizer by option) and the
-embedding. Samples are organized in *groups*: the K samples of one prompt (per-input diversity,
-averaged over prompts) or the first sample of every prompt (across-input diversity, one group).
+`rlaif.eval.diversity` does the tokenizing and the embedding. EAD may count other tokens than the
+other metrics (`ead_samples_by_prompt`): by default those of a tokenizer with a fixed vocabulary,
+while distinct-n and self-BLEU count whitespace words. Samples are organized in *groups*: the K
+samples of one prompt (per-input diversity, averaged over prompts) or the first sample of every
+prompt (across-input diversity, one group).
 
 Definitions, for one group:
 
@@ -12,10 +14,12 @@ Definitions, for one group:
 - `ead`: expectation-adjusted distinct n-grams (Liu et al., 2022; used by Kirk et al., 2023):
   distinct_count / E[distinct], E = V·(1 − ((V−1)/V)^C) for C total n-grams drawn uniformly from a
   vocabulary of V, averaged over n = 1..5 (orders with no n-gram are skipped). With a tokenizer, V is
-  its vocabulary size for every order, as in the reference implementation and Kirk et al. Whitespace
-  tokens have no fixed vocabulary, so V_n is the number of distinct n-grams of order n in the whole
-  input (`ngram_vocabulary`): a single V (the distinct words) would let C exceed V for n ≥ 2 and push
-  across-input EAD far above 1 (we measured 18.5 on 1,000 forty-word samples).
+  its vocabulary size for every order, as in the reference implementation and Kirk et al.; this is
+  the default, so values compare across runs. Whitespace tokens (on request) have no fixed
+  vocabulary, so V_n is the number of distinct n-grams of order n in the whole input
+  (`ngram_vocabulary`): a single V (the distinct words) would let C exceed V for n ≥ 2 and push
+  across-input EAD far above 1 (we measured 18.5 on 1,000 forty-word samples). That V depends on
+  the input, is at least the distinct count by construction, and tracks only the type/token ratio.
 - `self_bleu`: the mean over samples of the sentence BLEU of each sample against all the others
   as references, on the 0-100 scale. It equals, to floating-point rounding, the mean of
   `sacrebleu.sentence_bleu(hyp, others, tokenize="none")` (defaults otherwise: exponential
@@ -271,13 +275,14 @@ def _mean(values: np.ndarray) -> float | None:
 
 
 def _metrics(seqs: list[np.ndarray], group: np.ndarray, n_groups: int, vocab_size: Vocab,
-             embeddings: np.ndarray | None) -> DiversityMetrics:
+             embeddings: np.ndarray | None, ead_seqs: list[np.ndarray] | None = None) -> DiversityMetrics:
     st = _group_stats(seqs, group, n_groups, max(EAD_ORDERS), bleu=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         d1 = np.where(st.total[:, 0] > 0, st.distinct[:, 0] / st.total[:, 0], np.nan)
         d2 = np.where(st.total[:, 1] > 0, st.distinct[:, 1] / st.total[:, 1], np.nan)
+    ead_st = st if ead_seqs is None else _group_stats(ead_seqs, group, n_groups, max(EAD_ORDERS), bleu=False)
     idx = [o - 1 for o in EAD_ORDERS]
-    e = _ead(st.distinct[:, idx], st.total[:, idx], _vocab_of_orders(vocab_size, EAD_ORDERS))
+    e = _ead(ead_st.distinct[:, idx], ead_st.total[:, idx], _vocab_of_orders(vocab_size, EAD_ORDERS))
     sizes = np.bincount(group, minlength=n_groups)
     bleu_per_group = np.bincount(group, weights=np.nan_to_num(st.bleu), minlength=n_groups) / np.maximum(sizes, 1)
     bleu_per_group[sizes < 2] = np.nan
@@ -295,15 +300,21 @@ def _metrics(seqs: list[np.ndarray], group: np.ndarray, n_groups: int, vocab_siz
 
 
 def policy_diversity(samples_by_prompt: Sequence[Sequence[Tokens]], vocab_size: Vocab,
-                     embeddings_by_prompt: Sequence[np.ndarray] | None = None) -> dict[str, DiversityMetrics]:
+                     embeddings_by_prompt: Sequence[np.ndarray] | None = None, *,
+                     ead_samples_by_prompt: Sequence[Sequence[Tokens]] | None = None) -> dict[str, DiversityMetrics]:
     """{"per_input": metrics averaged over prompts, "across_input": metrics over the first samples}.
 
     `samples_by_prompt[i]` holds prompt i's samples (token sequences) in sample order;
-    `embeddings_by_prompt[i]` their embedding rows, if embedding diversity is wanted.
+    `embeddings_by_prompt[i]` their embedding rows, if embedding diversity is wanted;
+    `ead_samples_by_prompt[i]` the same samples in the tokens EAD counts (default: `samples_by_prompt`),
+    whose vocabulary `vocab_size` is.
     """
-    flat = [s for group in samples_by_prompt for s in group]
-    seqs = as_int_sequences(flat)
     sizes = [len(g) for g in samples_by_prompt]
+    if ead_samples_by_prompt is not None and [len(g) for g in ead_samples_by_prompt] != sizes:
+        raise ValueError("ead_samples_by_prompt must hold the same samples as samples_by_prompt")
+    seqs = as_int_sequences([s for group in samples_by_prompt for s in group])
+    ead_seqs = None if ead_samples_by_prompt is None else as_int_sequences(
+        [s for group in ead_samples_by_prompt for s in group])
     group = np.repeat(np.arange(len(sizes)), sizes)
     firsts = np.cumsum(sizes) - np.asarray(sizes)
     firsts = firsts[np.asarray(sizes) > 0]
@@ -311,7 +322,8 @@ def policy_diversity(samples_by_prompt: Sequence[Sequence[Tokens]], vocab_size: 
     if embeddings_by_prompt is not None:
         rows = [np.asarray(e) for e in embeddings_by_prompt if len(e)]
         emb_all = np.concatenate(rows) if rows else None
-    per_input = _metrics(seqs, group, len(sizes), vocab_size, emb_all)
+    per_input = _metrics(seqs, group, len(sizes), vocab_size, emb_all, ead_seqs)
     across = _metrics([seqs[i] for i in firsts], np.zeros(len(firsts), dtype=np.int64), 1, vocab_size,
-                      None if emb_all is None else emb_all[firsts])
+                      None if emb_all is None else emb_all[firsts],
+                      None if ead_seqs is None else [ead_seqs[i] for i in firsts])
     return {"per_input": per_input, "across_input": across}

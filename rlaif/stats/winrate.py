@@ -31,9 +31,9 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy.special import expit
-from scipy.stats import norm
 
 from rlaif.records import Label, stable_id
+from rlaif.stats.intervals import wilson_interval
 
 Verdict = Literal["win", "loss", "tie"]
 SCORE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
@@ -105,15 +105,6 @@ class Interval:
     low: float
     high: float
     method: str
-
-
-def wilson_interval(p: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a proportion p observed on n trials."""
-    z = norm.ppf(1 - (1 - confidence) / 2)
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, float(center - half)), min(1.0, float(center + half))
 
 
 def bootstrap_interval(scores: ClusteredScores, *, n_boot: int = N_BOOT, seed: int = 0,
@@ -213,10 +204,6 @@ class WinRateResult:
         keys = ["policy", "baseline", "n", "n_prompts", "wins", "losses", "ties", "win_rate", "soft_win_rate",
                 "ci_low", "ci_high", "lc_win_rate", "per_category", "warnings", "ci_method", "confidence"]
         return {k: getattr(self, k) for k in keys}
-
-
-def _none_if_nan(x: float) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
 def compute_win_rate(outcomes: Iterable[Outcome], *, n_boot: int = N_BOOT, seed: int = 0, confidence: float = 0.95,

@@ -26,7 +26,7 @@ def __getattr__(name: str):  # torch is imported only when a recipe is used
         from rlaif.train.reward import RewardScorer
         return RewardScorer
     if name == "TrainResult":
-        from rlaif.train.loop import TrainResult
+        from rlaif.train.checkpoint import TrainResult
         return TrainResult
     if name == "load_config":
         from rlaif.train.config import load_config

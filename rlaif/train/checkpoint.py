@@ -12,7 +12,6 @@ import random
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -22,8 +21,19 @@ from rlaif.records import write_json
 from rlaif.train.config import TrainConfig
 from rlaif.train.runtime import Runtime, unwrap
 
-if TYPE_CHECKING:
-    from rlaif.train.loop import TrainResult
+
+@dataclass
+class TrainResult:
+    """What a finished recipe returns and saves beside the final model."""
+    out_dir: str
+    steps: int
+    stopped_by: str  # "epochs" | "max_steps" | "max_seconds"
+    train: dict  # the last train metrics row
+    eval: dict | None  # the final evaluation row
+    train_seconds: float
+    reference_seconds: float
+
+
 
 CHECKPOINT = "checkpoint"
 

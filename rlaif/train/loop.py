@@ -21,7 +21,7 @@ from rlaif.errors import ConfigError
 from rlaif.progress import ProgressBar
 from rlaif.records import JsonlAppender, iter_json_lines, write_jsonl
 from rlaif.train.batching import collate, epoch_batches, local_micro_batches, micro_batches_for, row_cost
-from rlaif.train.checkpoint import check_resumable, find_checkpoint, load_checkpoint, save_checkpoint
+from rlaif.train.checkpoint import TrainResult, check_resumable, find_checkpoint, load_checkpoint, save_checkpoint
 from rlaif.train.config import TrainConfig
 from rlaif.train.runtime import Runtime, sync_context
 from rlaif.train.tokenize import Tokenized
@@ -33,17 +33,6 @@ class LossOut:
 
     losses: torch.Tensor
     stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-
-
-@dataclass
-class TrainResult:
-    out_dir: str
-    steps: int
-    stopped_by: str  # "epochs" | "max_steps" | "max_seconds"
-    train: dict  # the last train metrics row
-    eval: dict | None  # the final evaluation row
-    train_seconds: float
-    reference_seconds: float
 
 
 LossFn = Callable[[nn.Module, "object", list[int], dict], LossOut]

