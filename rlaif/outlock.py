@@ -171,16 +171,18 @@ def _acquire_flock(path: Path) -> int | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
-            holder = _read_holder(fd)
+            busy = e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+            holder = _read_holder(fd) if busy else {}
             os.close(fd)
             if e.errno in _NO_FLOCK:
                 return None
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            if busy:
                 raise _locked(path, holder, stale_hint=False) from None
             raise
         if _same_file(fd, path):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, _holder_text().encode(), 0)
+            text = _holder_text().encode()
+            os.pwrite(fd, text, 0)  # overwrite, then cut: a reader never sees it empty after the first time
+            os.ftruncate(fd, len(text))
             return fd
         os.close(fd)  # its holder released and removed it between our open and flock: take the new one
     raise _locked(path, {}, stale_hint=False)
@@ -214,10 +216,16 @@ def _same_file(fd: int, path: Path) -> bool:
 
 
 def _read_holder(fd: int) -> dict:
-    try:
-        return _parse_holder(os.pread(fd, 4096, 0))
-    except OSError:
-        return {}
+    """Who holds it; the holder writes this just after locking, so an empty file is given a moment."""
+    for _ in range(20):
+        try:
+            holder = _parse_holder(os.pread(fd, 4096, 0))
+        except OSError:
+            return {}
+        if holder:
+            return holder
+        time.sleep(0.025)
+    return {}
 
 
 def _read_holder_path(path: Path) -> dict:
