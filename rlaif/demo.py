@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif.catalog import find
+from rlaif.outlock import locks_output
 from rlaif.records import (
     Label,
     Preference,
@@ -92,6 +93,7 @@ class Steps:
         write_json(self.path, {"plan": self.plan, "done": self.done})
 
 
+@locks_output("out", directory=True)
 def run_demo(out: Path, quick: bool = False) -> dict:
     plan = QUICK if quick else FULL
     out = Path(out)

@@ -16,7 +16,8 @@ from rlaif.backends import get_backend
 from rlaif.backends.base import Backend, Completion, Request
 from rlaif.calls import CallStats, complete_all
 from rlaif.errors import ConfigError, InputError
-from rlaif.records import JsonlAppender, Prompt, Response, as_messages, read_jsonl
+from rlaif.outlock import locks_output
+from rlaif.records import JsonlAppender, Prompt, Response, as_messages, drop_duplicate_rows, read_jsonl
 
 
 @dataclass
@@ -30,10 +31,11 @@ class GenerateSummary:
 
 
 def _finished(out: Path, policy: str) -> set[tuple[str, int]]:
-    """(prompt_id, sample) pairs already in the output; a torn last line is dropped first."""
+    """(prompt_id, sample) pairs already in the output; a torn last line and duplicate rows are dropped first."""
     if not out.exists():
         return set()
     JsonlAppender(out).close()  # truncates a partial last line left by a killed run
+    drop_duplicate_rows(out, lambda o: (o.get("policy"), o.get("prompt_id"), o.get("sample", 0)))  # older races
     done: set[tuple[str, int]] = set()
     for n, rec in enumerate(read_jsonl(out, Response), 1):
         if rec.policy != policy:
@@ -43,6 +45,7 @@ def _finished(out: Path, policy: str) -> set[tuple[str, int]]:
     return done
 
 
+@locks_output("out")  # one writer per file, before any call; a run that wrote nothing leaves no file
 def generate(prompts: list[Prompt], policy: str | Backend, out: str | Path, *, samples: int = 1,
              temperature: float = 0.7, max_tokens: int = 512, seed: int | None = None, concurrency: int = 8,
              base_urls: list[str] | None = None, api_key_env: str | None = None, timeout_s: float = 120.0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -254,6 +255,28 @@ def _drop_partial_last_line(path: Path) -> None:
         cut = data.rfind(b"\n") + 1
         f.seek(cut)
         f.truncate()
+
+
+def drop_duplicate_rows(path: str | Path, key: Callable[[dict], Any]) -> int:
+    """Keep the first line per `key(row)` (files from runs that raced on one output), rewriting the file
+    atomically once if any were dropped; says how many on stderr and returns the count."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    seen: set = set()
+    keep: list[int] = []
+    for n, obj in iter_json_lines(path):
+        k = key(obj)
+        if k not in seen:
+            seen.add(k)
+            keep.append(n)
+    with path.open(encoding="utf-8") as f:  # the same line split as iter_json_lines (not str.splitlines)
+        lines = f.readlines()
+    dropped = sum(1 for line in lines if line.strip()) - len(keep)
+    if dropped:
+        atomic_write(path, lambda f: f.writelines(lines[n - 1] for n in keep))
+        print(f"{path}: dropped {dropped} duplicate line(s) (kept the first of each)", file=sys.stderr)
+    return dropped
 
 
 def stable_id(obj: Any, n: int = 12) -> str:

@@ -14,6 +14,8 @@ PKG = Path(__file__).resolve().parents[1] / "rlaif"
 FORBIDDEN = {
     "rlaif.records": ["rlaif.", "torch", "transformers", "openai", "anthropic", "vllm", "numpy"],
     "rlaif.errors": ["rlaif.", "torch", "transformers", "openai", "anthropic"],
+    "rlaif.outlock": ["rlaif.records", "rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval",
+                      "rlaif.cli", "pydantic", "torch", "transformers", "openai", "anthropic", "numpy"],
     "rlaif.stats": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.eval",
                     "rlaif.cli", "torch", "transformers", "openai", "anthropic", "vllm"],
     "rlaif.backends": ["rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.eval", "rlaif.cli",

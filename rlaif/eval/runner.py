@@ -26,6 +26,7 @@ from rlaif.eval.suite import PolicyRef, Suite, load_suite, parse_policy, safe_na
 from rlaif.generate import generate
 from rlaif.judge import Judge, label_pairs, load_judge, reference_pairs
 from rlaif.judge.labeling import LiveCalls, ScoreContext
+from rlaif.outlock import locks_output
 from rlaif.records import (
     Label,
     Prompt,
@@ -213,6 +214,7 @@ class _SplitRun:
     labels: list[Label]
 
 
+@locks_output("out", directory=True)
 def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: str | Path, *,
              limit: int | None = None, samples: int | None = None, max_tokens: int | None = None,
              temperature: float | None = None, reward_model: str | None = None, judge_model: str | None = None,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif.errors import InputError
+from rlaif.outlock import locks_output
 from rlaif.records import Label, Response, read_jsonl, read_prompts, write_json, write_jsonl, write_text
 from rlaif.report.markdown import fmt, md_table
 from rlaif.stats.winrate import WinRateResult, win_rate_from_labels
@@ -109,6 +110,7 @@ def winrate_from_labels_file(labels_path: str | Path, policy: str, baseline: str
     return write_winrate(res, out_dir, labels, extra={"per_rater": per_rater} if per_rater else None)
 
 
+@locks_output("out_dir", directory=True)  # it pays for calls: one writer per OUTDIR
 def winrate_from_responses_file(responses_path: str | Path, judges: Sequence[Any], policy: str, baseline: str,
                                 out_dir: str | Path, *, prompts_path: str | Path | None = None, concurrency: int = 8,
                                 cache: bool = True, base_urls: list[str] | None = None,

@@ -27,7 +27,8 @@ from rlaif.judge.labeling import (
 from rlaif.judge.outputs import build_kto, build_preferences, summarize
 from rlaif.judge.pairing import Pair, all_pairs, best_worst_pairs, reference_pairs, response_key
 from rlaif.judge.spec import Judge
-from rlaif.records import Label, Response, read_jsonl, read_prompts, write_json, write_jsonl
+from rlaif.outlock import locks_output
+from rlaif.records import Label, Response, drop_duplicate_rows, read_jsonl, read_prompts, write_json, write_jsonl
 
 PAIRINGS = ("all", "best-worst", "reference")
 
@@ -104,6 +105,7 @@ def _constraints(prompts_path: Path | None) -> dict[str, list[dict]]:
     return {p.prompt_id: p.constraints for p in read_prompts(prompts_path) if p.constraints}
 
 
+@locks_output("out", directory=True)  # one writer per OUTDIR, before any call
 def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: str = "all",
               reference: str | None = None, orders: Orders = "both", jury: JuryMethod = "majority",
               min_agreement: float = 0.0, min_p_chosen: float = 0.0, reparse: bool = False,
@@ -145,6 +147,7 @@ def replay_from(out: Path) -> Replay:
     if not labels_path.exists() and not scores_path.exists():
         raise InputError(labels_path, None, "no stored judge outputs to re-parse",
                          "run `rlaif label` without --reparse first, with the same -o OUTDIR")
+    drop_duplicate_rows(labels_path, lambda o: (o.get("item"), o.get("rater"), o.get("order")))  # older races
     labels = read_jsonl(labels_path, Label) if labels_path.exists() else []
     scores = read_jsonl(scores_path, ScoreRecord) if scores_path.exists() else []
     return Replay(labels, scores)

@@ -25,6 +25,7 @@ from rlaif.judge.labeling import JudgeStats, LiveCalls
 from rlaif.judge.pairing import Pair, make_pair
 from rlaif.judge.pipeline import label_pairs
 from rlaif.judge.spec import Judge
+from rlaif.outlock import locks_output
 from rlaif.records import Label, Response, iter_json_lines, write_json, write_jsonl
 from rlaif.stats.intervals import wilson_interval
 
@@ -107,6 +108,7 @@ def probe_rates(name: str, labels: list[Label], alpha: float = 0.05) -> dict:
             "n_ties": ties, "n_invalid": invalid}
 
 
+@locks_output("out", directory=True)
 def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probes_v1",
                filler: str = "probe_filler_v1", injections: str = "probe_injections_v1",
                probes: tuple[str, ...] = PROBES, calls: Any = None, concurrency: int = 8, cache: bool = True,

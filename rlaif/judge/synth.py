@@ -15,6 +15,7 @@ from rlaif.catalog import find
 from rlaif.errors import ConfigError
 from rlaif.judge.pipeline import run_label
 from rlaif.judge.spec import Judge
+from rlaif.outlock import locks_output
 from rlaif.records import Response, read_jsonl, read_prompts, write_json, write_jsonl
 
 
@@ -22,6 +23,7 @@ def _slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("_")[:80] or "policy"
 
 
+@locks_output("out", directory=True)
 def run_synth(prompts: str | Path, policies: list[str], judges: list[Judge], out: Path, *, samples: int = 1,
               temperature: float = 0.7, max_tokens: int = 512, seed: int | None = None, concurrency: int = 8,
               base_urls: list[str] | None = None, judge_base_urls: list[str] | None = None,

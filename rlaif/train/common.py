@@ -1,6 +1,7 @@
 """The prelude every recipe runs in the same order: config, output dir, runtime, seed, data, tokens, model."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ import yaml
 from torch import nn
 
 from rlaif.errors import ConfigError
+from rlaif.outlock import OutputLock
 from rlaif.records import write_text
 from rlaif.train.config import TrainConfig, validate
 from rlaif.train.data import Example, split_by_prompt
@@ -39,6 +41,15 @@ def output_dir(cfg: TrainConfig, recipe: str) -> Path:
     write_text(out / "config.yaml",  # atomic: every process of a multi-process run writes the same text
                f"# resolved {recipe} config of this run\n" + yaml.safe_dump(cfg.model_dump(), sort_keys=False))
     return out
+
+
+def lock_output_dir(out: Path) -> OutputLock | None:
+    """One run per OUT (a second one would interleave checkpoints and metrics): the main process holds the
+    lock for as long as the recipe's RecipeRun lives (the kernel drops it if the process dies). Taken before
+    the runtime starts, so the rank is read from torchrun's environment."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    return OutputLock(out, directory=True).acquire()
 
 
 def seed_everything(seed: int) -> None:
@@ -77,10 +88,16 @@ class RecipeRun:
     eval_items: list[Tokenized]
     model: nn.Module
     share: bool  # one row per prompt, its responses sharing it (when the attention implementation allows)
+    lock: OutputLock | None = None  # OUT's writer lock (main process), held while the run lives
 
     @property
     def pad_id(self) -> int:
         return self.tok.pad_token_id
+
+    def close(self) -> None:
+        """The recipe is done with OUT: release its writer lock."""
+        if self.lock is not None:
+            self.lock.release()
 
 
 def start_recipe(recipe: str, config: TrainConfig | dict | None, overrides: dict[str, Any],
@@ -90,6 +107,17 @@ def start_recipe(recipe: str, config: TrainConfig | dict | None, overrides: dict
 
     `load(cfg, file)` reads one data file."""
     cfg = resolve_config(recipe, config, overrides)
+    lock = lock_output_dir(Path(cfg.out))
+    try:
+        return _prepare(recipe, cfg, load, head, lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _prepare(recipe: str, cfg: TrainConfig, load: Callable[[TrainConfig, str], list[Example]], head: str,
+             lock: OutputLock | None) -> RecipeRun:
     out = output_dir(cfg, recipe)
     rt = setup(cfg)
     seed_everything(cfg.seed)
@@ -100,4 +128,4 @@ def start_recipe(recipe: str, config: TrainConfig | dict | None, overrides: dict
     model = load_model(path, head, tok, cfg.lora, rt.gradient_checkpointing)
     share = cfg.share_prompt and attention_supports_shared_prompt(model)
     return RecipeRun(recipe, cfg, out, rt, path, tok, encoder, train_ex, eval_ex, encode_all(encoder, train_ex),
-                     encode_all(encoder, eval_ex), model, share)
+                     encode_all(encoder, eval_ex), model, share, lock)

@@ -72,6 +72,7 @@ def train_dpo(config: DPOConfig | dict | None = None, **overrides: Any) -> Train
                  eval_prepare=lambda: {"ref": ref_eval, "p": p_eval}, progress_label="dpo")
     result.reference_seconds = round(reference.seconds, 3)
     save_final(run.out, run.rt, module, run.tok, result, cfg.model_dump())
+    run.close()
     return result
 
 

@@ -82,6 +82,7 @@ def train_kto(config: KTOConfig | dict | None = None, **overrides: Any) -> Train
                  eval_prepare=eval_prepare, progress_label="kto")
     result.reference_seconds = round(reference.seconds, 3)
     save_final(run.out, run.rt, module, run.tok, result, cfg.model_dump())
+    run.close()
     return result
 
 

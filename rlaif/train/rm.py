@@ -61,4 +61,5 @@ def train_rm(config: RMConfig | dict | None = None, **overrides: Any) -> TrainRe
     result = fit(cfg, run.rt, module, run.items, run.eval_items, loss_fn, run.pad_id, run.share, run.out,
                  prepare=lambda batch: train_labels, eval_prepare=lambda: eval_labels, progress_label="rm")
     save_final(run.out, run.rt, module, run.tok, result, cfg.model_dump())
+    run.close()
     return result
