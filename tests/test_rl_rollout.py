@@ -98,6 +98,9 @@ def test_groups_are_contiguous_and_prompts_left_padded(eos_biased, tok):
     assert r.prompt_ids[K, width - n:].tolist() == tok(text, add_special_tokens=False)["input_ids"]
     sub = r.select([1, 5])
     assert sub.group.tolist() == [0, 1] and sub.texts == [r.texts[1], r.texts[5]]
+    batch = sub.reward_batch([{"prompt_id": "a"}, {"prompt_id": "b"}, {"prompt_id": "c"}])
+    assert batch.prompts == [PROMPTS[0], PROMPTS[1]] and batch.responses == sub.texts
+    assert [m["prompt_id"] for m in batch.metadata] == ["a", "b"]
 
 
 def test_same_seed_same_rollout(eos_biased, tok):

@@ -150,7 +150,12 @@ class PolicyLoss:
 
 def ppo_policy_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
                     epsilon: float = 0.2) -> PolicyLoss:
-    """PPO's clipped surrogate (Schulman et al. 2017), per token: max(-A·ρ, -A·clip(ρ, 1-ε, 1+ε))."""
+    """PPO's clipped surrogate (Schulman et al. 2017), per token: max(-A·ρ, -A·clip(ρ, 1-ε, 1+ε)).
+
+    `advantages` (B, T) per token (GAE), or (B,) one per sequence (broadcast over its tokens).
+    """
+    if advantages.dim() == 1:
+        advantages = advantages.unsqueeze(1)
     log_ratio = logps - old_logps
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from rlaif.train.rl.losses import entropy_from_logits
+from rlaif.train.rl.reward import RewardBatch
 from rlaif.train.tokenize import ChatTokenizer, Messages
 
 
@@ -45,6 +46,14 @@ class Rollout:
     def row_prompts(self) -> list[Messages]:
         """The prompt each row answers (what the reward function is given)."""
         return [self.prompts[int(g)] for g in self.group]
+
+    def reward_batch(self, metadata: list[dict]) -> RewardBatch:
+        """What the reward function gets for these rows; `metadata` holds one record per prompt (group)."""
+        if len(metadata) != len(self.prompts):
+            raise ValueError(f"reward_batch needs one metadata record per prompt ({len(self.prompts)}), "
+                             f"got {len(metadata)}")
+        groups = [int(g) for g in self.group]
+        return RewardBatch([self.prompts[g] for g in groups], list(self.texts), [metadata[g] for g in groups])
 
     def input_ids(self) -> torch.Tensor:
         return torch.cat([self.prompt_ids, self.response_ids], dim=1)
