@@ -1,0 +1,1 @@
+"""Online RL (PPO, RLOO, GRPO): the reward contract the trainers take (`reward.py`)."""
