@@ -95,6 +95,8 @@ def test_rule_gives_the_share_of_constraints_met_and_rule_all_gives_all_or_nothi
     assert res.rewards[4] is None and "carries no constraints" in res.errors[4]
     assert res.rewards[5] is None and "constraint check failed" in res.errors[5] and "casing/sideways" in res.errors[5]
     assert res.errors[:4] == [None] * 4
+    with build_reward_fn(["judge:rule"]) as fn:  # the catalog's rule judge: the same checker via the judge code
+        assert fn(batch(responses, meta)).rewards[:5] == res.rewards[:4] + [None]
 
 
 # ---- python function, weights -----------------------------------------------------------------------------
@@ -187,7 +189,8 @@ def judge_env(monkeypatch):
 def test_judge_scores_scaled_by_the_judges_range_and_cached_on_repeat(judge_env):
     responses = ["a great answer", "an okay answer", "a poor answer", "a weird answer"]
     with FakeServer(reply=_grade) as srv, build_reward_fn(["judge:rubric"], base_urls=[srv.openai_url],
-                                                          **judge_env) as fn:
+                                                          timeout=7.5, **judge_env) as fn:
+        assert fn.scorers[0].judge.backend.timeout_s == 7.5
         res = fn(batch(responses))
         assert srv.count == 4
         assert srv.calls[0].headers["authorization"] == f"Bearer {KEY}"

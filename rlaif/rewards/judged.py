@@ -60,7 +60,8 @@ class JudgeReward:
         self.stats = JudgeStats()
         self.context = ScoreContext()  # holds a loaded reward-model judge across batches
         rng = judge.spec.score_range
-        self.scale = None if judge.mode == "binary" or rng is None else (float(rng[0]), float(rng[1]))
+        usable = rng is not None and judge.mode != "binary" and rng[1] > rng[0]
+        self.scale = (float(rng[0]), float(rng[1])) if usable else None
 
     def _scaled(self, v: float) -> float:
         if self.scale is None:

@@ -55,8 +55,9 @@ class HttpReward:
     def score(self, batch: RewardBatch) -> SourceScores:
         n = len(batch.responses)
         bounds = [(lo, min(lo + self.batch_size, n)) for lo in range(0, n, self.batch_size)]
+        payloads = [self.payload(batch, lo, hi) for lo, hi in bounds]  # tokenizers stay on this thread
         with ThreadPoolExecutor(min(self.concurrency, max(1, len(bounds)))) as pool:
-            parts = list(pool.map(lambda b: self._request(self.payload(batch, *b), b[1] - b[0]), bounds))
+            parts = list(pool.map(lambda p: self._request(p, len(p["query"])), payloads))
         self.extra_logs = [p[1] for p in parts if p[1]]
         return SourceScores([v for p in parts for v in p[0].values], [e for p in parts for e in p[0].errors])
 
