@@ -1,7 +1,8 @@
 """The dependency direction of docs/architecture.md, enforced on every module.
 
 records <- stats <- audit, eval <- cli;  records <- backends <- calls <- judge <- eval;
-records <- train (never judges, backends, calls or API SDKs). Leaves import no torch and no SDKs.
+records <- train (never judges, backends, calls or API SDKs); judge, train <- rewards (never cli or eval).
+Leaves import no torch and no SDKs.
 """
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ FORBIDDEN = {
     "rlaif.calls.cache": ["rlaif.calls.pool", "rlaif.judge", "rlaif.train", "rlaif.eval",
                           "rlaif.cli", "torch", "transformers", "openai", "anthropic"],
     "rlaif.progress": ["rlaif.", "torch", "transformers", "openai", "anthropic", "vllm", "numpy"],
-    "rlaif.judge": ["rlaif.train", "rlaif.audit", "rlaif.eval", "rlaif.cli"],
-    "rlaif.train": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.audit", "rlaif.eval", "rlaif.cli",
-                    "rlaif.stats", "openai", "anthropic", "vllm"],
+    "rlaif.judge": ["rlaif.train", "rlaif.rewards", "rlaif.audit", "rlaif.eval", "rlaif.cli"],
+    "rlaif.train": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.rewards", "rlaif.audit", "rlaif.eval",
+                    "rlaif.cli", "rlaif.stats", "openai", "anthropic", "vllm"],
+    # above judge and train: turns --reward specs into the trainers' reward callable
+    "rlaif.rewards": ["rlaif.cli", "rlaif.eval", "rlaif.demo"],
     "rlaif.audit": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.cli",
                     "torch", "transformers", "openai", "anthropic"],
     "rlaif.eval": ["rlaif.train", "rlaif.cli"],

@@ -1,0 +1,151 @@
+"""`build_reward_fn(specs) -> RewardFunction`: the sources of several `--reward` specs behind one
+`RewardFn`, their weighted sum in `rewards` and each source's own values in `by_source`.
+
+An item's reward is None when any source with a non-zero weight gave it None (the reasons joined in
+`errors`); a zero-weight source is computed and reported but never makes an item None. API keys from the
+environment are masked in every error text.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from rlaif.errors import BackendError, ConfigError
+from rlaif.rewards.local import FunctionReward, ModelReward, RuleReward, SourceScores
+from rlaif.rewards.spec import RewardSource, parse_reward_specs
+from rlaif.train.rl.reward import RewardBatch, RewardResult, combine
+
+_KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+
+
+@dataclass
+class SourceStats:
+    """What a judge source cost so far (cache hits cost nothing); other sources make no calls."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    failed: int = 0
+
+
+class RewardFunction:
+    """A `RewardFn` (call it with a `RewardBatch`); `close()` (or `with`) frees clients and models."""
+
+    def __init__(self, sources: list[RewardSource], scorers: list[Any], calls: Any = None,
+                 secrets: tuple[str, ...] = ()):
+        self.sources, self.scorers, self.calls, self.secrets = sources, scorers, calls, secrets
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.sources]
+
+    def redact(self, text: str) -> str:
+        for s in self.secrets:
+            text = text.replace(s, "***")
+        return text
+
+    def _score(self, src: RewardSource, scorer: Any, batch: RewardBatch) -> SourceScores:
+        n = len(batch.responses)
+        try:
+            out = scorer.score(batch)
+        except BackendError as e:  # fails every call (bad key, unknown model): stop, with the key masked
+            raise BackendError(self.redact(f"--reward '{src.name}': {e}")) from None
+        if len(out.values) != n or len(out.errors) != n:
+            return SourceScores.failed(n, f"{src.name} gave {len(out.values)} values for {n} items")
+        return SourceScores(out.values, [None if e is None else self.redact(e) for e in out.errors])
+
+    def __call__(self, batch: RewardBatch) -> RewardResult:
+        n = len(batch.responses)
+        if len(batch.prompts) != n or len(batch.metadata) != n:
+            raise ValueError(f"RewardBatch of {len(batch.prompts)} prompts, {n} responses, "
+                             f"{len(batch.metadata)} metadata: one of each per item")
+        scores = [self._score(src, sc, batch) for src, sc in zip(self.sources, self.scorers, strict=True)]
+        return combine({src.name: RewardResult(s.values, errors=s.errors) for src, s in zip(self.sources, scores,
+                                                                                           strict=True)},
+                       {src.name: src.weight for src in self.sources})
+
+    def stats(self) -> dict[str, SourceStats]:
+        """Per judge source: calls made, cache hits, failed calls (for the trainer's metrics)."""
+        out = {}
+        for src, sc in zip(self.sources, self.scorers, strict=True):
+            st = getattr(sc, "stats", None)
+            if st is not None:
+                out[src.name] = SourceStats(st.calls, st.cache_hits, st.failed)
+        return out
+
+    def close(self) -> None:
+        for sc in self.scorers:
+            sc.close()
+        if self.calls is not None:
+            self.calls.close()
+
+    def __enter__(self) -> RewardFunction:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _secrets(api_key_env: str | None) -> tuple[str, ...]:
+    names = (*_KEY_VARS, api_key_env) if api_key_env else _KEY_VARS
+    return tuple(v for v in (os.environ.get(k) for k in names) if v and len(v) >= 6)
+
+
+def build_reward_fn(specs: list[str], *, judge_model: str | None = None, base_urls: list[str] | None = None,
+                    api_key_env: str | None = None, concurrency: int = 8, timeout: float | None = None,
+                    cache: bool = True, tokenizer: Any = None, device: str | None = None,
+                    http_batch_size: int = 32, http_retries: int = 3, http_backoff_s: float = 1.0) -> RewardFunction:
+    """Parse and build every `--reward` spec (bad ones raise `ConfigError` before any work is done).
+
+    judge_model / base_urls / api_key_env / concurrency / timeout / cache: the judge sources' backend and
+    call layer, as `rlaif label` takes them (timeout also bounds each /get_reward request); tokenizer: the
+    policy's, for the chat-template text sent to an http source; device: where an `rm:` model runs.
+    """
+    sources = parse_reward_specs(specs)
+    if all(s.weight == 0 for s in sources):
+        raise ConfigError("every --reward has weight 0, so every reward would be 0. Fix: give one a weight, "
+                          "e.g. rule@1")
+    judged = [s for s in sources if s.kind in ("judge", "pairwise")]
+    if (base_urls or api_key_env or judge_model) and not judged:
+        raise ConfigError("--judge-model, --base-url and --api-key-env apply to judge: and pairwise: rewards, "
+                          "and none is given. Fix: drop them, or add --reward judge:NAME")
+    calls = None
+    scorers: list[Any] = []
+    try:
+        if judged:
+            from rlaif.rewards.judged import live_calls
+
+            calls = live_calls(concurrency=concurrency, cache=cache, base_urls=base_urls, api_key_env=api_key_env)
+        for src in sources:
+            scorers.append(_scorer(src, calls=calls, judge_model=judge_model, base_urls=base_urls,
+                                   api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
+                                   tokenizer=tokenizer, device=device, http_batch_size=http_batch_size,
+                                   http_retries=http_retries, http_backoff_s=http_backoff_s))
+    except BaseException:
+        RewardFunction(sources[:len(scorers)], scorers, calls).close()
+        raise
+    return RewardFunction(sources, scorers, calls, _secrets(api_key_env))
+
+
+def _scorer(src: RewardSource, *, calls: Any, judge_model: str | None, base_urls: list[str] | None,
+            api_key_env: str | None, concurrency: int, timeout: float | None, tokenizer: Any, device: str | None,
+            http_batch_size: int, http_retries: int, http_backoff_s: float) -> Any:
+    if src.kind == "rule":
+        return RuleReward(src.arg)
+    if src.kind == "rm":
+        try:
+            return ModelReward(src.arg, device=device)
+        except ConfigError as e:
+            raise ConfigError(f"--reward '{src.spec}': {e}") from None
+    if src.kind == "python":
+        return FunctionReward(src.spec, src.arg)
+    if src.kind == "http":
+        from rlaif.rewards.remote import HttpReward
+
+        return HttpReward(src.arg, name=src.name, tokenizer=tokenizer, timeout=timeout, batch_size=http_batch_size,
+                          concurrency=concurrency, retries=http_retries, backoff_s=http_backoff_s)
+    from rlaif.rewards.judged import JudgeReward, PairwiseReward, load_reward_judge
+
+    judge = load_reward_judge(src, judge_model=judge_model, base_urls=base_urls, api_key_env=api_key_env,
+                              timeout=timeout)
+    return (PairwiseReward if src.kind == "pairwise" else JudgeReward)(judge, calls)

@@ -1,0 +1,142 @@
+"""Reward sources computed in this process: the constraint checker, a trained reward model, a Python function.
+
+Every source returns `SourceScores`: one value or None per item, and for each None the reason.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from rlaif.errors import ConfigError
+from rlaif.train.rl.reward import RewardBatch
+
+
+@dataclass
+class SourceScores:
+    """One source's verdict on a batch: `values[i]` is None exactly when `errors[i]` says why."""
+
+    values: list[float | None]
+    errors: list[str | None]
+
+    @classmethod
+    def failed(cls, n: int, error: str) -> SourceScores:
+        return cls([None] * n, [error] * n)
+
+
+def checked_value(v: Any) -> tuple[float | None, str | None]:
+    """A reward as returned by a scorer -> (float, None), or (None, why) for a missing or non-finite one."""
+    if v is None:
+        return None, "no reward for this item (None)"
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        try:
+            v = float(v)  # numpy and torch scalars
+        except (TypeError, ValueError):
+            return None, f"not a number: {v!r}"
+    v = float(v)
+    if not math.isfinite(v):
+        return None, f"not a finite number: {v!r}"
+    return v, None
+
+
+def checked_list(values: Any, n: int, who: str) -> SourceScores:
+    """A scorer's list of rewards, length-checked and each value checked."""
+    try:
+        values = list(values)
+    except TypeError:
+        return SourceScores.failed(n, f"{who} returned {type(values).__name__}, not a list of rewards")
+    if len(values) != n:
+        return SourceScores.failed(n, f"{who} returned {len(values)} rewards for {n} items")
+    pairs = [checked_value(v) for v in values]
+    return SourceScores([v for v, _ in pairs], [None if e is None else f"{who}: {e}" for _, e in pairs])
+
+
+class RuleReward:
+    """`rlaif.instructions.constraints.check` on metadata["constraints"]: the share of constraints met
+    (`share`, graded: group methods learn from partial progress) or 1/0 for all met (`all`)."""
+
+    def __init__(self, mode: str = "share"):
+        self.mode = mode
+
+    def score(self, batch: RewardBatch) -> SourceScores:
+        from rlaif.instructions.constraints import check
+
+        values: list[float | None] = []
+        errors: list[str | None] = []
+        for response, meta in zip(batch.responses, batch.metadata, strict=True):
+            constraints = meta.get("constraints")
+            if not constraints:
+                values.append(None)
+                errors.append("the prompt carries no constraints (metadata 'constraints'): the rule reward "
+                              "needs prompts with constraints, e.g. prompts/ifeval_id.jsonl")
+                continue
+            try:
+                result = check(constraints, response)
+            except Exception as e:  # a malformed constraint is that item's problem, not the batch's
+                values.append(None)
+                errors.append(f"constraint check failed: {e}")
+                continue
+            values.append(float(result.all_pass) if self.mode == "all" else result.share_passed)
+            errors.append(None)
+        return SourceScores(values, errors)
+
+    def close(self) -> None:
+        pass
+
+
+class ModelReward:
+    """A reward model trained by `rlaif train rm` (`RewardScorer`: the training tokenization, batched).
+    The raw score is the reward (no squashing: its scale is what the RM's loss made it)."""
+
+    def __init__(self, path: str, *, device: str | None = None, batch_size: int = 16):
+        from rlaif.train.reward import RewardScorer
+
+        self.scorer = RewardScorer(path, device=device, batch_size=batch_size)
+        self.path = path
+
+    def score(self, batch: RewardBatch) -> SourceScores:
+        try:
+            values = self.scorer.score(batch.prompts, batch.responses)
+        except Exception as e:  # e.g. out of memory: every item of the batch is unscored, and says why
+            return SourceScores.failed(len(batch.responses), f"reward model {self.path} failed: "
+                                                             f"{type(e).__name__}: {e}")
+        return checked_list(values, len(batch.responses), f"reward model {self.path}")
+
+    def close(self) -> None:
+        self.scorer = None
+
+
+def import_function(spec: str, path: str) -> Any:
+    """`module:function` -> the callable, with errors naming the --reward spec."""
+    module, _, name = path.rpartition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise ConfigError(f"--reward '{spec}': cannot import module '{module}' ({e}). "
+                          "Fix: put the module on PYTHONPATH or install its package") from None
+    func = getattr(mod, name, None)
+    if not callable(func):
+        raise ConfigError(f"--reward '{spec}': module '{module}' has no function '{name}'. "
+                          "Fix: name a function FUNCTION(prompts, responses, metadata) -> list[float | None]")
+    return func
+
+
+class FunctionReward:
+    """`python:MODULE:FUNCTION`, called as FUNCTION(prompts, responses, metadata) with the batch's three
+    lists (plain data, so the module needs no rlaif import); it returns one float or None per item."""
+
+    def __init__(self, spec: str, path: str):
+        self.func = import_function(spec, path)
+        self.path = path
+
+    def score(self, batch: RewardBatch) -> SourceScores:
+        n = len(batch.responses)
+        try:
+            values = self.func(batch.prompts, batch.responses, batch.metadata)
+        except Exception as e:  # the user's function failing is a batch with no rewards, and why
+            return SourceScores.failed(n, f"{self.path} raised {type(e).__name__}: {e}")
+        return checked_list(values, n, self.path)
+
+    def close(self) -> None:
+        pass
