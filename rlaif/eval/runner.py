@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from rlaif.backends import get_backend
-from rlaif.errors import ConfigError
+from rlaif.errors import ConfigError, RlaifError
 from rlaif.eval.compliance import constraint_compliance
 from rlaif.eval.diversity import diversity_report
 from rlaif.eval.suite import PolicyRef, Suite, load_suite, parse_policy, safe_name
@@ -33,6 +32,7 @@ from rlaif.records import (
     as_messages,
     read_jsonl,
     read_prompts,
+    read_yaml,
     write_json,
     write_jsonl,
     write_text,
@@ -50,8 +50,8 @@ class Generation:
 
 def _judge_kind(path: str) -> str | None:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = read_yaml(path)
+    except RlaifError:
         return None  # load_judge reports it properly
     return data.get("kind") if isinstance(data, dict) else None
 
