@@ -48,9 +48,10 @@ def _warn(message: str | None) -> None:
         typer.secho(f"warning: {message}", err=True, fg="yellow")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The `rlaif` entry point; `argv` (default: sys.argv[1:]) lets tests run a command in-process."""
     try:
-        app()
+        app(args=argv)
     except RlaifError as e:
         typer.secho(f"error: {e}", err=True, fg="red")
         sys.exit(e.exit_code)
