@@ -274,7 +274,7 @@ def elo(
                                       "covariate to the Bradley–Terry regression"),
     online: bool = typer.Option(False, "--online", help="online Elo (sequential updates) instead of "
                                 "Bradley–Terry"),
-    k: float = typer.Option(4.0, "--k", help="K-factor for --online"),
+    k: float = typer.Option(4.0, "--k", min=0.0, help="K-factor for --online"),
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
 ) -> None:
     """Rank models: Bradley–Terry ratings with bootstrap intervals and CI-aware ranks."""

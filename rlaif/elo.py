@@ -123,7 +123,7 @@ def leaderboard(bf: BattleFile, *, rounds: int = 1000, seed: int = 0, anchor: tu
     extra: dict = {}
     if style is not None:
         if style != "length":
-            raise ConfigError(f"--style-control {style!r}: only 'length' is supported")
+            raise ConfigError(f"--style-control {style!r}: only 'length' is supported. Fix: --style-control length")
         if method != "bt":
             raise ConfigError("--style-control works with Bradley–Terry only (drop --online)")
         la, lb = np.asarray(bf.len_a), np.asarray(bf.len_b)

@@ -317,6 +317,7 @@ def test_out_of_range_options_are_refused_and_named(tmp_path, good):
         (["elo", good.labels, "--bootstrap", "-5", "-o", tmp_path / "e"], "--bootstrap"),
         (["audit", good.labels, "--bootstrap", "-1", "-o", tmp_path / "a"], "--bootstrap"),
         (["audit", good.labels, "--length-margin", "-1", "-o", tmp_path / "a"], "--length-margin"),
+        (["elo", good.labels, "--online", "--k", "-3", "-o", tmp_path / "e"], "--k"),
         (["elo", good.labels, "--anchor", "zzz", "-o", tmp_path / "e"], "--anchor 'zzz': expected MODEL=RATING"),
         (["elo", good.labels, "--anchor", "=1000", "-o", tmp_path / "e"], "expected MODEL=RATING"),
         (["elo", good.labels, "--anchor", "a=nan", "-o", tmp_path / "e"], "expected MODEL=RATING"),

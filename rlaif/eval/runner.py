@@ -9,7 +9,6 @@ The ID−OOD gap pools the splits of each kind. Writes OUTDIR/eval.json, eval.md
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from rlaif.records import (
     Prompt,
     Response,
     as_messages,
+    read_json_file,
     read_jsonl,
     read_prompts,
     read_yaml,
@@ -90,7 +90,7 @@ def _check_settings(split_dir: Path, refs: list[PolicyRef], backends: dict[str, 
     now = {r.name: {"spec": r.spec, "model": backends[r.name].model,
                     "temperature": r.temperature if r.temperature is not None else gen.temperature,
                     "max_tokens": gen.max_tokens, "seed": gen.seed} for r in refs}
-    before = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    before = read_json_file(path) if path.exists() else {}
     for name, settings in now.items():
         if name in before and before[name] != settings:
             raise ConfigError(f"{split_dir}: the responses of '{name}' there were generated with {before[name]}, "
