@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from rlaif.cli_paths import file_or_name, folder_or_name, input_file, output_dir, output_file
 from rlaif.errors import RlaifError
 
 app = typer.Typer(
@@ -42,12 +43,25 @@ MinPChosen = Annotated[float, typer.Option("--min-p-chosen", help="drop preferen
                                                                   "probability is lower (e.g. 0.7)")]
 
 
-def main() -> None:
+def _warn(message: str | None) -> None:
+    if message:
+        typer.secho(f"warning: {message}", err=True, fg="yellow")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `rlaif` entry point; `argv` (default: sys.argv[1:]) lets tests run a command in-process."""
     try:
-        app()
+        app(args=argv)
     except RlaifError as e:
         typer.secho(f"error: {e}", err=True, fg="red")
         sys.exit(e.exit_code)
+    except (OSError, UnicodeError) as e:
+        # Last line of defence: the I/O layer (rlaif.records) and the path checks (rlaif.cli_paths) turn
+        # these into PATH:LINE errors; one that slips past still gets one line and exit 2, not a traceback.
+        where = getattr(e, "filename", None)
+        typer.secho(f"error: {where + ': ' if isinstance(where, str) else ''}{getattr(e, 'strerror', None) or e}. "
+                    "Fix: check the path and its permissions", err=True, fg="red")
+        sys.exit(2)
     except KeyboardInterrupt:
         typer.secho("interrupted: re-run the same command to resume", err=True)
         sys.exit(130)
@@ -57,9 +71,10 @@ def main() -> None:
 @app.command()
 def generate(
     prompts: str = typer.Argument(..., help="prompt file (.jsonl: plain, Alpaca, chat or MT-Bench lines) "
-                                            "or a built-in prompt set name, e.g. demo"),
+                                            "or a built-in prompt set name, e.g. demo", callback=file_or_name),
     policy: str = typer.Option(..., "--policy", help="openai:MODEL, anthropic:MODEL, vllm:PATH, hf:PATH or local"),
-    out: Path = typer.Option(..., "-o", "--out", help="responses.jsonl (appended; a re-run resumes)"),
+    out: Path = typer.Option(..., "-o", "--out", help="responses.jsonl (appended; a re-run resumes)",
+                             callback=output_file),
     samples: int = typer.Option(1, "-n", "--samples", min=1, help="responses per prompt"),
     temperature: float = typer.Option(0.7, "--temperature", min=0.0),
     max_tokens: int = typer.Option(512, "--max-tokens", min=1),
@@ -101,9 +116,9 @@ def _print_label_summary(summary: dict, out: Path) -> None:
 @app.command()
 def label(
     responses: Path = typer.Argument(..., help="responses JSONL (`rlaif generate` output: prompt_id, prompt, "
-                                               "policy, sample, response)"),
-    judge: list[str] = typer.Option(..., "--judge", "-j", help=_JUDGE_HELP),
-    out: Path = typer.Option(..., "-o", "--out", help="output directory"),
+                                               "policy, sample, response)", callback=input_file),
+    judge: list[str] = typer.Option(..., "--judge", "-j", help=_JUDGE_HELP, callback=file_or_name),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory", callback=output_dir),
     judge_model: list[str] = typer.Option([], "--judge-model", help=_JUDGE_MODEL_HELP),
     base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL "
                                                                "(repeat to spread the load)"),
@@ -114,7 +129,8 @@ def label(
     jury: Jury = "majority",
     min_agreement: MinAgreement = 0.0,
     min_p_chosen: MinPChosen = 0.0,
-    prompts: Path = typer.Option(None, "--prompts", help="prompts JSONL whose constraints the rule judge checks"),
+    prompts: Path = typer.Option(None, "--prompts", help="prompts JSONL whose constraints the rule judge checks",
+                                 callback=input_file),
     reparse: bool = typer.Option(False, "--reparse", help="re-parse the raw outputs stored in OUTDIR; no calls"),
     concurrency: Concurrency = 8,
     no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write the call cache"),
@@ -138,10 +154,11 @@ def label(
 
 @app.command()
 def synth(
-    prompts: str = typer.Argument(..., help="prompt file (.jsonl) or a built-in prompt set name, e.g. demo"),
+    prompts: str = typer.Argument(..., help="prompt file (.jsonl) or a built-in prompt set name, e.g. demo",
+                                  callback=file_or_name),
     policy: list[str] = typer.Option(..., "--policy", help="a policy backend spec; repeat (two or more)"),
-    judge: list[str] = typer.Option(..., "--judge", "-j", help=_JUDGE_HELP),
-    out: Path = typer.Option(..., "-o", "--out", help="output directory"),
+    judge: list[str] = typer.Option(..., "--judge", "-j", help=_JUDGE_HELP, callback=file_or_name),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory", callback=output_dir),
     judge_model: list[str] = typer.Option([], "--judge-model", help=_JUDGE_MODEL_HELP),
     samples: int = typer.Option(1, "-n", "--samples", min=1, help="responses per prompt and policy"),
     temperature: float = typer.Option(0.7, "--temperature", min=0.0),
@@ -174,14 +191,16 @@ def synth(
 
 @app.command()
 def probe(
-    judge: str = typer.Option(..., "--judge", "-j", help="a built-in judge name or a judge YAML file"),
-    out: Path = typer.Option(..., "-o", "--out", help="output directory"),
+    judge: str = typer.Option(..., "--judge", "-j", help="a built-in judge name or a judge YAML file",
+                              callback=file_or_name),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory", callback=output_dir),
     judge_model: str = typer.Option(None, "--judge-model", help="run the judge on this backend/model instead"),
     base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL"),
     api_key_env: ApiKeyEnv = None,
     probes: str = typer.Option("position,verbosity,self-preference,injection", "--probes",
                                help="comma-separated subset of the probes"),
-    probe_set: str = typer.Option("probes_v1", "--probe-set", help="probe items in prompts/ (or a path)"),
+    probe_set: str = typer.Option("probes_v1", "--probe-set", help="probe items in prompts/ (or a path)",
+                                  callback=file_or_name),
     concurrency: Concurrency = 8,
 ) -> None:
     """Run a judge on bias probes with known answers; writes OUTDIR/probe.json and probe_labels.jsonl."""
@@ -204,21 +223,29 @@ def probe(
 # --- audit: audit, elo, convert ------------------------------------------------------------------
 @app.command()
 def audit(
-    labels: Path = typer.Argument(..., help="label JSONL (rlaif label output, or `rlaif convert` output)"),
-    out: Path = typer.Option(..., "-o", "--out", help="output directory: audit.json, audit.md, audit.html"),
+    labels: Path = typer.Argument(..., help="label JSONL (rlaif label output, or `rlaif convert` output)",
+                                  callback=input_file),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory: audit.json, audit.md, audit.html",
+                             callback=output_dir),
     gold: str = typer.Option(None, "--gold", help="a rater name in LABELS whose verdicts are gold, or a gold "
-                             "label file (JSONL lines with item and winner)"),
-    bootstrap: int = typer.Option(1000, "--bootstrap", help="bootstrap rounds for the 95% intervals"),
+                             "label file (JSONL lines with item and winner)", callback=file_or_name),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="bootstrap rounds for the 95% intervals "
+                                  "(0: no intervals)"),
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
-    length_margin: int = typer.Option(30, "--length-margin", help="characters two responses must differ by "
-                                      "to count in longer_preferred_rate"),
+    length_margin: int = typer.Option(30, "--length-margin", min=0, help="characters two responses must differ "
+                                      "by to count in longer_preferred_rate"),
 ) -> None:
     """Audit judges and labelers: position and length bias, self-preference, accuracy, agreement."""
     from rlaif.audit import audit_labels, read_gold
-    from rlaif.records import Label, read_jsonl, write_json, write_text
+    from rlaif.errors import InputError
+    from rlaif.records import read_labels, write_json, write_text
     from rlaif.report.audit_page import render_audit_html, render_audit_md
 
-    rows = read_jsonl(labels, Label)
+    rows, duplicates = read_labels(labels)
+    if not rows:
+        raise InputError(labels, None, "the file holds no labels",
+                         "pass a label JSONL file (`rlaif label` or `rlaif convert` output) with at least one line")
+    _warn(duplicates.warning())
     gold_arg, gold_labels = gold, []
     if gold is not None and Path(gold).is_file():
         gold_labels = read_gold(gold)
@@ -237,15 +264,17 @@ def audit(
 
 @app.command()
 def elo(
-    battles: Path = typer.Argument(..., help="label JSONL or Chatbot-Arena-style battles (JSONL or JSON list)"),
-    out: Path = typer.Option(..., "-o", "--out", help="output directory: leaderboard.json/.csv/.svg/.html"),
-    bootstrap: int = typer.Option(1000, "--bootstrap", help="bootstrap rounds (0: no intervals)"),
+    battles: Path = typer.Argument(..., help="label JSONL or Chatbot-Arena-style battles (JSONL or JSON list)",
+                                   callback=input_file),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory: leaderboard.json/.csv/.svg/.html",
+                             callback=output_dir),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="bootstrap rounds (0: no intervals)"),
     anchor: str = typer.Option(None, "--anchor", help="MODEL=RATING: shift ratings so MODEL has RATING"),
     style_control: str = typer.Option(None, "--style-control", help="'length': add a length-difference "
                                       "covariate to the Bradley–Terry regression"),
     online: bool = typer.Option(False, "--online", help="online Elo (sequential updates) instead of "
                                 "Bradley–Terry"),
-    k: float = typer.Option(4.0, "--k", help="K-factor for --online"),
+    k: float = typer.Option(4.0, "--k", min=0.0, help="K-factor for --online"),
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
 ) -> None:
     """Rank models: Bradley–Terry ratings with bootstrap intervals and CI-aware ranks."""
@@ -258,9 +287,11 @@ def elo(
 
     with Progress(transient=True, console=stderr_console()) as bar:
         task = bar.add_task("bootstrap", total=1.0)
-        board = leaderboard(read_battles(battles), rounds=bootstrap, seed=seed, anchor=parse_anchor(anchor),
+        battle_file = read_battles(battles)
+        board = leaderboard(battle_file, rounds=bootstrap, seed=seed, anchor=parse_anchor(anchor),
                             method="elo" if online else "bt", k=k, style=style_control,
                             progress=lambda f: bar.update(task, completed=f))
+    _warn(battle_file.duplicates.warning() if battle_file.duplicates else None)
     if not board["comparison_graph_connected"]:
         typer.secho("warning: the models fall into groups that never met; ratings across groups are not "
                     "comparable", err=True, fg="yellow")
@@ -275,8 +306,8 @@ def elo(
 
 @app.command()
 def convert(
-    inputs: list[Path] = typer.Argument(..., help="files in one of the formats below"),
-    out: Path = typer.Option(..., "-o", "--out", help="output label JSONL"),
+    inputs: list[Path] = typer.Argument(..., help="files in one of the formats below", callback=input_file),
+    out: Path = typer.Option(..., "-o", "--out", help="output label JSONL", callback=output_file),
     fmt: str = typer.Option("auto", "--format", "-f", help="auto, pandalm, llmbar, arena, mt-bench, alpaca-eval"),
 ) -> None:
     """Convert PandaLM, LLMBar, Chatbot Arena, MT-Bench or AlpacaEval judgments into label JSONL."""
@@ -293,10 +324,14 @@ def convert(
 def train(
     recipe: str = typer.Argument(..., help="rm | dpo | kto"),
     overrides: list[str] = typer.Argument(None, help="config overrides as key=value (e.g. beta=0.2 lora.r=8)"),
-    data: Path = typer.Option(None, "--data", help="preference JSONL (rlaif/TRL format); KTO: prompt/completion/label"),
-    model: str = typer.Option(None, "--model", help="'local' (the embedded default) or a local model directory"),
-    out: Path = typer.Option(None, "-o", "--out", help="output directory (checkpoint, metrics.jsonl, model)"),
-    config: Path = typer.Option(None, "--config", help="YAML config (default: the shipped one for the recipe)"),
+    data: Path = typer.Option(None, "--data", help="preference JSONL (rlaif/TRL format); KTO: prompt/completion/label",
+                              callback=input_file),
+    model: str = typer.Option(None, "--model", help="'local' (the embedded default) or a local model directory",
+                              callback=folder_or_name),
+    out: Path = typer.Option(None, "-o", "--out", help="output directory (checkpoint, metrics.jsonl, model)",
+                             callback=output_dir),
+    config: Path = typer.Option(None, "--config", help="YAML config (default: the shipped one for the recipe)",
+                                callback=input_file),
 ) -> None:
     """Train a reward model (rm) or a policy (dpo, kto) from preference files; resumes after a kill.
 
@@ -323,19 +358,22 @@ def train(
 @app.command()
 def winrate(
     responses: Path = typer.Argument(None, help="responses JSONL holding both policies' samples (`rlaif generate` "
-                                               "output of each, concatenated); judged with --judge"),
-    labels: Path = typer.Option(None, "--labels", help="or: labels.jsonl already judged (both orders, any raters)"),
+                                               "output of each, concatenated); judged with --judge",
+                                   callback=input_file),
+    labels: Path = typer.Option(None, "--labels", help="or: labels.jsonl already judged (both orders, any raters)",
+                                callback=input_file),
     policy: str = typer.Option(..., "--policy", help="the evaluated model, as named in the files"),
     baseline: str = typer.Option(..., "--baseline", help="the reference model, as named in the files"),
-    out: Path = typer.Option(..., "-o", "--out", help="output directory (winrate.json, .md, .html; labels.jsonl)"),
-    judge: list[str] = typer.Option([], "--judge", "-j", help=_JUDGE_HELP),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory (winrate.json, .md, .html; labels.jsonl)",
+                             callback=output_dir),
+    judge: list[str] = typer.Option([], "--judge", "-j", help=_JUDGE_HELP, callback=file_or_name),
     judge_model: list[str] = typer.Option([], "--judge-model", help=_JUDGE_MODEL_HELP),
     base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL for the judges"),
     api_key_env: ApiKeyEnv = None,
     prompts: Path = typer.Option(None, "--prompts", help="prompt set: categories give per-category rates; "
-                                                         "constraints feed the rule judge"),
+                                                         "constraints feed the rule judge", callback=input_file),
     concurrency: Concurrency = 8,
-    bootstrap: int = typer.Option(10_000, "--bootstrap", help="bootstrap rounds for the 95% interval"),
+    bootstrap: int = typer.Option(10_000, "--bootstrap", min=1, help="bootstrap rounds for the 95% interval"),
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
 ) -> None:
     """Win rate of POLICY over BASELINE with a prompt-clustered 95% interval: judge RESPONSES (both orders)
@@ -369,11 +407,13 @@ def winrate(
 
 @app.command()
 def diversity(
-    responses: Path = typer.Argument(..., help="responses.jsonl (several samples per prompt for per-input diversity)"),
-    out: Path = typer.Option(..., "-o", "--out", help="output directory (diversity.json, diversity.md)"),
+    responses: Path = typer.Argument(..., help="responses.jsonl (several samples per prompt for per-input diversity)",
+                                     callback=input_file),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory (diversity.json, diversity.md)",
+                             callback=output_dir),
     tokenizer: str = typer.Option(None, "--tokenizer", help="tokens of every n-gram metric: a tokenizer dir, 'local' "
                                   "or 'whitespace'; default: whitespace words for distinct-n and self-BLEU, the "
-                                  "embedded model's tokenizer (fixed vocabulary) for EAD"),
+                                  "embedded model's tokenizer (fixed vocabulary) for EAD", callback=folder_or_name),
     no_embedding: bool = typer.Option(False, "--no-embedding", help="skip the MiniLM embedding diversity"),
     embed_dtype: str = typer.Option("auto", "--embed-dtype",
                                     help="auto (bfloat16 where the hardware has it natively, else float32), "
@@ -402,18 +442,20 @@ def diversity(
 
 @app.command("eval")
 def eval_suite(
-    suite: str = typer.Argument(..., help="a built-in suite (ifeval, assistant) or a suite YAML file"),
+    suite: str = typer.Argument(..., help="a built-in suite (ifeval, assistant) or a suite YAML file",
+                                callback=file_or_name),
     policy: str = typer.Option(..., "--policy", help="[NAME=]SPEC[,temperature=T]: the evaluated policy, e.g. "
                                                      "dpo=hf:runs/dpo/model"),
     baseline: str = typer.Option(None, "--baseline", help="[NAME=]SPEC[,temperature=T] (default: the suite's)"),
-    out: Path = typer.Option(..., "-o", "--out", help="output directory (eval.json, eval.md, eval.html, <split>/)"),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory (eval.json, eval.md, eval.html, <split>/)",
+                             callback=output_dir),
     limit: int = typer.Option(None, "--limit", min=1, help="prompts per split (default: the suite's)"),
     offset: int = typer.Option(0, "--offset", min=0, help="skip the first N prompts of each split (e.g. trained on)"),
     samples: int = typer.Option(None, "--samples", "-n", min=1, help="samples per prompt (default: the suite's)"),
     max_tokens: int = typer.Option(None, "--max-tokens", min=1),
     temperature: float = typer.Option(None, "--temperature", min=0.0),
     reward_model: str = typer.Option(None, "--reward-model", help="a `rlaif train rm` directory: mean rewards, "
-                                     "its win rate, and the KL estimate"),
+                                     "its win rate, and the KL estimate", callback=folder_or_name),
     kl: bool = typer.Option(None, "--kl/--no-kl", help="estimate KL(policy ‖ baseline) (local/hf specs; "
                                                        "default: with --reward-model)"),
     judge_model: str = typer.Option(None, "--judge-model", help="run the suite's LLM judges on this backend"),
@@ -447,7 +489,7 @@ def eval_suite(
 # --- the whole loop: demo ------------------------------------------------------------------------
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), "-o", "--out", help="output directory"),
+    out: Path = typer.Option(Path("runs/demo"), "-o", "--out", help="output directory", callback=output_dir),
     quick: bool = typer.Option(False, "--quick", help="a smaller, faster run"),
 ) -> None:
     """Run the RLAIF loop offline on the embedded default model."""

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif.errors import ConfigError, InputError
-from rlaif.records import Label, iter_json_lines, stable_id
+from rlaif.records import Label, iter_json_lines, os_error, read_text, stable_id
 
 FORMATS = ("pandalm", "llmbar", "arena", "mt-bench", "alpaca-eval")
 
@@ -35,12 +35,14 @@ FORMATS = ("pandalm", "llmbar", "arena", "mt-bench", "alpaca-eval")
 def load_records(path: str | Path) -> Iterator[tuple[int, dict]]:
     """(line or record number, object) from a JSON list or a JSONL file."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, None, "no such file", "check the path")
-    head = path.read_text(encoding="utf-8", errors="replace")[:4096].lstrip()
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096).decode("utf-8", errors="replace").lstrip()
+    except OSError as e:
+        raise os_error(path, e) from None
     if head.startswith("["):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_text(path))
         except json.JSONDecodeError as e:
             raise InputError(path, e.lineno, f"not valid JSON ({e.msg})", "fix the JSON syntax") from None
         for n, obj in enumerate(data, 1):

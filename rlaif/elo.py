@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from rlaif.convert import load_records
 from rlaif.errors import ConfigError, InputError
-from rlaif.records import Label
+from rlaif.records import Label, LabelDuplicates
 from rlaif.records import _describe as describe_validation_error
 from rlaif.stats import ranking
 from rlaif.stats.bootstrap import clean
@@ -34,6 +34,7 @@ class BattleFile:
     len_a: list[float]  # response lengths in characters (NaN when unknown), for style control
     len_b: list[float]
     source: str  # "labels" or "arena"
+    duplicates: LabelDuplicates | None = None  # repeated label lines, dropped (the first is kept)
 
 
 def _conv_chars(conv) -> float:
@@ -45,10 +46,10 @@ def _conv_chars(conv) -> float:
 
 def read_battles(path: str | Path) -> BattleFile:
     """Read battles from label JSONL or Arena-style battles; bad lines raise InputError(PATH:LINE)."""
-    bf = BattleFile([], [], [], [], [], "")
+    bf = BattleFile([], [], [], [], [], "", duplicates=LabelDuplicates(str(path)))
     combined: dict[tuple[str, str], dict] = {}
     for n, obj in load_records(path):
-        if "item" in obj and "rater" in obj:
+        if "item" in obj or "rater" in obj:  # label-shaped: validation names a missing item or rater
             try:
                 lb = Label.model_validate(obj)
             except ValidationError as e:
@@ -58,6 +59,8 @@ def read_battles(path: str | Path) -> BattleFile:
                 raise InputError(path, n, "label has no model_a/model_b",
                                  "a battle needs both model names; set model_a and model_b")
             bf.source = "labels"
+            if bf.duplicates.is_repeat(lb, n):
+                continue
             c = combined.setdefault((lb.item, lb.rater), {"lb": lb, "winners": set()})
             if lb.winner is not None:
                 c["winners"].add(lb.winner)
@@ -96,7 +99,8 @@ def parse_anchor(spec: str | None) -> tuple[str, float] | None:
         return None
     model, sep, rating = spec.rpartition("=")
     try:
-        return (model, float(rating)) if sep and model else None
+        if sep and model and np.isfinite(float(rating)):
+            return model, float(rating)
     except ValueError:
         pass
     raise ConfigError(f"--anchor {spec!r}: expected MODEL=RATING. Fix: e.g. --anchor gpt-4=1200")
@@ -119,7 +123,7 @@ def leaderboard(bf: BattleFile, *, rounds: int = 1000, seed: int = 0, anchor: tu
     extra: dict = {}
     if style is not None:
         if style != "length":
-            raise ConfigError(f"--style-control {style!r}: only 'length' is supported")
+            raise ConfigError(f"--style-control {style!r}: only 'length' is supported. Fix: --style-control length")
         if method != "bt":
             raise ConfigError("--style-control works with Bradley–Terry only (drop --online)")
         la, lb = np.asarray(bf.len_a), np.asarray(bf.len_b)

@@ -7,12 +7,14 @@ Appending (for resumable runs) flushes each line as it is written.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
@@ -109,13 +111,79 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, object) for each non-blank line; bad JSON is an InputError."""
+def _os_problem(err: OSError, writing: bool) -> tuple[str, str]:
+    """(problem, fix) for an OS error on a path, in the user's terms."""
+    if isinstance(err, IsADirectoryError):
+        return "is a folder, not a file", "pass the file itself (e.g. a .jsonl inside the folder)"
+    if isinstance(err, NotADirectoryError):
+        return "a part of the path is a file, not a folder", "check the path"
+    if isinstance(err, FileNotFoundError):
+        return ("its folder does not exist", "create the folder or check the path") if writing else \
+               ("no such file", "check the path")
+    if isinstance(err, PermissionError):
+        return "permission denied", ("pass a location you can write to" if writing
+                                     else "check the file's permissions")
+    if err.errno == errno.EROFS:
+        return "read-only file system", "pass a location on a writable disk"
+    if err.errno == errno.ENOSPC:
+        return "no space left on the device", "free some disk space"
+    return (err.strerror or str(err)).rstrip("."), "check the path"
+
+
+def os_error(path: str | Path, err: OSError, *, writing: bool = False) -> InputError:
+    """An OS error (missing, a folder, permissions, disk) as the project's error naming `path`."""
+    where = err.filename if isinstance(err.filename, str) and err.filename != str(path) else None
+    problem, fix = _os_problem(err, writing)
+    return InputError(path, None, f"{'cannot write: ' if writing else ''}{problem}"
+                      + (f" ({where})" if where else ""), fix)
+
+
+def _not_utf8(path: str | Path, line: int | None, err: UnicodeDecodeError, column: int) -> InputError:
+    return InputError(path, line, f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at column {column})",
+                      "save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
+
+
+def read_text(path: str | Path) -> str:
+    """A whole UTF-8 text file; OS and decoding errors are InputErrors naming the path (and line)."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, None, "no such file", "check the path")
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise os_error(path, e) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise _not_utf8(path, line, e, e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1) from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """One YAML document; bad YAML is an InputError with the line of the problem."""
+    import yaml  # only the commands that read judge, suite or training configs need it
+
+    text = read_text(path)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())
+        raise InputError(path, None if mark is None else mark.line + 1, f"not valid YAML ({problem})",
+                         "fix the YAML syntax") from None
+
+
+def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-blank line; bad JSON or bytes are an InputError."""
+    path = Path(path)
+    try:
+        f = path.open("rb")  # bytes, decoded per line: a bad byte is reported on its own line
+    except OSError as e:
+        raise os_error(path, e) from None
+    with f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise _not_utf8(path, n, e, e.start + 1) from None
             if not line.strip():
                 continue
             try:
@@ -141,6 +209,68 @@ def read_jsonl(path: str | Path, model: type[R]) -> list[R]:
     return out
 
 
+def read_responses(path: str | Path) -> list[Response]:
+    """Response records, each (prompt_id, policy, sample) once: a repeat names both lines."""
+    out, seen = [], {}
+    for n, obj in iter_json_lines(path):
+        try:
+            r = Response.model_validate(obj)
+        except ValidationError as e:
+            raise InputError(path, n, f"not a valid Response record: {_describe(e)}", _fix_hint(Response)) from None
+        key = (r.prompt_id, r.policy, r.sample)
+        if key in seen:
+            raise InputError(path, n, f"duplicate sample {r.sample} of prompt '{r.prompt_id}' for policy "
+                             f"'{r.policy}' (first on line {seen[key]})",
+                             "number each prompt's samples 0, 1, 2, ..., or drop the repeated line")
+        seen[key] = n
+        out.append(r)
+    return out
+
+
+@dataclass
+class LabelDuplicates:
+    """Label lines that repeat an earlier line's (item, rater, order). The first line of each is kept
+    (a file concatenated twice, or appended onto, keeps its original verdicts); later ones are dropped
+    and counted, for the command to warn about."""
+
+    path: str
+    count: int = 0
+    first_dropped: int | None = None  # one example: this line repeats line `kept`
+    kept: int | None = None
+    _seen: dict[tuple[str, str, str | None], int] = field(default_factory=dict, repr=False)
+
+    def is_repeat(self, lb: Label, line: int) -> bool:
+        """True (and counted) when `lb` repeats an earlier line; the caller drops it."""
+        key = (lb.item, lb.rater, lb.order)
+        if key not in self._seen:
+            self._seen[key] = line
+            return False
+        self.count += 1
+        if self.first_dropped is None:
+            self.first_dropped, self.kept = line, self._seen[key]
+        return True
+
+    def warning(self) -> str | None:
+        if not self.count:
+            return None
+        return (f"{self.path}: {self.count} duplicate label line(s) (same item, rater and order) ignored; "
+                f"the first of each is kept (e.g. line {self.first_dropped} repeats line {self.kept})")
+
+
+def read_labels(path: str | Path) -> tuple[list[Label], LabelDuplicates]:
+    """Label records without repeated (item, rater, order) lines, and what was dropped."""
+    out: list[Label] = []
+    dup = LabelDuplicates(str(path))
+    for n, obj in iter_json_lines(path):
+        try:
+            lb = Label.model_validate(obj)
+        except ValidationError as e:
+            raise InputError(path, n, f"not a valid Label record: {_describe(e)}", _fix_hint(Label)) from None
+        if not dup.is_repeat(lb, n):
+            out.append(lb)
+    return out, dup
+
+
 def _fix_hint(model: type[BaseModel]) -> str:
     required = [k for k, f in model.model_fields.items() if f.is_required()]
     return f"a {model.__name__} line needs the fields {', '.join(required)}"
@@ -155,9 +285,7 @@ def read_json_file(path: str | Path) -> Any:
     """Read one JSON document; a broken file is an InputError naming it."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, None, "no such file", "check the path") from None
+        return json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise InputError(path, e.lineno, f"not valid JSON ({e.msg})", "fix or regenerate the file") from None
 
@@ -173,17 +301,23 @@ def atomic_write(path: str | Path, write: Callable[[IO[str]], None]) -> Path:
 
     A crash (or kill -9) leaves the old file untouched and at most a stray temp file;
     the result gets the usual permissions (mkstemp alone would make it 0600).
+    An OS error (read-only folder, a file where a folder is meant, full disk) is an InputError naming `path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise os_error(path, e, writing=True) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             write(f)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise os_error(path, e, writing=True) from None
         raise
     return path
 
@@ -227,13 +361,19 @@ class JsonlAppender:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _drop_partial_last_line(self.path)
-        self._f = self.path.open("a", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _drop_partial_last_line(self.path)
+            self._f = self.path.open("a", encoding="utf-8")
+        except OSError as e:
+            raise os_error(self.path, e, writing=True) from None
 
     def write(self, record: BaseModel | dict) -> None:
-        self._f.write(dump(record) + "\n")
-        self._f.flush()
+        try:
+            self._f.write(dump(record) + "\n")
+            self._f.flush()
+        except OSError as e:  # e.g. the disk filled up mid-run: finished lines stay, a re-run resumes
+            raise os_error(self.path, e, writing=True) from None
 
     def close(self) -> None:
         self._f.close()

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
+from rlaif import records
 from rlaif.errors import InputError
 from rlaif.eval.embed import Embedder, TokenizedTexts, default_tokenize, load_embedder, tokenize
-from rlaif.records import Response, iter_json_lines, write_json, write_text
-from rlaif.report.markdown import md_table
+from rlaif.records import Response, write_json, write_text
+from rlaif.report.markdown import md_table, md_text
 from rlaif.stats.diversity import EAD_ORDERS, ngram_vocabulary, policy_diversity
 
 _METRICS = ["distinct_1", "distinct_2", "ead", "self_bleu", "embedding"]
@@ -33,20 +32,7 @@ _METRICS = ["distinct_1", "distinct_2", "ead", "self_bleu", "embedding"]
 
 def read_responses(path: str | Path) -> list[Response]:
     """Response records, each (policy, prompt_id, sample) once."""
-    out, seen = [], {}
-    for n, obj in iter_json_lines(path):
-        try:
-            r = Response.model_validate(obj)
-        except ValidationError as e:
-            raise InputError(path, n, f"not a valid Response record: {e.errors()[0]['msg']} "
-                             f"(field {'.'.join(str(x) for x in e.errors()[0]['loc'])})",
-                             "a response line needs prompt_id, prompt, policy, sample, response") from None
-        key = (r.policy, r.prompt_id, r.sample)
-        if key in seen:
-            raise InputError(path, n, f"duplicate sample {r.sample} of prompt '{r.prompt_id}' for policy "
-                             f"'{r.policy}' (first on line {seen[key]})", "number each prompt's samples 0, 1, 2, ...")
-        seen[key] = n
-        out.append(r)
+    out = records.read_responses(path)
     if not out:
         raise InputError(path, None, "the file holds no responses", "pass the output of `rlaif generate`")
     return out
@@ -142,7 +128,7 @@ def diversity_markdown(report: dict[str, Any]) -> str:
               f"embeddings: {first['embedding_model'] or 'not computed'}. Higher is more diverse, except self-BLEU "
               "(0-100), where lower is more diverse. EAD: distinct n-grams over their expectation under "
               "uniform sampling from a vocabulary of V n-grams, mean of n = 1..5. " + _ead_note(first)]
-    warns = [f"- {p}: {w}" for p, v in report.items() for w in v["warnings"]]
+    warns = [f"- {md_text(p)}: {md_text(w)}" for p, v in report.items() for w in v["warnings"]]
     if warns:
         lines += ["", "## Warnings", "", *warns]
     return "\n".join(lines) + "\n"

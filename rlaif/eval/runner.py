@@ -9,17 +9,15 @@ The ID−OOD gap pools the splits of each kind. Writes OUTDIR/eval.json, eval.md
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from rlaif.backends import get_backend
-from rlaif.errors import ConfigError
+from rlaif.errors import ConfigError, RlaifError
 from rlaif.eval.compliance import constraint_compliance
 from rlaif.eval.diversity import diversity_report
 from rlaif.eval.suite import PolicyRef, Suite, load_suite, parse_policy, safe_name
@@ -32,8 +30,10 @@ from rlaif.records import (
     Prompt,
     Response,
     as_messages,
+    read_json_file,
     read_jsonl,
     read_prompts,
+    read_yaml,
     write_json,
     write_jsonl,
     write_text,
@@ -51,8 +51,8 @@ class Generation:
 
 def _judge_kind(path: str) -> str | None:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = read_yaml(path)
+    except RlaifError:
         return None  # load_judge reports it properly
     return data.get("kind") if isinstance(data, dict) else None
 
@@ -91,7 +91,7 @@ def _check_settings(split_dir: Path, refs: list[PolicyRef], backends: dict[str, 
     now = {r.name: {"spec": r.spec, "model": backends[r.name].model,
                     "temperature": r.temperature if r.temperature is not None else gen.temperature,
                     "max_tokens": gen.max_tokens, "seed": gen.seed} for r in refs}
-    before = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    before = read_json_file(path) if path.exists() else {}
     for name, settings in now.items():
         if name in before and before[name] != settings:
             raise ConfigError(f"{split_dir}: the responses of '{name}' there were generated with {before[name]}, "

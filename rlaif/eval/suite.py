@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rlaif import catalog
 from rlaif.errors import ConfigError
+from rlaif.records import read_yaml
 
 METRICS = ("win_rate", "compliance", "diversity")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -146,14 +146,7 @@ def suite_from_dict(data: Any, path: Path | None = None) -> Suite:
 def load_suite(name_or_path: str | Path) -> Suite:
     """A suite by path, or a built-in in evals/ by name."""
     path = catalog.find("evals", str(name_or_path), suffixes=(".yaml", ".yml"))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', None) or e}). "
-                          "Fix: correct the YAML syntax") from None
-    return suite_from_dict(data, path)
+    return suite_from_dict(read_yaml(path), path)
 
 
 # ---- policies ------------------------------------------------------------------------------------------

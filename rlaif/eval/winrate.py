@@ -15,8 +15,8 @@ from typing import Any
 
 from rlaif.errors import InputError
 from rlaif.outlock import locks_output
-from rlaif.records import Label, Response, read_jsonl, read_prompts, write_json, write_jsonl, write_text
-from rlaif.report.markdown import fmt, md_table
+from rlaif.records import Label, read_jsonl, read_prompts, read_responses, write_json, write_jsonl, write_text
+from rlaif.report.markdown import fmt, md_table, md_text
 from rlaif.stats.winrate import WinRateResult, win_rate_from_labels
 
 
@@ -29,7 +29,7 @@ def _ci(d: dict[str, Any]) -> str:
 
 
 def winrate_markdown(d: dict[str, Any]) -> str:
-    lines = [f"# Win rate: {d['policy']} vs {d['baseline']}", ""]
+    lines = [f"# Win rate: {md_text(d['policy'])} vs {md_text(d['baseline'])}", ""]
     lines.append(_table(
         ["n", "prompts", "wins", "losses", "ties", "win rate", "95% CI", "soft", "length-controlled"],
         [[d["n"], d["n_prompts"], d["wins"], d["losses"], d["ties"], d["win_rate"], _ci(d), d["soft_win_rate"],
@@ -46,7 +46,7 @@ def winrate_markdown(d: dict[str, Any]) -> str:
                             [[r, v["n"], v["win_rate"], _ci(v), v["soft_win_rate"]]
                              for r, v in d["per_rater"].items()]))
     if d["warnings"]:
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in d["warnings"]]
+        lines += ["", "## Warnings", ""] + [f"- {md_text(w)}" for w in d["warnings"]]
     return "\n".join(lines) + "\n"
 
 
@@ -122,7 +122,7 @@ def winrate_from_responses_file(responses_path: str | Path, judges: Sequence[Any
     from rlaif.judge import label_responses
     from rlaif.judge.labeling import LiveCalls, ScoreContext
 
-    responses = read_jsonl(responses_path, Response)
+    responses = read_responses(responses_path)
     found = sorted({r.policy for r in responses})
     missing = [p for p in (policy, baseline) if p not in found]
     if missing:

@@ -28,7 +28,16 @@ from rlaif.judge.outputs import build_kto, build_preferences, summarize
 from rlaif.judge.pairing import Pair, all_pairs, best_worst_pairs, reference_pairs, response_key
 from rlaif.judge.spec import Judge
 from rlaif.outlock import locks_output
-from rlaif.records import Label, Response, drop_duplicate_rows, read_jsonl, read_prompts, write_json, write_jsonl
+from rlaif.records import (
+    Label,
+    Response,
+    drop_duplicate_rows,
+    read_jsonl,
+    read_prompts,
+    read_responses,
+    write_json,
+    write_jsonl,
+)
 
 PAIRINGS = ("all", "best-worst", "reference")
 
@@ -119,7 +128,7 @@ def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: 
         raise ConfigError(f"--min-agreement {min_agreement} is outside 0..1. Fix: e.g. --min-agreement 0.67")
     if not 0.0 <= min_p_chosen <= 1.0:
         raise ConfigError(f"--min-p-chosen {min_p_chosen} is outside 0..1. Fix: e.g. --min-p-chosen 0.7")
-    responses = read_jsonl(responses_path, Response)
+    responses = read_responses(responses_path)
     if not responses:
         raise InputError(responses_path, None, "the file holds no responses",
                          "pass the output of `rlaif generate` (one Response per line)")

@@ -26,7 +26,7 @@ from rlaif.judge.pairing import Pair, make_pair
 from rlaif.judge.pipeline import label_pairs
 from rlaif.judge.spec import Judge
 from rlaif.outlock import locks_output
-from rlaif.records import Label, Response, iter_json_lines, write_json, write_jsonl
+from rlaif.records import Label, Response, iter_json_lines, read_text, write_json, write_jsonl
 from rlaif.stats.intervals import wilson_interval
 
 PROBES = ("position", "verbosity", "self-preference", "injection")
@@ -57,7 +57,7 @@ def load_probe_items(name: str = "probes_v1") -> list[ProbeItem]:
 def load_lines(name: str) -> list[str]:
     """Non-empty, non-comment lines of a text file in prompts/."""
     path = catalog.find("prompts", name, suffixes=(".txt",))
-    lines = [s.strip() for s in Path(path).read_text(encoding="utf-8").splitlines()]
+    lines = [s.strip() for s in read_text(path).splitlines()]
     lines = [s for s in lines if s and not s.startswith("#")]
     if not lines:
         raise InputError(path, None, "no lines", "add one sentence per line")

@@ -21,13 +21,13 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rlaif import catalog
 from rlaif.errors import ConfigError, InputError
 from rlaif.judge.parsers import PARSERS
 from rlaif.judge.templates import Template, load_template
+from rlaif.records import read_yaml
 
 
 class Sampling(BaseModel):
@@ -154,12 +154,7 @@ class Judge:
 def load_judge(name_or_path: str, *, model: str | None = None, backend: Any = None) -> Judge:
     """Load a built-in judge by name or a user's YAML file; `model` overrides its backend/model."""
     path = catalog.find("judges", name_or_path, suffixes=(".yaml", ".yml"))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        raise InputError(path, None if line is None else line + 1, f"not valid YAML ({e})",
-                         "fix the YAML syntax") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise InputError(path, None, "a judge file must be a YAML mapping", "see judges/pairwise.yaml")
     try:

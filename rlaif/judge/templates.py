@@ -16,7 +16,7 @@ import jinja2
 
 from rlaif import catalog
 from rlaif.errors import InputError
-from rlaif.records import Message, Text
+from rlaif.records import Message, Text, read_text
 
 _SECTION = re.compile(r"^\[(system|user)\][ \t]*$", re.MULTILINE)
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
@@ -43,7 +43,7 @@ class Template:
 
 def load_template(name_or_path: str) -> Template:
     path = catalog.find("prompts", name_or_path, suffixes=(".txt", ".j2"))
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     parts = _SECTION.split(text)
     # parts = [preamble, name1, body1, name2, body2, ...]
     if len(parts) < 3:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from rlaif.records import Label
 from rlaif.report.html import Example, Section, examples, grid, interval_plot, metrics, render_page, table
-from rlaif.report.markdown import md_table
+from rlaif.report.markdown import md_table, md_text
 
 DEFINITIONS = [
     ("verdict", "a rater's verdict on a pair combines its valid labels: the same winner in all gives that "
@@ -99,7 +99,7 @@ def render_audit_md(result: dict) -> str:
     """The audit as markdown: counts, the per-rater tables, agreement, definitions."""
     out = ["# Judge and labeler audit\n\n",
            f"{result['n_items']} items, {result['n_labels']} labels, {result['n_raters']} raters. "
-           f"Gold: {result['gold']['source'] if result['gold'] else 'none'}. "
+           f"Gold: {md_text(result['gold']['source']) if result['gold'] else 'none'}. "
            "Cells: estimate [95% bootstrap CI] k/n.\n\n",
            "## Bias and consistency\n\n", md_table(_rater_rows(result, RATER_COLUMNS))]
     if result["gold"]:

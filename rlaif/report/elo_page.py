@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import io
 
-from rlaif.report.html import Section, interval_plot, metrics, new_figure, render_page, table
+from rlaif.report.html import Section, interval_plot, metrics, new_figure, render_page, save_figure, table
 
 
 def leaderboard_svg(board: dict) -> str:
     """A forest plot of ratings with their bootstrap intervals, best at the top, as SVG text."""
-    import matplotlib
-
     rows = board["ratings"]
     fig, ax = new_figure(6.4, max(1.8, 0.3 * len(rows) + 1.0))
     ys = list(range(len(rows)))[::-1]
@@ -22,8 +20,7 @@ def leaderboard_svg(board: dict) -> str:
     ax.set_xlabel(f"rating ({board['scale']})")
     ax.grid(axis="x", alpha=0.3)
     buf = io.BytesIO()
-    with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": "rlaif"}):
-        fig.savefig(buf, format="svg")
+    save_figure(fig, buf, fmt="svg")
     return buf.getvalue().decode("utf-8")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from rlaif.records import Label
 from rlaif.report.html import Example, Section, examples, heading, interval_plot, metrics, render_page, table
-from rlaif.report.markdown import fmt, md_table
+from rlaif.report.markdown import fmt, md_table, md_text
 
 # ---- the pairs behind a win rate --------------------------------------------------------------------------
 
@@ -189,7 +189,7 @@ def _temperature(result: dict[str, Any]) -> str:
 
 def eval_markdown(result: dict[str, Any]) -> str:
     g = result["generation"]
-    lines = [f"# Eval {result['suite']}: {result['policy']} vs {result['baseline']}", "",
+    lines = [f"# Eval {md_text(result['suite'])}: {md_text(result['policy'])} vs {md_text(result['baseline'])}", "",
              f"{g['samples']} sample(s) per prompt, max_tokens {g['max_tokens']}, temperature {_temperature(result)}; "
              f"prompts per split: " + ", ".join(f"{k} {v['n_prompts']} ({v['kind']})"
                                                 for k, v in result["splits"].items()) + ".", ""]
@@ -201,7 +201,7 @@ def eval_markdown(result: dict[str, Any]) -> str:
             lines += [f"## {title}", "", md_table(rows)]
     notes = _notes(result)
     if notes:
-        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+        lines += ["## Notes", ""] + [f"- {md_text(n)}" for n in notes] + [""]
     return "\n".join(lines)
 
 

@@ -272,16 +272,26 @@ def new_figure(width: float = 6.0, height: float = 3.5, *, nrows: int = 1, ncols
     return fig, axes
 
 
+def save_figure(fig, buf: io.BytesIO, *, fmt: str = "svg", dpi: float | str = "figure") -> None:
+    """Save `fig` with every text as plain text: model and rater names are data, and mathtext would
+    render `$x$` as math or fail on `$\\frac$` (ParseFatalException) after the JSON was written."""
+    import matplotlib
+    from matplotlib.text import Text
+
+    for t in fig.findobj(Text):
+        t.set_parse_math(False)
+    # Text drawn as paths: the SVG needs no fonts and carries no raw text to escape. Tick labels made
+    # while drawing read text.parse_math from here.
+    with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": "rlaif", "text.parse_math": False}):
+        fig.savefig(buf, format=fmt, dpi=dpi)
+
+
 def figure(fig, *, caption: str | None = None, fmt: str = "svg", dpi: int = 110, alt: str = "plot") -> Markup:
     """Embed a matplotlib figure as an `<img>` with a data URI (`fmt`: "svg" or "png")."""
     if fmt not in ("svg", "png"):
         raise ValueError("fmt must be 'svg' or 'png'")
-    import matplotlib
-
     buf = io.BytesIO()
-    # Text drawn as paths: the SVG needs no fonts and carries no raw text to escape.
-    with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": "rlaif"}):
-        fig.savefig(buf, format=fmt, dpi=dpi)
+    save_figure(fig, buf, fmt=fmt, dpi=dpi)
     mime = "image/svg+xml" if fmt == "svg" else "image/png"
     uri = f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
     cap = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""

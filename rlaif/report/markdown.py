@@ -1,7 +1,8 @@
 """Markdown helpers: tables and numbers formatted the same way as the HTML report.
 
-Cell text is escaped for markdown tables (pipes and line breaks), so model names
-and snippets cannot break the table layout.
+Every model-provided text (names, categories, snippets) goes through `md_text`, in headings,
+list items and table cells alike, so it shows as written and cannot add links, images, HTML,
+emphasis, math or table columns.
 """
 from __future__ import annotations
 
@@ -36,8 +37,17 @@ def table_rows(rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]], colu
     return list(headers or columns), body
 
 
+_MD_SPECIAL = "\\`*_[]<>|~$"
+_MD_ESCAPES = str.maketrans({c: "\\" + c for c in _MD_SPECIAL} | {"\r": " ", "\n": " "})
+
+
+def md_text(text: Any) -> str:
+    """`text` as literal inline markdown on one line: markup characters backslash-escaped, breaks as spaces."""
+    return str(text).translate(_MD_ESCAPES)
+
+
 def _cell(value: Any, digits: int) -> str:
-    return fmt(value, digits).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    return md_text(fmt(value, digits))
 
 
 def md_table(rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]], columns: Sequence[str] | None = None, *,

@@ -12,7 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rlaif.errors import ConfigError
+from rlaif.errors import ConfigError, InputError
+from rlaif.records import read_yaml
 from rlaif.train.config_hints import unknown_key_hint
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -115,12 +116,10 @@ def load_config(recipe: str, path: str | Path | None = None, overrides: list[str
         p = Path(path)
         if not p.exists():
             raise ConfigError(f"config file {p} not found. Fix: check the path")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({e}). Fix: check the file's syntax") from None
+        loaded = read_yaml(p) or {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: expected a mapping of keys to values")
+            raise InputError(p, None, "expected a mapping of keys to values",
+                             f"write one `key: value` per line, as in {CONFIG_DIR / (recipe + '.yaml')}")
         data.update(loaded)
     for item in overrides or []:
         keys, value = parse_override(item)
