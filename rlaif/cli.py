@@ -1,7 +1,8 @@
 """The `rlaif` command line: thin typer commands.
 
 Heavy imports (torch, transformers, SDKs, pandas) happen inside command bodies so
-`rlaif --help` answers fast. Only `main()` turns rlaif errors into exit code 2.
+`rlaif --help` answers fast. Only `main()` turns rlaif errors into exit codes: 2 for what the
+user can fix, 3 (`rlaif.calls.CallsFailed`) when more than --max-failed of the calls failed.
 Each command section below belongs to one area; keep them separate.
 """
 from __future__ import annotations
@@ -33,6 +34,11 @@ def _root() -> None:
 Concurrency = Annotated[int, typer.Option("--concurrency", "-c", min=1, help="calls in flight at once")]
 ApiKeyEnv = Annotated[str | None, typer.Option("--api-key-env", help="environment variable holding the API key "
                                                 "(default OPENAI_API_KEY / ANTHROPIC_API_KEY)")]
+Timeout = Annotated[float, typer.Option("--timeout", min=0.1, help="seconds per call before it is retried")]
+MaxFailed = Annotated[float, typer.Option("--max-failed", min=0.0, max=1.0,
+                                          help="share of the calls made that may fail for good (after retries) "
+                                               "before the run exits 3; what was answered is kept for the re-run "
+                                               "(0: any failure, 1: never)")]
 # How `rlaif label` and `rlaif synth` build and filter preference pairs.
 Orders = Annotated[str, typer.Option("--orders", help="both | random | ab: the orders each pair is shown in")]
 Pairing = Annotated[str, typer.Option("--pairing", help="all | best-worst | reference")]
@@ -53,7 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv)
     except RlaifError as e:
-        typer.secho(f"error: {e}", err=True, fg="red")
+        from rlaif.redact import redact
+
+        # A second guard: the call layer redacts what it passes on; this catches any other path.
+        typer.secho(f"error: {redact(e)}", err=True, fg="red")
         sys.exit(e.exit_code)
     except (OSError, UnicodeError) as e:
         # Last line of defence: the I/O layer (rlaif.records) and the path checks (rlaif.cli_paths) turn
@@ -83,7 +92,8 @@ def generate(
     base_url: list[str] | None = typer.Option(None, "--base-url", help="an OpenAI-compatible server "
                                               "(vLLM, llama.cpp, Ollama); repeat to spread the load"),
     api_key_env: ApiKeyEnv = None,
-    timeout: float = typer.Option(120.0, "--timeout", min=0.1, help="seconds per call before it is retried"),
+    timeout: Timeout = 120.0,
+    max_failed: MaxFailed = 0.5,
 ) -> None:
     """Sample responses from a policy: one line per (prompt, sample), appended as results arrive."""
     from rlaif.catalog import find
@@ -92,7 +102,8 @@ def generate(
 
     records = read_prompts(find("prompts", prompts))
     run(records, policy, out, samples=samples, temperature=temperature, max_tokens=max_tokens, seed=seed,
-        concurrency=concurrency, base_urls=base_url or None, api_key_env=api_key_env, timeout_s=timeout)
+        concurrency=concurrency, base_urls=base_url or None, api_key_env=api_key_env, timeout_s=timeout,
+        max_failed=max_failed)
 
 
 # --- labeling: label, synth, probe ---------------------------------------------------------------
@@ -135,6 +146,8 @@ def label(
     concurrency: Concurrency = 8,
     no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write the call cache"),
     seed: int = typer.Option(0, "--seed", help="seed for --orders random"),
+    timeout: Timeout = 120.0,
+    max_failed: MaxFailed = 0.5,
 ) -> None:
     """Label response pairs with AI judges: both orders, soft labels, juries.
 
@@ -148,7 +161,7 @@ def label(
                         min_agreement=min_agreement, min_p_chosen=min_p_chosen, reparse=reparse,
                         prompts_path=prompts, seed=seed,
                         concurrency=concurrency, cache=not no_cache, base_urls=base_url or None,
-                        api_key_env=api_key_env)
+                        api_key_env=api_key_env, timeout_s=timeout, max_failed=max_failed)
     _print_label_summary(summary, out)
 
 
@@ -175,6 +188,8 @@ def synth(
     min_agreement: MinAgreement = 0.0,
     min_p_chosen: MinPChosen = 0.0,
     concurrency: Concurrency = 8,
+    timeout: Timeout = 120.0,
+    max_failed: MaxFailed = 0.5,
 ) -> None:
     """Generate responses from several policies and label them in one command (a synthetic preference set)."""
     from rlaif.judge import load_judges
@@ -185,7 +200,7 @@ def synth(
                         max_tokens=max_tokens, seed=seed, concurrency=concurrency, base_urls=base_url or None,
                         judge_base_urls=judge_base_url or None, api_key_env=api_key_env, pairing=pairing,
                         reference=reference, orders=orders, jury=jury, min_agreement=min_agreement,
-                        min_p_chosen=min_p_chosen)
+                        min_p_chosen=min_p_chosen, timeout_s=timeout, max_failed=max_failed)
     _print_label_summary(summary, out)
 
 
@@ -202,6 +217,8 @@ def probe(
     probe_set: str = typer.Option("probes_v1", "--probe-set", help="probe items in prompts/ (or a path)",
                                   callback=file_or_name),
     concurrency: Concurrency = 8,
+    timeout: Timeout = 120.0,
+    max_failed: MaxFailed = 0.5,
 ) -> None:
     """Run a judge on bias probes with known answers; writes OUTDIR/probe.json and probe_labels.jsonl."""
     from rlaif.judge import load_judge
@@ -210,7 +227,8 @@ def probe(
     j = load_judge(judge, model=judge_model)
     names = tuple(p.strip() for p in probes.split(",") if p.strip())
     report = run_probes(j, out, probe_set=probe_set, probes=names, concurrency=concurrency, progress=None,
-                        base_urls=base_url or None, api_key_env=api_key_env)
+                        base_urls=base_url or None, api_key_env=api_key_env, timeout_s=timeout,
+                        max_failed=max_failed)
     typer.echo(f"{report['judge']} on {report['probe_set']} -> {out / 'probe.json'}")
     for name, r in report["probes"].items():
         if r["n"] == 0:
@@ -375,6 +393,8 @@ def winrate(
     concurrency: Concurrency = 8,
     bootstrap: int = typer.Option(10_000, "--bootstrap", min=1, help="bootstrap rounds for the 95% interval"),
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
+    timeout: Timeout = 120.0,
+    max_failed: MaxFailed = 0.5,
 ) -> None:
     """Win rate of POLICY over BASELINE with a prompt-clustered 95% interval: judge RESPONSES (both orders)
     or read --labels."""
@@ -396,7 +416,8 @@ def winrate(
 
         d = winrate_from_responses_file(responses, load_judges(judge, judge_model), policy, baseline, out,
                                         prompts_path=prompts, concurrency=concurrency, base_urls=base_url or None,
-                                        api_key_env=api_key_env, n_boot=bootstrap, seed=seed)
+                                        api_key_env=api_key_env, n_boot=bootstrap, seed=seed, timeout_s=timeout,
+                                        max_failed=max_failed)
     lc = "–" if d["lc_win_rate"] is None else f"{d['lc_win_rate']:.3f}"
     typer.echo(f"{policy} vs {baseline}: win rate {d['win_rate']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}] "
                f"over {d['n']} comparisons ({d['wins']}-{d['losses']}-{d['ties']}), length-controlled {lc}")
@@ -464,6 +485,8 @@ def eval_suite(
     api_key_env: ApiKeyEnv = None,
     no_embedding: bool = typer.Option(False, "--no-embedding", help="skip the MiniLM embedding diversity"),
     concurrency: Concurrency = 8,
+    timeout: Timeout = 120.0,
+    max_failed: MaxFailed = 0.5,
 ) -> None:
     """Evaluate a policy against a baseline on an eval suite: win rate per judge with intervals, the ID−OOD
     gap, compliance, diversity. Resumable; a re-run makes zero calls."""
@@ -472,7 +495,8 @@ def eval_suite(
     r = run_eval(suite, policy, baseline, out, limit=limit, samples=samples, max_tokens=max_tokens,
                  temperature=temperature, reward_model=reward_model, judge_model=judge_model,
                  base_urls=base_url or None, embedding=False if no_embedding else None, concurrency=concurrency,
-                 progress=None, prompts_offset=offset, api_key_env=api_key_env, kl=kl)
+                 progress=None, prompts_offset=offset, api_key_env=api_key_env, kl=kl, timeout_s=timeout,
+                 max_failed=max_failed)
     for split, s in r["splits"].items():
         for rater, w in s.get("win_rate", {}).items():
             if w["win_rate"] is not None:

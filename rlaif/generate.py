@@ -14,7 +14,7 @@ from typing import Any
 
 from rlaif.backends import get_backend
 from rlaif.backends.base import Backend, Completion, Request
-from rlaif.calls import CallStats, complete_all
+from rlaif.calls import DEFAULT_MAX_FAILED, CallStats, FailureCount, check_max_failed, complete_all
 from rlaif.errors import ConfigError, InputError
 from rlaif.outlock import locks_output
 from rlaif.records import JsonlAppender, Prompt, Response, as_messages, drop_duplicate_rows, read_jsonl
@@ -49,11 +49,14 @@ def _finished(out: Path, policy: str) -> set[tuple[str, int]]:
 def generate(prompts: list[Prompt], policy: str | Backend, out: str | Path, *, samples: int = 1,
              temperature: float = 0.7, max_tokens: int = 512, seed: int | None = None, concurrency: int = 8,
              base_urls: list[str] | None = None, api_key_env: str | None = None, timeout_s: float = 120.0,
-             progress: bool | None = None, name: str | None = None, **backend_opts: Any) -> GenerateSummary:
+             progress: bool | None = None, name: str | None = None, max_failed: float = DEFAULT_MAX_FAILED,
+             **backend_opts: Any) -> GenerateSummary:
     """Generate `samples` responses per prompt into `out` (resumable). `policy` is a backend spec or a backend;
-    `name` is the policy name written on each line (default: the backend spec)."""
+    `name` is the policy name written on each line (default: the backend spec). A call that fails for good
+    writes no line (a re-run makes it again); more than `max_failed` of them raise CallsFailed at the end."""
     if samples < 1 or max_tokens < 1 or concurrency < 1:
         raise ConfigError("-n/--samples, --max-tokens and --concurrency must be at least 1")
+    check_max_failed(max_failed)
     out = Path(out)
     backend = get_backend(policy, base_urls=base_urls, api_key_env=api_key_env, timeout_s=timeout_s,
                           **backend_opts) if isinstance(policy, str) else policy
@@ -70,6 +73,8 @@ def generate(prompts: list[Prompt], policy: str | Backend, out: str | Path, *, s
                 for p, s in todo]
     with JsonlAppender(out) as sink:
         def write(i: int, c: Completion) -> None:
+            if c.error is not None:  # no line: the resume makes this call again
+                return
             p, s = todo[i]
             # The Response record's fields, as a plain dict: a model per line cost more than the write.
             sink.write({"prompt_id": p.prompt_id, "prompt": p.prompt, "policy": name, "sample": s,
@@ -78,7 +83,8 @@ def generate(prompts: list[Prompt], policy: str | Backend, out: str | Path, *, s
             summary.written += 1
 
         result = complete_all(backend, requests, concurrency=concurrency, on_result=write, progress=progress,
-                              summary=True, description=f"generate {name}")
+                              summary=True, description=f"generate {name}", on_error="record")
     summary.stats = result.stats
     print(f"{out}: wrote {summary.written} responses ({summary.already_done} were there already)", file=sys.stderr)
+    FailureCount.of([result.stats]).check(max_failed, f"generate {name}")
     return summary

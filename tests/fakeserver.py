@@ -15,7 +15,9 @@ protocols, with fault injection, for driving the real SDKs offline.
 a `Reply` (text, log-probs, token counts, finish reason) or a `Fault`. Without one, the
 server answers "echo: <last user turn>". Faults: HTTP status with an API-shaped error body
 (429 with Retry-After, 500, 401, ...), `hang` (answer only after N seconds), `malformed`
-(a truncated JSON body), `drop` (close the connection without answering).
+(a truncated JSON body), `drop` (close the connection without answering), and
+`Fault.auth_echo(status)`: an error whose body repeats the request's `Authorization` and
+`x-api-key` headers, as careless proxies do (the key must never get past rlaif's call layer).
 A ThreadingHTTPServer with keep-alive: one thread per connection, so latency overlaps.
 Run it alone with `python tests/fakeserver.py --latency 0.1`: it prints its URL, then serves
 until killed.
@@ -67,6 +69,7 @@ class Fault:
     retry_after: float | None = None
     seconds: float = 0.0
     message: str = "injected fault"
+    echo_auth: bool = False  # append the request's auth headers to the message
 
     @classmethod
     def rate_limit(cls, retry_after: float | None = None) -> Fault:
@@ -78,7 +81,15 @@ class Fault:
 
     @classmethod
     def unauthorized(cls) -> Fault:
-        return cls("status", 401, message="Incorrect API key provided")
+        # Worded (final period included) as api.openai.com words it.
+        return cls("status", 401, message="Incorrect API key provided. You can find your API key in your "
+                                          "account settings.")
+
+    @classmethod
+    def auth_echo(cls, status: int = 500, retry_after: float | None = 0.0) -> Fault:
+        """An error that quotes the request's auth headers back (retry_after=0: retried without a wait)."""
+        return cls("status", status, retry_after=retry_after, message="upstream rejected the request",
+                   echo_auth=True)
 
     @classmethod
     def http(cls, status: int, message: str) -> Fault:
@@ -158,7 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(owner.latency_s)
         if fault is not None:
             if fault.kind == "status":
-                return self._error(api, fault)
+                return self._error(api, fault, call)
             if fault.kind == "drop":
                 self.close_connection = True
                 try:
@@ -193,12 +204,18 @@ class _Handler(BaseHTTPRequestHandler):
                 "stop_reason": _ANTHROPIC_STOP.get(r.finish_reason, r.finish_reason), "stop_sequence": None,
                 "usage": {"input_tokens": n_in, "output_tokens": n_out}}
 
-    def _error(self, api: str, f: Fault) -> None:
+    def _error(self, api: str, f: Fault, call: Call | None = None) -> None:
+        message = f.message
+        if f.echo_auth and call is not None:
+            echoed = {k: call.headers[k] for k in ("authorization", "x-api-key") if k in call.headers}
+            token = (call.headers.get("authorization") or "").removeprefix("Bearer ") or call.headers.get("x-api-key")
+            message = f"{message} for token {token}; request headers: {json.dumps(echoed)}"
         if api == "anthropic":
             body = {"type": "error", "error": {"type": _ANTHROPIC_ERROR.get(f.status, "api_error"),
-                                               "message": f.message}}
+                                               "message": message}}
         else:
-            body = {"error": {"message": f.message, "type": "fake_error", "param": None, "code": str(f.status)}}
+            body = {"error": {"message": message, "type": "fake_error", "param": None, "code": str(f.status)},
+                    **({"request_headers": echoed} if f.echo_auth and call is not None else {})}
         headers = {"retry-after": f"{f.retry_after:g}"} if f.retry_after is not None else {}
         self._send_json(f.status, body, headers)
 
@@ -223,6 +240,12 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 1024  # many clients connect at once in the concurrency benchmark
     owner: FakeServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):  # a killed client: expected
+            super().handle_error(request, client_address)
 
 
 class FakeServer:

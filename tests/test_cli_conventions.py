@@ -16,6 +16,7 @@ CANONICAL: dict[str, tuple[set[str], set[str]]] = {
     "bootstrap": ({"--bootstrap"}, {"--n-boot", "--nboot", "--boot", "--rounds", "--bootstrap-rounds"}),
     "seed": ({"--seed"}, {"--random-seed", "--rng-seed"}),
     "timeout": ({"--timeout"}, {"--timeout-s", "--request-timeout"}),
+    "max_failed": ({"--max-failed"}, {"--max-failures", "--max-fail", "--fail-share", "--max-errors"}),
     "base_url": ({"--base-url"}, {"--base-urls", "--url", "--server"}),
     "api_key_env": ({"--api-key-env"}, {"--api-key", "--key-env"}),
     "judge_model": ({"--judge-model"}, {"--judge-backend", "--judge-spec"}),
@@ -73,6 +74,16 @@ def test_every_command_that_calls_models_takes_concurrency():
     for n in CALLS_MODELS:
         (opt,) = [o for o in _options(cmds[n]) if "--concurrency" in o.opts]
         assert opt.default == 8 and opt.min == 1, n  # the same default and bound everywhere
+
+
+def test_every_command_that_calls_models_takes_timeout_and_max_failed():
+    cmds = _commands()
+    for flag, default, bounds in (("--timeout", 120.0, (0.1, None)), ("--max-failed", 0.5, (0.0, 1.0))):
+        missing = [n for n in CALLS_MODELS if not any(flag in o.opts for o in _options(cmds[n]))]
+        assert not missing, f"no {flag} on: {missing}"
+        for n in CALLS_MODELS:
+            (opt,) = [o for o in _options(cmds[n]) if flag in o.opts]
+            assert opt.default == default and (opt.min, opt.max) == bounds, (n, flag)
 
 
 def test_a_long_flag_has_one_short_flag_everywhere():

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from rlaif.errors import ConfigError
+from rlaif.redact import remember_secret
 
 
 def http_client(sdk: Any) -> Any:
@@ -33,10 +34,12 @@ def malformed(provider: str, what: Any) -> Exception:
 
 
 def api_key(provider: str, default_env: str, api_key_env: str | None, local_servers: bool) -> tuple[str, str]:
-    """(key, env var name). The key lives only in memory: never logged, cached or written."""
+    """(key, env var name). The key lives only in memory: never logged, cached or written; error text
+    is redacted of it (rlaif.redact) in case a server echoes it back."""
     env = api_key_env or default_env
     key = os.environ.get(env)
     if key:
+        remember_secret(key)
         return key, env
     if api_key_env:
         raise ConfigError(f"--api-key-env names {env}, but {env} is not set. Fix: export {env}=...")

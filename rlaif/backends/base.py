@@ -7,11 +7,15 @@ call layer (rlaif.calls), which also caches, retries and counts every call.
 Backends signal failure with two exception kinds defined here (the call layer
 imports them; backends may not import the call layer): `TransientError` is
 retried with backoff (429, 5xx, timeouts, dropped connections, malformed bodies),
-any other `BackendError` fails fast (400, 401, 403, 404).
+any other `BackendError` fails fast (400, 401, 403, 404). A connection that could not be
+made at all (refused, DNS, TLS) is a `TransientError` whose `kind` says so: the call layer
+gives it a few quick tries only (`UNREACHABLE`), since waiting rarely brings a server back.
 """
 from __future__ import annotations
 
 import email.utils
+import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,13 +76,22 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
-class TransientError(BackendError):
-    """A failure worth retrying: rate limit, server error, timeout, dropped connection."""
+# Transient kinds where the server could not be reached at all: a few quick tries, not the full backoff.
+UNREACHABLE = ("refused", "dns", "tls")
 
-    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None):
+
+class TransientError(BackendError):
+    """A failure worth retrying: rate limit, server error, timeout, dropped connection.
+
+    kind: "refused", "dns", "tls" (see UNREACHABLE), "timeout", "dropped", "connection", or None
+    (an HTTP status, a malformed body)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None,
+                 kind: str | None = None):
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status
+        self.kind = kind
 
 
 def parse_retry_after(headers: Any) -> float | None:
@@ -118,10 +131,8 @@ def classify_sdk_error(exc: BaseException, sdk: Any, *, provider: str, key_env: 
     """Map an openai/anthropic SDK exception onto TransientError (retry) or BackendError (fail fast)."""
     if isinstance(exc, BackendError):
         return exc
-    if isinstance(exc, sdk.APITimeoutError):
-        return TransientError(f"{provider}: request timed out")
-    if isinstance(exc, sdk.APIConnectionError):
-        return TransientError(f"{provider}: connection failed ({exc.__cause__ or exc})")
+    if isinstance(exc, sdk.APIConnectionError):  # APITimeoutError included
+        return connection_error(exc, provider, timed_out=isinstance(exc, sdk.APITimeoutError))
     if isinstance(exc, sdk.APIResponseValidationError) or isinstance(exc, ValueError):
         # A truncated or non-JSON body: usually a flaky proxy, so worth another try.
         return TransientError(f"{provider}: malformed response body ({exc})")
@@ -133,10 +144,70 @@ def classify_sdk_error(exc: BaseException, sdk: Any, *, provider: str, key_env: 
             return TransientError(f"{provider} answered {status}: {message}",
                                   retry_after=parse_retry_after(headers), status=status)
         fix = _FIXES.get(status, "read the server's message above").format(key_env=key_env)
-        err = BackendError(f"{provider} answered {status}: {message}. Fix: {fix}")
+        # Servers end their messages with a period or not; the sentence joins must not double it.
+        err = BackendError(f"{provider} answered {status}: {message.rstrip().rstrip('.')}. Fix: {fix}")
         err.status = status  # 401/403/404 would fail every request: the call layer stops the run
         return err
     return BackendError(f"{provider}: {type(exc).__name__}: {exc}")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """exc and its causes: the SDKs wrap the transport's error (httpx, aiohttp) which wraps the OS's."""
+    out: list[BaseException] = []
+    while exc is not None and exc not in out and len(out) < 12:
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
+def _where(exc: BaseException) -> str:
+    """host:port of the request that failed, from the SDK error's request (httpx-shaped URL)."""
+    url = getattr(getattr(exc, "request", None), "url", None)
+    host = getattr(url, "host", None)
+    if not host:
+        return "the server"
+    port = getattr(url, "port", None) or (443 if getattr(url, "scheme", "") == "https" else 80)
+    return f"{host}:{port}"
+
+
+def _connection_kind(chain: list[BaseException], timed_out: bool) -> str:
+    names = " ".join(type(e).__name__ for e in chain)
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "refused"
+    if any(isinstance(e, socket.gaierror) for e in chain) or "DNSError" in names:
+        return "dns"
+    if any(isinstance(e, (ssl.SSLError, ssl.CertificateError)) for e in chain) or "SSLError" in names:
+        return "tls"
+    if any(isinstance(e, ConnectionResetError) for e in chain) or "Disconnected" in names or \
+            "RemoteProtocolError" in names:
+        return "dropped"
+    # openai's aiohttp transport reports every connect failure as a timeout, so this comes last
+    if timed_out or any(isinstance(e, TimeoutError) for e in chain):
+        return "timeout"
+    return "connection"
+
+
+_CONNECTION_SAYS = {
+    "refused": "connection refused by {where} (is the server running? is the port in --base-url right?)",
+    "dns": "DNS lookup failed for {where} (is the host name in --base-url right?)",
+    "tls": "TLS handshake with {where} failed (an http:// server given as https://, or a bad certificate?)",
+    "dropped": "{where} closed the connection without an answer",
+    "timeout": "no answer from {where} within the timeout (raise --timeout for slow models)",
+    "connection": "could not talk to {where}",
+}
+
+
+def connection_error(exc: BaseException, provider: str, *, timed_out: bool = False) -> TransientError:
+    """A transport failure, named for what happened (refused, DNS, TLS, dropped, timeout) and where,
+    with the transport's own words: the SDKs' "Connection error." / "Request timed out." hide both."""
+    chain = _chain(exc)
+    kind = _connection_kind(chain, timed_out)
+    # The OS's words when there are any ("[Errno 111] Connect call failed ..."), else the transport's.
+    said = [e for e in chain[1:] if str(e) and isinstance(e, Exception)]  # not CancelledError
+    os_said = [e for e in said if isinstance(e, OSError)]
+    detail = str((os_said or said)[-1 if os_said else 0]) if said else ""
+    says = _CONNECTION_SAYS[kind].format(where=_where(exc))
+    return TransientError(f"{provider}: {says}" + (f": {detail}" if detail else ""), kind=kind)
 
 
 def _server_message(exc: Any) -> str:

@@ -2,7 +2,8 @@
 
 A key hashes what decides a completion (backend kind, model, messages, sampling, sample
 index). Reads are bulk lookups; writes (new rows, and a hit counter per backend and model)
-go through one writer thread, so the event loop never waits on disk.
+go through one writer thread, so the event loop never waits on disk, and each answer is
+committed as soon as that thread is free (a kill loses at most the last transaction).
 `cache_info` and `clear_cache` serve `rlaif cache info` / `rlaif cache clear`.
 """
 from __future__ import annotations
@@ -11,10 +12,11 @@ import hashlib
 import json
 import queue
 import sqlite3
+import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,30 +72,53 @@ def _connect(path: Path) -> sqlite3.Connection:
     return con
 
 
+@dataclass(slots=True)
+class _Row:
+    """One new row for the writer, and what to call once it is committed."""
+
+    values: tuple
+    on_stored: Callable[[], None] | None = None
+
+
 @dataclass
 class _Batch:
-    """What one hand-off gives the writer: new rows, and hits per (backend spec, model)."""
+    """Everything the writer found queued: one transaction for all of it."""
 
     rows: list[tuple] = field(default_factory=list)
-    hits: Counter = field(default_factory=Counter)
+    hits: Counter = field(default_factory=Counter)  # (backend spec, model) -> requests served from the cache
+    done: list[Callable[[], None]] = field(default_factory=list)  # called after the commit
+    stop: bool = False
 
-    def __bool__(self) -> bool:
-        return bool(self.rows or self.hits)
+    def add(self, item: object) -> None:
+        if item is None:
+            self.stop = True
+        elif isinstance(item, _Row):
+            self.rows.append(item.values)
+            if item.on_stored is not None:
+                self.done.append(item.on_stored)
+        elif isinstance(item, threading.Event):
+            self.done.append(item.set)
+        else:
+            self.hits.update(item)
 
 
 class CallCache:
-    """The persistent call cache. Reads are bulk lookups; writes go through one writer
-    thread that commits whatever has queued up, so the event loop never waits on disk."""
+    """The persistent call cache. Reads are bulk lookups; writes go through one writer thread.
 
-    HANDOFF_S = 0.1
+    Every answer is committed as soon as the writer is free: it takes whatever has queued up
+    since its last commit (one row when calls are slow, many when they are fast) and commits
+    it in one transaction, so a killed run loses only the rows of that last transaction, and
+    `put(..., on_stored=...)` says when a row is safe. WAL + synchronous=NORMAL keeps a commit
+    to a write into the WAL (no fsync), which a SIGKILL does not undo.
+    """
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else cache_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._read = _connect(self.path)
         self._queue: queue.Queue = queue.Queue()
-        self._pending = _Batch()
-        self._handed = time.monotonic()
+        self._closed = False
+        self.write_error: Exception | None = None  # set when a commit failed (the run goes on uncached)
         self._writer = threading.Thread(target=self._write_loop, name="rlaif-cache-writer", daemon=True)
         self._writer.start()
 
@@ -107,69 +132,56 @@ class CallCache:
                 found[key] = Completion(**json.loads(blob))
         return found
 
-    def put(self, key: str, backend: Backend, request: Request, completion: Completion) -> None:
+    def put(self, key: str, backend: Backend, request: Request, completion: Completion,
+            on_stored: Callable[[], None] | None = None) -> None:
+        """Queue a row; `on_stored()` runs on the writer thread once it is committed (or failed to be)."""
+        if self._closed:
+            raise RuntimeError("the call cache is closed")
         record = {**completion.__dict__, "cached": False}
-        self._pending.rows.append((key, backend.spec, backend.model,
-                                   json.dumps(request.cache_fields(), ensure_ascii=False),
-                                   json.dumps(record, ensure_ascii=False), time.time()))
-        self._maybe_handoff()
+        self._queue.put(_Row((key, backend.spec, backend.model, json.dumps(request.cache_fields(), ensure_ascii=False),
+                              json.dumps(record, ensure_ascii=False), time.time()), on_stored))
 
     def count_hits(self, backend: Backend, n: int) -> None:
-        """Count n requests of this backend served from the cache."""
-        self._pending.hits[(backend.spec, backend.model)] += n
-        self._maybe_handoff()
-
-    def _maybe_handoff(self) -> None:
-        # Hand rows to the writer in small batches: one thread wake-up per row cost more CPU
-        # than the JSON. A killed run loses at most HANDOFF_S of cache rows (its output keeps them).
-        now = time.monotonic()
-        if len(self._pending.rows) >= 64 or now - self._handed >= self.HANDOFF_S:
-            self._handoff(now)
-
-    def _handoff(self, now: float | None = None) -> None:
-        if self._pending:
-            self._queue.put(self._pending)
-            self._pending = _Batch()
-        self._handed = time.monotonic() if now is None else now
+        """Count n requests of this backend served from the cache (one upsert per run, not per key)."""
+        self._queue.put(Counter({(backend.spec, backend.model): n}))
 
     def _write_loop(self) -> None:
         con = _connect(self.path)
         try:
-            done = False
-            while not done:
-                batch, flushes, done = self._drain(self._queue.get())
-                _commit(con, batch)
-                for ev in flushes:
-                    ev.set()
+            batch = _Batch()
+            while not batch.stop:
+                batch = self._drain(self._queue.get())
+                try:
+                    _commit(con, batch)
+                except sqlite3.Error as e:  # a full disk, a locked file: the answers still go out, uncached
+                    con.rollback()
+                    if self.write_error is None:
+                        print(f"warning: the call cache {self.path} could not be written ({e}); "
+                              "answers of this run are not cached", file=sys.stderr)
+                    self.write_error = e
+                for report in batch.done:
+                    report()
         finally:
             con.close()
 
-    def _drain(self, item: object) -> tuple[_Batch, list[threading.Event], bool]:
-        """Everything queued so far, merged: one commit for all of it."""
-        batch, flushes, done = _Batch(), [], False
+    def _drain(self, item: object) -> _Batch:
+        batch = _Batch()
         while True:
-            if item is None:
-                done = True
-            elif isinstance(item, threading.Event):
-                flushes.append(item)
-            else:
-                batch.rows.extend(item.rows)
-                batch.hits.update(item.hits)
+            batch.add(item)
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return batch, flushes, done
+                return batch
 
     def flush(self) -> None:
         """Block until everything put so far is committed."""
-        self._handoff()
         ev = threading.Event()
         self._queue.put(ev)
         ev.wait()
 
     def close(self) -> None:
         if self._writer.is_alive():
-            self._handoff()
+            self._closed = True
             self._queue.put(None)
             self._writer.join()
         self._read.close()
@@ -179,7 +191,7 @@ class CallCache:
 
 
 def _commit(con: sqlite3.Connection, batch: _Batch) -> None:
-    if not batch:
+    if not (batch.rows or batch.hits):
         return
     if batch.rows:
         con.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?)", batch.rows)

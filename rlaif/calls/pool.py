@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -13,16 +14,16 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
     wait_exponential,
     wait_random,
 )
 
-from rlaif.backends.base import Backend, Completion, Request, TransientError
+from rlaif.backends.base import UNREACHABLE, Backend, Completion, Request, TransientError
 from rlaif.calls.cache import CallCache, cache_key
 from rlaif.calls.pricing import price_per_mtok
 from rlaif.errors import BackendError
 from rlaif.progress import ProgressBar
+from rlaif.redact import redact
 
 __all__ = ["CallResult", "CallStats", "RetryPolicy", "acomplete_all", "complete_all"]
 
@@ -38,6 +39,10 @@ class RetryPolicy:
     max_attempts: int = 6  # first try included
     initial_s: float = 1.0  # first backoff; doubles each retry, plus up to initial_s of jitter
     max_wait_s: float = 60.0  # cap on one wait, Retry-After included
+    # A refused connection, a failed DNS lookup or TLS handshake: a server that is not there rarely
+    # appears within the full backoff, so these get a few quick tries, and then the run stops calling.
+    unreachable_attempts: int = 3
+    unreachable_wait_s: float = 0.25  # doubles each retry
 
 
 @dataclass
@@ -52,6 +57,7 @@ class CallStats:
     output_tokens: int = 0
     cost_usd: float | None = None  # None: the price table does not know this model
     wall_s: float = 0.0
+    errors: Counter = field(default_factory=Counter)  # error message (redacted) -> requests that failed with it
 
     def summary(self) -> str:
         cost = f"${self.cost_usd:.4f}" if self.cost_usd is not None else "cost unknown"
@@ -66,17 +72,47 @@ class CallResult:
     stats: CallStats = field(default_factory=CallStats)
 
 
+def _unreachable(exc: BaseException | None) -> bool:
+    return getattr(exc, "kind", None) in UNREACHABLE
+
+
 def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
     backoff = wait_exponential(multiplier=policy.initial_s, max=policy.max_wait_s) + wait_random(0, policy.initial_s)
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
+        if _unreachable(exc):
+            return min(policy.unreachable_wait_s * 2 ** (state.attempt_number - 1), policy.max_wait_s)
         after = exc.retry_after if isinstance(exc, TransientError) else None
         if after is not None:  # the server said when: honour it, within our cap
             return min(float(after), policy.max_wait_s)
         return backoff(state)
 
     return wait
+
+
+def _stop(policy: RetryPolicy) -> Callable[[RetryCallState], bool]:
+    def stop(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        limit = policy.unreachable_attempts if _unreachable(exc) else policy.max_attempts
+        return state.attempt_number >= min(limit, policy.max_attempts)
+
+    return stop
+
+
+def _stored_signal(loop: asyncio.AbstractEventLoop, fut: asyncio.Future) -> Callable[[], None]:
+    """For the cache's writer thread: resolve `fut` on its loop once the row is committed."""
+    def resolve() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    def signal() -> None:
+        try:
+            loop.call_soon_threadsafe(resolve)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    return signal
 
 
 class _Run:
@@ -92,6 +128,7 @@ class _Run:
         self.price = price_per_mtok(backend.price_model)
         self.stats.cost_usd = 0.0 if self.price else None
         self.fatal: list[BaseException] = []
+        self.down: BackendError | None = None  # the server could not be reached: the rest fail without a call
         self.work: asyncio.Queue[Batch] = asyncio.Queue()
 
     def info(self) -> str:
@@ -139,7 +176,8 @@ class _Run:
             else:
                 out = await asyncio.wait_for(backend.complete(batch_requests), timeout)
         except asyncio.TimeoutError:
-            raise TransientError(f"{backend.spec}: no answer within {timeout:g}s") from None
+            raise TransientError(f"{backend.spec}: no answer within {timeout:g}s (raise --timeout for slow models)",
+                                 kind="timeout") from None
         if len(out) != len(batch_requests):
             raise BackendError(f"{backend.spec} returned {len(out)} completions for {len(batch_requests)} requests")
         for c in out:
@@ -151,13 +189,20 @@ class _Run:
         def count_retry(_state: RetryCallState) -> None:
             self.stats.retries += 1
 
-        retrying = AsyncRetrying(stop=stop_after_attempt(self.retry.max_attempts), wait=_wait(self.retry),
+        retrying = AsyncRetrying(stop=_stop(self.retry), wait=_wait(self.retry),
                                  retry=retry_if_exception(lambda e: isinstance(e, TransientError) and not self.fatal),
                                  before_sleep=count_retry, reraise=True)
-        async for attempt in retrying:
-            with attempt:
-                self.stats.attempts += 1
-                return await self.complete_once(batch_requests)
+        tries = 0
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    tries += 1
+                    self.stats.attempts += 1
+                    return await self.complete_once(batch_requests)
+        except TransientError as e:
+            gave_up = BackendError(f"gave up after {tries} attempt{'s' * (tries != 1)}: {e}")
+            gave_up.kind = e.kind  # type: ignore[attr-defined]  (an unreachable server stops the calling)
+            raise gave_up from e
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def worker(self) -> None:
@@ -166,41 +211,59 @@ class _Run:
                 batch = self.work.get_nowait()
             except asyncio.QueueEmpty:
                 return
+            if self.down is not None:  # asking again would only wait for the same refusal
+                self.fail(batch, self.down)
+                continue
             batch_requests = [self.requests[idx[0]] for _, idx in batch]
             try:
                 out = await self.call(batch_requests)
-            except TransientError as e:
-                if not self.fail(batch, BackendError(f"gave up after {self.retry.max_attempts} attempts: {e}")):
-                    return
             except BackendError as e:
                 if not self.fail(batch, e):
                     return
             else:
-                self.record(batch, batch_requests, out)
+                await self.record(batch, batch_requests, out)
 
     def fail(self, batch: Batch, err: BackendError) -> bool:
-        """A batch failed for good: stop the run (False) or record the failure and go on (True)."""
+        """A batch failed for good: stop the run (False) or record the failure and go on (True).
+        Error text leaves the call layer here (and in `serve`), so it is redacted here."""
+        message = redact(err)
         if self.on_error == "raise" or err.status in _FAILS_EVERYTHING:
-            self.fatal.append(err)
+            self.fatal.append(_redacted(err, message))
             return False
+        if _unreachable(err) and self.down is None:
+            self.down = err
+        n = sum(len(idx) for _, idx in batch)
+        self.stats.failed += n
+        self.stats.errors[message] += n
         for _, idx in batch:
-            self.stats.failed += len(idx)
             for i in idx:
-                self.deliver(i, Completion(text="", error=str(err)))
-        self.bar.advance(sum(len(idx) for _, idx in batch), self.info())
+                self.deliver(i, Completion(text="", error=message))
+        self.bar.advance(n, self.info())
         return True
 
-    def record(self, batch: Batch, batch_requests: list[Request], out: list[Completion]) -> None:
-        """Count, cache and deliver a served batch, duplicates included."""
+    async def record(self, batch: Batch, batch_requests: list[Request], out: list[Completion]) -> None:
+        """Count, cache and deliver a served batch, duplicates included.
+
+        Answers are delivered (written to outputs) only once the cache holds them, and this worker
+        takes no new call before that: so at any moment at most `concurrency` answered calls are
+        not yet safe, and a killed run repays at most the calls in flight."""
         s = self.stats
-        for (key, idx), req, comp in zip(batch, batch_requests, out, strict=True):
+        stored: asyncio.Future | None = None
+        for n, ((key, _idx), req, comp) in enumerate(zip(batch, batch_requests, out, strict=True)):
             s.calls += 1
             s.input_tokens += comp.input_tokens
             s.output_tokens += comp.output_tokens
             if self.price:
                 s.cost_usd += (comp.input_tokens * self.price[0] + comp.output_tokens * self.price[1]) / 1e6
             if self.store is not None:
-                self.store.put(key, self.backend, req, comp)
+                last = n == len(batch) - 1  # rows commit in order: the last one's commit covers the batch
+                if last:
+                    stored = asyncio.get_running_loop().create_future()
+                self.store.put(key, self.backend, req, comp,
+                               on_stored=_stored_signal(asyncio.get_running_loop(), stored) if last else None)
+        if stored is not None:
+            await stored
+        for (_key, idx), comp in zip(batch, out, strict=True):
             self.deliver(idx[0], comp)
             for i in idx[1:]:
                 s.cache_hits += 1
@@ -217,6 +280,15 @@ class _Run:
                 w.cancel()
         if self.fatal:
             raise self.fatal[0]
+
+
+def _redacted(err: BackendError, message: str) -> BackendError:
+    """err with its message redacted and its cause chain cut: the SDK error below it may hold the server's
+    raw body (an echoed key) and would print in a traceback."""
+    err.args = (message,)
+    err.__cause__ = None
+    err.__suppress_context__ = True
+    return err
 
 
 async def acomplete_all(

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from rlaif.backends import get_backend
+from rlaif.backends import DEFAULT_TIMEOUT_S, get_backend
+from rlaif.calls.failures import DEFAULT_MAX_FAILED, FailureCount, check_max_failed
 from rlaif.errors import ConfigError, RlaifError
 from rlaif.eval.compliance import constraint_compliance
 from rlaif.eval.diversity import diversity_report
@@ -171,13 +172,13 @@ def _refs(s: Suite, policy: str, baseline: str | None) -> tuple[PolicyRef, Polic
 
 
 def _load_backends(refs: tuple[PolicyRef, ...], base_urls: list[str] | None,
-                   api_key_env: str | None) -> dict[str, Any]:
+                   api_key_env: str | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
     backends: dict[str, Any] = {}
     by_spec: dict[str, Any] = {}
     for ref in refs:
         if ref.spec not in by_spec:  # one loaded model serves two names of the same spec
             by_spec[ref.spec] = get_backend(ref.spec, base_urls=base_urls, api_key_env=api_key_env,
-                                            drop_http_opts=True)
+                                            drop_http_opts=True, timeout_s=timeout_s)
         backends[ref.name] = by_spec[ref.spec]
     return backends
 
@@ -198,6 +199,7 @@ class _Run:
     want_kl: bool
     n_boot: int
     progress: bool | None
+    max_failed: float  # share of failed calls past which a split stops (rlaif.calls.FailureCount)
     gap_parts: dict[str, dict[str, list]] = field(default_factory=dict)
 
     @property
@@ -220,10 +222,12 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
              temperature: float | None = None, reward_model: str | None = None, judge_model: str | None = None,
              base_urls: list[str] | None = None, embedding: bool | None = None, concurrency: int = 8,
              progress: bool | None = True, prompts_offset: int = 0, api_key_env: str | None = None,
-             kl: bool | None = None) -> dict[str, Any]:
+             kl: bool | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+             max_failed: float = DEFAULT_MAX_FAILED) -> dict[str, Any]:
     """Run an eval suite; returns the eval.json dict. `policy`/`baseline` are "NAME=SPEC" or "SPEC"
     (baseline None: the suite's); `prompts_offset` skips the first N prompts of every split (e.g. those
     trained on); `kl` (default: with a reward model) adds the KL estimate for local/hf policies."""
+    check_max_failed(max_failed)
     s = suite if isinstance(suite, Suite) else load_suite(suite)
     spec = s.spec
     pol, base = _refs(s, policy, baseline)
@@ -234,12 +238,13 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
                      g.temperature if temperature is None else temperature, g.seed)
     judges = _judges(s, judge_model, reward_model)
     out = Path(out)
-    backends = _load_backends((pol, base), base_urls, api_key_env)
+    backends = _load_backends((pol, base), base_urls, api_key_env, timeout_s)
     calls = LiveCalls(concurrency=concurrency, cache=True, progress=progress, base_urls=base_urls,
-                      api_key_env=api_key_env)
+                      api_key_env=api_key_env, timeout_s=timeout_s)
     run = _Run(s, pol, base, backends, calls, judges, gen, offset=prompts_offset,
                embedding=spec.embedding if embedding is None else embedding,
-               want_kl=bool(reward_model) if kl is None else kl, n_boot=spec.n_boot, progress=progress)
+               want_kl=bool(reward_model) if kl is None else kl, n_boot=spec.n_boot, progress=progress,
+               max_failed=max_failed)
     splits: dict[str, _SplitRun] = {}
     try:
         for split, sp in spec.splits.items():
@@ -297,7 +302,8 @@ def _generate_both(run: _Run, prompts: list[Prompt], d: Path) -> tuple[dict[str,
         path = d / f"responses_{safe_name(ref.name)}.jsonl"
         summary = generate(prompts, run.backends[ref.name], path, samples=gen.samples, max_tokens=gen.max_tokens,
                            temperature=ref.temperature if ref.temperature is not None else gen.temperature,
-                           seed=gen.seed, concurrency=run.calls.concurrency, progress=run.progress, name=ref.name)
+                           seed=gen.seed, concurrency=run.calls.concurrency, progress=run.progress, name=ref.name,
+                           max_failed=run.max_failed)
         gen_calls[ref.name] = {"calls": summary.stats.calls, "cache_hits": summary.stats.cache_hits,
                                "failed": summary.stats.failed}
         rs = [r for r in read_jsonl(path, Response) if r.prompt_id in ids and r.sample < gen.samples]
@@ -325,6 +331,7 @@ def _run_split(run: _Run, split: str, d: Path, limit: int | None) -> _SplitRun:
     write_jsonl(d / "labels.jsonl", lab.labels)
     if lab.scores:
         write_jsonl(d / "scores.jsonl", lab.scores)
+    FailureCount.of(lab.stats.values()).check(run.max_failed, f"eval {run.suite.name} split {split}")
 
     res: dict[str, Any] = {"kind": sp.kind, "prompts": sp.prompts, "n_prompts": len(prompts),
                            "samples": run.gen.samples, "n_pairs": len(pairs)}

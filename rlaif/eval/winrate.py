@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlaif.calls.failures import DEFAULT_MAX_FAILED, CallsFailed, FailureCount, check_max_failed
 from rlaif.errors import InputError
 from rlaif.outlock import locks_output
 from rlaif.records import Label, read_jsonl, read_prompts, read_responses, write_json, write_jsonl, write_text
@@ -110,15 +111,25 @@ def winrate_from_labels_file(labels_path: str | Path, policy: str, baseline: str
     return write_winrate(res, out_dir, labels, extra={"per_rater": per_rater} if per_rater else None)
 
 
+def _write_labels(out: Path, run: Any) -> None:
+    write_jsonl(out / "labels.jsonl", run.labels)
+    if run.scores:
+        write_jsonl(out / "scores.jsonl", run.scores)
+
+
 @locks_output("out_dir", directory=True)  # it pays for calls: one writer per OUTDIR
 def winrate_from_responses_file(responses_path: str | Path, judges: Sequence[Any], policy: str, baseline: str,
                                 out_dir: str | Path, *, prompts_path: str | Path | None = None, concurrency: int = 8,
                                 cache: bool = True, base_urls: list[str] | None = None,
                                 api_key_env: str | None = None, progress: bool | None = None,
-                                n_boot: int = 10_000, seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
+                                n_boot: int = 10_000, seed: int = 0, confidence: float = 0.95,
+                                timeout_s: float | None = None,
+                                max_failed: float = DEFAULT_MAX_FAILED) -> dict[str, Any]:
     """The judging path of `rlaif winrate`: every policy response against the baseline's response with the
     same sample number (same prompt), each judge in both orders, through the call layer (cached, so a
-    re-run makes no calls). Writes labels.jsonl (and scores.jsonl for pointwise judges) beside winrate.*."""
+    re-run makes no calls). Writes labels.jsonl (and scores.jsonl for pointwise judges) beside winrate.*;
+    more than `max_failed` of the calls failing raises CallsFailed with only those two written."""
+    check_max_failed(max_failed)
     from rlaif.judge import label_responses
     from rlaif.judge.labeling import LiveCalls, ScoreContext
 
@@ -133,7 +144,7 @@ def winrate_from_responses_file(responses_path: str | Path, judges: Sequence[Any
     constraints = {} if prompts_path is None else {p.prompt_id: p.constraints for p in read_prompts(prompts_path)
                                                    if p.constraints}
     calls = LiveCalls(concurrency=concurrency, cache=cache, progress=progress, base_urls=base_urls,
-                      api_key_env=api_key_env)
+                      api_key_env=api_key_env, timeout_s=timeout_s)
     try:
         run = label_responses(keep, list(judges), pairing="reference", reference=baseline, orders="both",
                               calls=calls, context=ScoreContext(constraints=constraints))
@@ -142,13 +153,16 @@ def winrate_from_responses_file(responses_path: str | Path, judges: Sequence[Any
     if not run.pairs:
         raise InputError(responses_path, None, f"no prompt has responses of both '{policy}' and '{baseline}'",
                          "generate both policies on the same prompt set (same prompt_id)")
+    out = Path(out_dir)
+    try:
+        FailureCount.of(run.stats.values()).check(max_failed, f"winrate {policy} vs {baseline}")
+    except CallsFailed:  # keep what was judged: the re-run's cache hits
+        _write_labels(out, run)
+        raise
     res = _checked_win_rate(run.labels, responses_path, policy, baseline, categories=_categories(prompts_path),
                             n_boot=n_boot, seed=seed, confidence=confidence)
     per_rater = _per_rater(run.labels, policy, baseline, n_boot=n_boot, seed=seed, confidence=confidence)
-    out = Path(out_dir)
-    write_jsonl(out / "labels.jsonl", run.labels)
-    if run.scores:
-        write_jsonl(out / "scores.jsonl", run.scores)
+    _write_labels(out, run)
     calls_made = {r: {"calls": s.calls, "cache_hits": s.cache_hits, "failed": s.failed} for r, s in run.stats.items()}
     return write_winrate(res, out, run.labels, extra={"per_rater": per_rater, "calls": calls_made}
                          if per_rater else {"calls": calls_made})

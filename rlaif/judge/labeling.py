@@ -8,6 +8,7 @@ judges score each response once and their pair labels follow from the two scores
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -53,6 +54,7 @@ class JudgeStats:
     output_tokens: int = 0
     cost_usd: float = 0.0
     cost_known: bool = True  # False once a call was made to a model the price table does not know
+    errors: Counter = field(default_factory=Counter)  # why calls failed (redacted message -> count)
 
 
 @dataclass
@@ -75,9 +77,10 @@ class LiveCalls:
     """
 
     def __init__(self, *, concurrency: int = 8, cache: bool = True, progress: bool | None = False,
-                 base_urls: list[str] | None = None, api_key_env: str | None = None):
+                 base_urls: list[str] | None = None, api_key_env: str | None = None, timeout_s: float | None = None):
         self.concurrency, self.cache, self.progress = concurrency, cache, progress
         self.base_urls, self.api_key_env = base_urls, api_key_env
+        self.timeout_s = timeout_s  # per call, for the backends made here (None: the backends' default)
         self._backends: dict[str, Any] = {}
 
     def backend(self, judge: Judge):
@@ -86,8 +89,9 @@ class LiveCalls:
         if judge.model not in self._backends:
             from rlaif.backends import get_backend
 
+            timeout = {} if self.timeout_s is None else {"timeout_s": self.timeout_s}
             self._backends[judge.model] = get_backend(judge.model, base_urls=self.base_urls,
-                                                      api_key_env=self.api_key_env, drop_http_opts=True)
+                                                      api_key_env=self.api_key_env, drop_http_opts=True, **timeout)
         return self._backends[judge.model]
 
     def run(self, judge: Judge, keys: list[str], requests: list[Request], stats: JudgeStats,
@@ -103,6 +107,7 @@ class LiveCalls:
         stats.calls += s.calls
         stats.cache_hits += s.cache_hits
         stats.failed += s.failed
+        stats.errors.update(s.errors)
         stats.input_tokens += s.input_tokens
         stats.output_tokens += s.output_tokens
         if s.cost_usd is not None:

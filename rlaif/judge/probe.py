@@ -19,6 +19,7 @@ from typing import Any
 
 from rlaif import catalog
 from rlaif.backends.base import Request
+from rlaif.calls.failures import DEFAULT_MAX_FAILED, FailureCount, check_max_failed
 from rlaif.errors import ConfigError, InputError
 from rlaif.judge.jury import judge_verdicts
 from rlaif.judge.labeling import JudgeStats, LiveCalls
@@ -113,7 +114,8 @@ def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probe
                filler: str = "probe_filler_v1", injections: str = "probe_injections_v1",
                probes: tuple[str, ...] = PROBES, calls: Any = None, concurrency: int = 8, cache: bool = True,
                progress: bool | None = False, alpha: float = 0.05, base_urls: list[str] | None = None,
-               api_key_env: str | None = None) -> dict:
+               api_key_env: str | None = None, timeout_s: float | None = None,
+               max_failed: float = DEFAULT_MAX_FAILED) -> dict:
     """Run the probes; returns (and writes to OUT/probe.json, OUT/probe_labels.jsonl) the report
     `{"judge", "probe_set", "probes": {name: {n, wrong, wrong_rate, ci_low, ci_high, n_ties, n_invalid}}}`."""
     unknown = [p for p in probes if p not in PROBES]
@@ -125,10 +127,11 @@ def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probe
     if judge.mode == "binary":
         raise ConfigError(f"judge '{judge.name}' is binary (good/bad), not a preference judge. "
                           "Fix: probe a pairwise or pointwise judge")
+    check_max_failed(max_failed)
     items = load_probe_items(probe_set)
     own_calls = calls is None
     calls = calls or LiveCalls(concurrency=concurrency, cache=cache, progress=progress, base_urls=base_urls,
-                               api_key_env=api_key_env)
+                               api_key_env=api_key_env, timeout_s=timeout_s)
     stats = JudgeStats()
     try:
         own = None
@@ -150,6 +153,7 @@ def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probe
             for k in ("calls", "cache_hits", "failed", "input_tokens", "output_tokens", "cost_usd"):
                 setattr(stats, k, getattr(stats, k) + getattr(s, k))
             stats.cost_known = stats.cost_known and s.cost_known
+            stats.errors.update(s.errors)
             report["probes"][name] = probe_rates(name, run.labels, alpha)
             if name == "self-preference" and judge.kind != "llm":
                 report["probes"][name]["note"] = "not applicable: the judge generates no text of its own"
@@ -163,4 +167,5 @@ def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probe
         out = Path(out)
         write_jsonl(out / "probe_labels.jsonl", all_labels)
         write_json(out / "probe.json", report)
+    FailureCount.of([stats]).check(max_failed, f"probe {judge.rater}")
     return report

@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rlaif.backends import is_http
+from rlaif.backends import DEFAULT_TIMEOUT_S, is_http
+from rlaif.calls.failures import DEFAULT_MAX_FAILED
 from rlaif.catalog import find
 from rlaif.errors import ConfigError
 from rlaif.judge.pipeline import run_label
@@ -27,8 +28,10 @@ def _slug(spec: str) -> str:
 def run_synth(prompts: str | Path, policies: list[str], judges: list[Judge], out: Path, *, samples: int = 1,
               temperature: float = 0.7, max_tokens: int = 512, seed: int | None = None, concurrency: int = 8,
               base_urls: list[str] | None = None, judge_base_urls: list[str] | None = None,
-              api_key_env: str | None = None, progress: bool | None = None, **label_opts: Any) -> dict:
-    """Generate `samples` responses per prompt from every policy, then label them; returns the summary."""
+              api_key_env: str | None = None, progress: bool | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+              max_failed: float = DEFAULT_MAX_FAILED, **label_opts: Any) -> dict:
+    """Generate `samples` responses per prompt from every policy, then label them; returns the summary.
+    Each step checks its failed calls against `max_failed` (rlaif.calls.FailureCount)."""
     from rlaif.generate import generate
 
     if len(set(policies)) != len(policies):
@@ -45,7 +48,8 @@ def run_synth(prompts: str | Path, policies: list[str], judges: list[Judge], out
         http = is_http(policy)
         generate(records, policy, f, samples=samples, temperature=temperature, max_tokens=max_tokens, seed=seed,
                  concurrency=concurrency, base_urls=base_urls if http else None,
-                 api_key_env=api_key_env if http else None, progress=progress)
+                 api_key_env=api_key_env if http else None, progress=progress, timeout_s=timeout_s,
+                 max_failed=max_failed)
         files.append(f)
     merged: list[Response] = []
     for f in files:
@@ -54,7 +58,8 @@ def run_synth(prompts: str | Path, policies: list[str], judges: list[Judge], out
     responses_path = write_jsonl(out / "responses.jsonl", merged)
     summary = run_label(responses_path, judges, out, prompts_path=prompts_path, concurrency=concurrency,
                         base_urls=judge_base_urls if judge_base_urls is not None else base_urls,
-                        api_key_env=api_key_env, progress=progress, **label_opts)
+                        api_key_env=api_key_env, progress=progress, timeout_s=timeout_s, max_failed=max_failed,
+                        **label_opts)
     summary["synth"] = {"prompts": str(prompts_path), "policies": policies, "samples": samples,
                         "temperature": temperature, "max_tokens": max_tokens, "n_responses": len(merged)}
     write_json(out / "summary.json", summary)
