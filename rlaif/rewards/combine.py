@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlaif.errors import BackendError, ConfigError
+from rlaif.redact import redact, remember_secret
 from rlaif.rewards.local import FunctionReward, ModelReward, RuleReward, SourceScores
 from rlaif.rewards.spec import RewardSource, parse_reward_specs
 from rlaif.train.rl.reward import RewardBatch, RewardResult, combine
@@ -31,18 +32,16 @@ class SourceStats:
 class RewardFunction:
     """A `RewardFn` (call it with a `RewardBatch`); `close()` (or `with`) frees clients and models."""
 
-    def __init__(self, sources: list[RewardSource], scorers: list[Any], calls: Any = None,
-                 secrets: tuple[str, ...] = ()):
-        self.sources, self.scorers, self.calls, self.secrets = sources, scorers, calls, secrets
+    def __init__(self, sources: list[RewardSource], scorers: list[Any], calls: Any = None):
+        self.sources, self.scorers, self.calls = sources, scorers, calls
 
     @property
     def names(self) -> list[str]:
         return [s.name for s in self.sources]
 
-    def redact(self, text: str) -> str:
-        for s in self.secrets:
-            text = text.replace(s, "***")
-        return text
+    @staticmethod
+    def redact(text: str) -> str:
+        return redact(text)
 
     def _score(self, src: RewardSource, scorer: Any, batch: RewardBatch) -> SourceScores:
         n = len(batch.responses)
@@ -124,7 +123,9 @@ def build_reward_fn(specs: list[str], *, judge_model: str | None = None, base_ur
     except BaseException:
         RewardFunction(sources[:len(scorers)], scorers, calls).close()
         raise
-    return RewardFunction(sources, scorers, calls, _secrets(api_key_env))
+    for secret in _secrets(api_key_env):
+        remember_secret(secret)
+    return RewardFunction(sources, scorers, calls)
 
 
 def _scorer(src: RewardSource, *, calls: Any, judge_model: str | None, base_urls: list[str] | None,
