@@ -110,6 +110,14 @@ def load_config(recipe: str, path: str | Path | None = None, overrides: list[str
     """Build a recipe's config: defaults < YAML file < key=value overrides < keyword values."""
     if recipe not in CONFIGS:
         raise ConfigError(f"unknown recipe {recipe!r}. Fix: use one of {', '.join(CONFIGS)}")
+    data, source = config_data(path, overrides, **values)
+    return validate(recipe, data, source=source)
+
+
+def config_data(path: str | Path | None = None, overrides: list[str] | None = None,
+                **values: Any) -> tuple[dict[str, Any], str]:
+    """The merged key/values of a YAML file, key=value overrides and keyword values (None skipped), and a
+    phrase naming where they came from (for error messages)."""
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -132,11 +140,15 @@ def load_config(recipe: str, path: str | Path | None = None, overrides: list[str
         node[keys[-1]] = value
     data.update({k: v for k, v in values.items() if v is not None})
     source = " + ".join(x for x in (str(path) if path else "", "key=value overrides" if overrides else "") if x)
-    return validate(recipe, data, source=source or "options")
+    return data, source or "options"
 
 
-def validate(recipe: str, data: dict[str, Any], source: str = "options") -> TrainConfig:
-    model = CONFIGS[recipe]
+def validate(recipe: str, data: dict[str, Any], source: str = "options",
+             configs: dict[str, type[BaseModel]] | None = None) -> TrainConfig:
+    """`data` as the config of `recipe` (one of `configs`, default the training recipes'); a ConfigError
+    naming every bad key, with a hint for each unknown one."""
+    configs = configs or CONFIGS
+    model = configs[recipe]
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -144,8 +156,10 @@ def validate(recipe: str, data: dict[str, Any], source: str = "options") -> Trai
         for err in e.errors():
             key = ".".join(str(x) for x in err["loc"])
             if err["type"] == "extra_forbidden":
-                hint = unknown_key_hint(recipe, [str(x) for x in err["loc"]], CONFIGS)
+                hint = unknown_key_hint(recipe, [str(x) for x in err["loc"]], configs)
                 problems.append(f"unknown key '{key}'" + (f" ({hint})" if hint else ""))
+            elif not key:  # a check of the whole config
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
             else:
                 problems.append(f"key '{key}': {err['msg']} (got {err.get('input')!r})")
         known = ", ".join(sorted(model.model_fields))
