@@ -145,7 +145,8 @@ def run_online_dpo(config: OnlineDPOConfig | dict | None = None, *, judges: list
 def start_loop(cfg: OnlineDPOConfig, out: Path, judges: list | None, calls: dict[str, Any]) -> Loop:
     from rlaif.train.modeling import model_path
 
-    prompts = read_prompts(find("prompts", cfg.prompts))
+    prompts_path = find("prompts", cfg.prompts)
+    prompts = read_prompts(prompts_path)
     judges = list(judges) if judges is not None else _load_judges(cfg)
     if cfg.rule and any(p.constraints for p in prompts) and not any(j.kind == "rule" for j in judges):
         from rlaif.judge import load_judge
@@ -159,7 +160,8 @@ def start_loop(cfg: OnlineDPOConfig, out: Path, judges: list | None, calls: dict
     reference = str(Path(model_path(cfg.reference)).resolve()) if cfg.reference else start
     out.mkdir(parents=True, exist_ok=True)
     plan = {k: v for k, v in cfg.model_dump().items() if k not in RESUMABLE}
-    plan.update(model=start, reference=reference, raters=[j.rater for j in judges])
+    plan.update(prompts=str(prompts_path.resolve()), model=start, reference=reference,
+                raters=[j.rater for j in judges])
     steps = Steps(out, plan, command=COMMAND, on_change="refuse")
     return Loop(cfg, out, prompts, judges, checker, start, reference, steps, calls)
 

@@ -244,13 +244,18 @@ def test_resume_after_sigkill_skips_finished_rounds(tiny_model_dir, tmp_path):
             assert f"round_1/{step}: done in an earlier run, skipped" in done.stderr
         # round 1's judge calls are not asked again: at most round 2's (6 pairs x 3 prompts x 2 orders)
         assert srv.count - first_calls <= 36
+        # a larger `rounds` continues the finished run; the final sample of round 3 is there already
+        more = subprocess.run([*cmd, "rounds=3"], capture_output=True, **kw)
+        assert more.returncode == 0, more.stderr
+        assert "round_2/summary: done in an earlier run" in more.stderr
+        assert "round_3/sample: done in an earlier run" in more.stderr and "round_3/train: " in more.stderr
+        assert len(json.loads((out / "online_dpo.json").read_text())["rounds"]) == 3
+        assert (out / "round_4" / "responses.jsonl").exists()
     metrics = [json.loads(x) for x in (out / "round_1" / "dpo" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics if m["split"] == "train"] == [1, 2]  # round 1 was not trained again
-    summary = json.loads((out / "online_dpo.json").read_text())
-    assert [rd["round"] for rd in summary["rounds"]] == [1, 2]
     raters = {json.loads(x)["rater"] for x in (out / "round_2" / "labels" / "labels.jsonl").read_text().splitlines()}
     assert raters == {"pairwise@v1:openai:fake", "rule@v1:rlaif.constraints:check"}  # the checker, added
-    assert "round 2:" in done.stdout
+    assert "round 2:" in done.stdout and "round 3:" in more.stdout
 
 
 def test_bad_inputs_exit_2_with_file_and_line(tiny_model_dir, tmp_path):

@@ -71,22 +71,30 @@ def render_online_dpo_md(summary: dict) -> str:
     return "".join(out)
 
 
+def _nan(values: list) -> list[float]:
+    return [float("nan") if v is None else v for v in values]
+
+
 def _series_plot(summary: dict):
     rewards = reward_rows(summary)
     fig, (ax1, ax2) = new_figure(9.0, 3.2, ncols=2)
     xs = list(range(len(rewards)))
-    for key in ("all-pass rate", "share of constraints met"):
-        ys = [r.get(key) for r in rewards]
-        if any(y is not None for y in ys):
-            ax1.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=key)
-    ax1.set(xticks=xs, xlabel="DPO rounds behind the policy", ylabel="reward", ylim=(-0.05, 1.05))
-    ax1.legend(fontsize=8)
-    for rater in sorted({r["judge"] for r in judge_rows(summary)}):
-        rows = [r for r in judge_rows(summary) if r["judge"] == rater]
-        for key, style in (("position consistency", "o-"), ("accuracy vs checker", "s--")):
-            ys = [float("nan") if r[key] is None else r[key] for r in rows]
-            ax2.plot([r["round"] for r in rows], ys, style, label=f"{key} ({rater.split('@')[0]})")
-    ax2.set(xlabel="round", ylabel="judge reliability", ylim=(-0.05, 1.05))
+    if any(r["all-pass rate"] is not None for r in rewards):
+        ax1.plot(xs, _nan([r["all-pass rate"] for r in rewards]), "o-", label="all-pass rate")
+        ax1.fill_between(xs, _nan([r["ci low"] for r in rewards]), _nan([r["ci high"] for r in rewards]),
+                         alpha=0.2, label="95% interval")
+        ax1.plot(xs, _nan([r["share of constraints met"] for r in rewards]), "s--", label="share of constraints met")
+        ax1.legend(fontsize=8)
+    ax1.set(xticks=xs, xlabel="DPO rounds behind the policy", ylabel="reward (checker)", ylim=(-0.05, 1.05))
+    rows = judge_rows(summary)
+    for rater in sorted({r["judge"] for r in rows}):
+        mine = [r for r in rows if r["judge"] == rater]
+        for key, style in (("position consistency", "o-"), ("first-position rate", "^:"),
+                           ("accuracy vs checker", "s--")):
+            ax2.plot([r["round"] for r in mine], _nan([r[key] for r in mine]), style,
+                     label=f"{key} ({rater.split('@')[0]})")
+    ax2.set(xticks=[rd["round"] for rd in summary["rounds"]], xlabel="round", ylabel="judge reliability",
+            ylim=(-0.05, 1.05))
     if ax2.lines:
         ax2.legend(fontsize=8)
     return fig
