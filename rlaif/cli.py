@@ -340,7 +340,7 @@ def convert(
 # --- training: train -----------------------------------------------------------------------------
 @app.command(context_settings={"allow_extra_args": False})
 def train(
-    recipe: str = typer.Argument(..., help="rm | dpo | kto"),
+    recipe: str = typer.Argument(..., help="rm | dpo | kto | online-dpo"),
     overrides: list[str] = typer.Argument(None, help="config overrides as key=value (e.g. beta=0.2 lora.r=8)"),
     data: Path = typer.Option(None, "--data", help="preference JSONL (rlaif/TRL format); KTO: prompt/completion/label",
                               callback=input_file),
@@ -350,26 +350,63 @@ def train(
                              callback=output_dir),
     config: Path = typer.Option(None, "--config", help="YAML config (default: the shipped one for the recipe)",
                                 callback=input_file),
+    prompts: str = typer.Option(None, "--prompts", help="online-dpo: prompts JSONL or a built-in prompt set "
+                                                       "(constraints add the rule checker)", callback=file_or_name),
+    judge: list[str] = typer.Option([], "--judge", "-j", help="online-dpo: " + _JUDGE_HELP, callback=file_or_name),
+    judge_model: list[str] = typer.Option([], "--judge-model", help="online-dpo: " + _JUDGE_MODEL_HELP),
+    base_url: list[str] = typer.Option([], "--base-url", help="online-dpo: OpenAI/Anthropic-compatible server URL "
+                                                               "for the judges (repeat to spread the load)"),
+    api_key_env: ApiKeyEnv = None,
+    concurrency: Concurrency = 8,
 ) -> None:
-    """Train a reward model (rm) or a policy (dpo, kto) from preference files; resumes after a kill.
+    """Train a reward model (rm) or a policy (dpo, kto) from preference files, or a policy by rounds of
+    sampling, AI judging and DPO (online-dpo); resumes after a kill.
 
     Multi-process: `torchrun --nproc_per_node N -m rlaif.cli train dpo ...` (DDP; fsdp=true on GPUs).
     """
     import json as _json
     from dataclasses import asdict
 
+    from rlaif.errors import ConfigError
     from rlaif.train import RECIPES
     from rlaif.train import train as run_recipe
     from rlaif.train.config import CONFIG_DIR, load_config
 
+    if recipe == "online-dpo":
+        _train_online_dpo(overrides or [], prompts=prompts, judge=judge, judge_model=judge_model, model=model,
+                          out=out, config=config, data=data, base_url=base_url, api_key_env=api_key_env,
+                          concurrency=concurrency)
+        return
     if recipe not in RECIPES:
-        from rlaif.errors import ConfigError
-
-        raise ConfigError(f"unknown recipe {recipe!r}. Fix: use one of {', '.join(RECIPES)}")
+        raise ConfigError(f"unknown recipe {recipe!r}. Fix: use one of {', '.join(RECIPES)}, online-dpo")
+    if prompts or judge or judge_model or base_url or api_key_env:
+        raise ConfigError(f"--prompts, --judge, --judge-model, --base-url and --api-key-env are for online-dpo, "
+                          f"not {recipe}. Fix: drop them, or run `rlaif train online-dpo`")
     cfg = load_config(recipe, config or CONFIG_DIR / f"{recipe}.yaml", overrides or [],
                       data=str(data) if data else None, model=model, out=str(out) if out else None)
     result = run_recipe(recipe, cfg)
     typer.echo(_json.dumps(asdict(result), indent=2))
+
+
+def _train_online_dpo(overrides: list[str], *, prompts, judge, judge_model, model, out, config, data, base_url,
+                      api_key_env, concurrency) -> None:
+    from rlaif.errors import ConfigError
+    from rlaif.online_dpo import DEFAULT_CONFIG, load_online_config, run_online_dpo
+
+    if data is not None:
+        raise ConfigError("online-dpo makes its own preference data each round. Fix: drop --data, pass --prompts")
+    cfg = load_online_config(config or DEFAULT_CONFIG, overrides, prompts=prompts, model=model,
+                             out=str(out) if out else None, judges=judge or None, judge_models=judge_model or None)
+    summary = run_online_dpo(cfg, concurrency=concurrency, base_urls=base_url or None, api_key_env=api_key_env)
+    from rlaif.report.markdown import fmt
+
+    for rd in summary["rounds"]:
+        c = (rd["reward"] or {}).get("checker") or {}
+        judges = "".join(f"; {r.split('@')[0]}: position consistency {fmt(j['position_consistency'])}, "
+                         f"accuracy vs checker {fmt(j['accuracy_vs_checker'])}" for r, j in rd["judges"].items())
+        typer.echo(f"round {rd['round']}: {rd['labels']['n_preferences']} preferences ({rd['soft_labels']['n']} "
+                   f"soft), samples' all-pass rate {fmt(c.get('all_pass_rate'))}{judges}")
+    typer.echo(f"wrote {summary['out']}/online_dpo.json, report.md and report.html")
 
 
 # --- evaluation: winrate, diversity, eval --------------------------------------------------------

@@ -21,8 +21,6 @@ model calls come back from the call cache, training from its last checkpoint.
 """
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -42,6 +40,8 @@ from rlaif.records import (
     write_json,
     write_jsonl,
 )
+from rlaif.steps import Steps, write_audit
+from rlaif.steps import log as steps_log
 
 AI_JUDGE = "pairwise-logprob"
 RULE_JUDGE = "rule"
@@ -72,25 +72,7 @@ QUICK = Plan(train_pool=120, train_prompts=8, samples=2, max_tokens=48, rm_secon
 
 
 def log(msg: str) -> None:
-    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-class Steps:
-    """Finished steps, recorded atomically in OUT/state.json so a re-run skips them."""
-
-    def __init__(self, out: Path, plan: Plan):
-        self.path = out / "state.json"
-        self.plan = json.loads(json.dumps(asdict(plan)))  # as it reads back from state.json
-        state = read_json_file(self.path) if self.path.exists() else {}
-        # A different plan (e.g. --quick after a full run) starts over rather than mixing sizes.
-        self.done: dict[str, float] = state.get("done", {}) if state.get("plan") == self.plan else {}
-
-    def finished(self, name: str) -> bool:
-        return name in self.done
-
-    def mark(self, name: str, seconds: float) -> None:
-        self.done[name] = round(seconds, 1)
-        write_json(self.path, {"plan": self.plan, "done": self.done})
+    steps_log("demo", msg)
 
 
 @locks_output("out", directory=True)
@@ -98,19 +80,9 @@ def run_demo(out: Path, quick: bool = False) -> dict:
     plan = QUICK if quick else FULL
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    steps = Steps(out, plan)
+    steps = Steps(out, asdict(plan), command="demo")  # another plan (--quick after a full run) starts over
     t_start = time.perf_counter()
-
-    def step(name: str, fn, *args):
-        if steps.finished(name):
-            log(f"{name}: done in an earlier run, skipped")
-            return
-        log(f"{name} ...")
-        t = time.perf_counter()
-        fn(*args)
-        steps.mark(name, time.perf_counter() - t)
-        log(f"{name}: {time.perf_counter() - t:.1f} s")
-
+    step = steps.run
     step("1_generate", generate_candidates, out, plan)
     step("2_label", label_candidates, out)
     step("3_audit", audit_judge, out)
@@ -179,18 +151,9 @@ def _raters(labels: list[Label]) -> tuple[str, str]:
 # ---- 3. audit ------------------------------------------------------------------------------------
 
 def audit_judge(out: Path) -> None:
-    from rlaif.audit import audit_labels
-    from rlaif.records import write_text
-    from rlaif.report.audit_page import render_audit_html, render_audit_md
-
     labels = read_jsonl(out / "labels" / "labels.jsonl", Label)
     _, rule = _raters(labels)
-    result = audit_labels(labels, gold=rule)
-    write_json(out / "audit" / "audit.json", result)
-    write_text(out / "audit" / "audit.md", render_audit_md(result))
-    gold = [lb for lb in labels if lb.rater == rule]
-    write_text(out / "audit" / "audit.html",
-               render_audit_html(result, [lb for lb in labels if lb.rater != rule], gold))
+    write_audit(labels, out / "audit", gold=rule)
 
 
 # ---- 4. preferences ------------------------------------------------------------------------------

@@ -111,6 +111,14 @@ def load_config(recipe: str, path: str | Path | None = None, overrides: list[str
     """Build a recipe's config: defaults < YAML file < key=value overrides < keyword values."""
     if recipe not in CONFIGS:
         raise ConfigError(f"unknown recipe {recipe!r}. Fix: use one of {', '.join(CONFIGS)}")
+    data, source = config_data(path, overrides, example=CONFIG_DIR / f"{recipe}.yaml", **values)
+    return validate(recipe, data, source=source)
+
+
+def config_data(path: str | Path | None = None, overrides: list[str] | None = None, *,
+                example: Path | None = None, **values: Any) -> tuple[dict[str, Any], str]:
+    """The merged key/values of a YAML file, key=value overrides and keyword values (None skipped), and a
+    phrase naming where they came from (for error messages)."""
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -119,7 +127,7 @@ def load_config(recipe: str, path: str | Path | None = None, overrides: list[str
         loaded = read_yaml(p) or {}
         if not isinstance(loaded, dict):
             raise InputError(p, None, "expected a mapping of keys to values",
-                             f"write one `key: value` per line, as in {CONFIG_DIR / (recipe + '.yaml')}")
+                             "write one `key: value` per line" + (f", as in {example}" if example else ""))
         data.update(loaded)
     for item in overrides or []:
         keys, value = parse_override(item)
@@ -131,11 +139,15 @@ def load_config(recipe: str, path: str | Path | None = None, overrides: list[str
         node[keys[-1]] = value
     data.update({k: v for k, v in values.items() if v is not None})
     source = " + ".join(x for x in (str(path) if path else "", "key=value overrides" if overrides else "") if x)
-    return validate(recipe, data, source=source or "options")
+    return data, source or "options"
 
 
-def validate(recipe: str, data: dict[str, Any], source: str = "options") -> TrainConfig:
-    model = CONFIGS[recipe]
+def validate(recipe: str, data: dict[str, Any], source: str = "options",
+             configs: dict[str, type[BaseModel]] | None = None) -> TrainConfig:
+    """`data` as the config of `recipe` (one of `configs`, default the training recipes'); a ConfigError
+    naming every bad key, with a hint for each unknown one."""
+    configs = configs or CONFIGS
+    model = configs[recipe]
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -143,8 +155,10 @@ def validate(recipe: str, data: dict[str, Any], source: str = "options") -> Trai
         for err in e.errors():
             key = ".".join(str(x) for x in err["loc"])
             if err["type"] == "extra_forbidden":
-                hint = unknown_key_hint(recipe, [str(x) for x in err["loc"]], CONFIGS)
+                hint = unknown_key_hint(recipe, [str(x) for x in err["loc"]], configs)
                 problems.append(f"unknown key '{key}'" + (f" ({hint})" if hint else ""))
+            elif not key:  # a check of the whole config
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
             else:
                 problems.append(f"key '{key}': {err['msg']} (got {err.get('input')!r})")
         known = ", ".join(sorted(model.model_fields))

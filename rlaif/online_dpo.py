@@ -1,0 +1,335 @@
+"""`rlaif train online-dpo`: rounds of sample → judge → audit → DPO, the policy sampling its own training pairs.
+
+    rlaif train online-dpo --prompts P --model M --judge pairwise -o OUT [rounds=3 k=4 steps_per_round=8 ...]
+
+Each round r writes OUT/round_{r}/:
+
+1. sample  k responses per prompt from the current policy (`rlaif.generate` on `hf:POLICY`; the call cache
+           keys a local model by its weights' fingerprint, so a resumed round repays nothing and a retrained
+           policy is never answered from the cache) -> prompts.jsonl, responses.jsonl;
+2. label   every pair of a prompt's samples with the judge(s), both orders, plus the rule checker when the
+           prompts carry constraints (`rlaif.judge.run_label`) -> labels/ (labels, scores, preferences,
+           summary). The jury (`mean` by default) averages each judge's two orders, so a pair whose
+           order-flipped verdicts disagree gets a soft p_chosen instead of a hard one;
+3. audit   the judges: position consistency, first-position rate, accuracy against the checker as gold
+           (`rlaif.audit`) -> audit/;
+4. train   `steps_per_round` DPO steps on the round's preferences, starting from the current policy, against
+           the FROZEN reference: the starting model (or `reference`), never the previous round's policy
+           -> dpo/ (the next round's policy);
+5. summary the round's figures: judge reliability, soft labels, the samples' reward (the checker's share of
+           constraints met, pointwise judges' mean scores), DPO metrics -> round.json.
+
+After the last round the final policy is sampled once more (round N+1's sample step: its reward closes the
+series). OUT/online_dpo.json, report.md and report.html show round by round how the judge's reliability and
+the policy's reward moved. OUT/state.json records finished steps: a killed run resumes at the first
+unfinished one, and a re-run with a larger `rounds` continues a finished run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from rlaif.catalog import find
+from rlaif.errors import ConfigError
+from rlaif.outlock import output_lock
+from rlaif.records import (
+    Label,
+    Preference,
+    Prompt,
+    Response,
+    read_json_file,
+    read_jsonl,
+    read_prompts,
+    write_json,
+    write_jsonl,
+    write_text,
+)
+from rlaif.steps import Steps, write_audit
+from rlaif.train.config import CONFIG_DIR, CONFIGS, DPOConfig, config_data, validate
+
+COMMAND = "online-dpo"
+DEFAULT_CONFIG = CONFIG_DIR / "online-dpo.yaml"
+# DPO keys the loop sets itself each round, with what to use instead
+MANAGED = {"data": "each round trains on its own labels", "eval_data": "each round trains on its own labels",
+           "max_steps": "use steps_per_round", "epochs": "use steps_per_round",
+           "resume": "a re-run always resumes (state.json)"}
+# keys that may change between a run and its continuation (more rounds continue a finished run), and the
+# managed ones, which are never set
+RESUMABLE = {"rounds", "threads", "save_every", "log_every", "eval_every", "out", *MANAGED}
+
+
+class OnlineDPOConfig(DPOConfig):
+    """The loop's keys; the DPO keys (beta, lr, lora, batch_size, ...) apply to every round's training."""
+
+    prompts: str | None = None  # a prompts JSONL or a built-in prompt set (constraints feed the rule checker)
+    judges: list[str] = Field(default_factory=list)  # --judge: built-in names or judge YAML files
+    judge_models: list[str] = Field(default_factory=list)  # --judge-model: once for all judges or once per judge
+    rounds: int = Field(3, gt=0)
+    k: int = Field(4, ge=2)  # samples per prompt per round (every pair of them is judged)
+    steps_per_round: int = Field(8, gt=0)  # DPO optimizer steps per round
+    prompts_per_round: int | None = Field(None, gt=0)  # None: every prompt each round; else the next N, cycling
+    temperature: float = Field(0.8, gt=0)
+    max_tokens: int = Field(64, gt=0)  # new tokens per sample
+    jury: Literal["majority", "mean", "dawid-skene"] = "mean"
+    min_p_chosen: float = Field(0.0, ge=0.0, le=1.0)  # drop preferences the jury is less sure of
+    rule: bool = True  # add the rule checker to the jury when the prompts carry constraints
+    eval_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_managed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, why in MANAGED.items():
+                if key in data and data[key] not in (None, DPOConfig.model_fields[key].default):
+                    raise ValueError(f"'{key}' is set by online-dpo itself ({why})")
+        return data
+
+
+def load_online_config(path: str | Path | None = DEFAULT_CONFIG, overrides: list[str] | None = None,
+                       **values: Any) -> OnlineDPOConfig:
+    """defaults < YAML file < key=value overrides < keyword values; unknown keys are refused with a hint."""
+    data, source = config_data(path, overrides, example=DEFAULT_CONFIG, **values)
+    return validate(COMMAND, data, source, configs={**CONFIGS, COMMAND: OnlineDPOConfig})
+
+
+def _resolve(config: OnlineDPOConfig | dict | None, overrides: dict[str, Any]) -> OnlineDPOConfig:
+    data = config.model_dump() if isinstance(config, OnlineDPOConfig) else dict(config or {})
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = validate(COMMAND, data, configs={**CONFIGS, COMMAND: OnlineDPOConfig})
+    if not cfg.prompts:
+        raise ConfigError("no prompts given. Fix: pass --prompts FILE (a prompts JSONL or a built-in set)")
+    if not cfg.out:
+        raise ConfigError("no output directory given. Fix: pass -o OUTDIR")
+    return cfg
+
+
+@dataclass
+class Loop:
+    """What every round reads: the config, the prompts, the jury, where the starting model and reference are."""
+
+    cfg: OnlineDPOConfig
+    out: Path
+    prompts: list[Prompt]
+    judges: list[Any]  # rlaif.judge Judge objects
+    checker: str | None  # the rule checker's rater id, the audit's gold; None without constraints
+    start: str  # the starting policy's directory
+    reference: str  # the frozen reference's directory (the starting policy unless `reference` is set)
+    steps: Steps
+    calls: dict[str, Any]  # concurrency, base_urls, api_key_env, progress: how judge calls are made
+
+    def dir(self, r: int) -> Path:
+        return self.out / f"round_{r}"
+
+
+def run_online_dpo(config: OnlineDPOConfig | dict | None = None, *, judges: list | None = None,
+                   concurrency: int = 8, base_urls: list[str] | None = None, api_key_env: str | None = None,
+                   progress: bool | None = None, **overrides: Any) -> dict:
+    """Run (or resume) the rounds and write the report; returns online_dpo.json's content. `judges` are
+    loaded Judge objects to use instead of `judges`/`judge_models` of the config (tests, library callers)."""
+    cfg = _resolve(config, overrides)
+    out = Path(cfg.out).resolve()  # round.json names each round's policy by this path
+    with output_lock(out, directory=True):  # one writer per OUT, before any call
+        loop = start_loop(cfg, out, judges, dict(concurrency=concurrency, base_urls=base_urls,
+                                                 api_key_env=api_key_env, progress=progress))
+        for r in range(1, cfg.rounds + 1):
+            for name, fn in (("sample", sample), ("label", label), ("audit", audit), ("train", train),
+                             ("summary", summarize_round)):
+                loop.steps.run(f"round_{r}/{name}", fn, loop, r)
+        loop.steps.run(f"round_{cfg.rounds + 1}/sample", sample, loop, cfg.rounds + 1)  # the final policy
+        return write_report(loop)
+
+
+def start_loop(cfg: OnlineDPOConfig, out: Path, judges: list | None, calls: dict[str, Any]) -> Loop:
+    from rlaif.train.modeling import model_path
+
+    prompts_path = find("prompts", cfg.prompts)
+    prompts = read_prompts(prompts_path)
+    judges = list(judges) if judges is not None else _load_judges(cfg)
+    if cfg.rule and any(p.constraints for p in prompts) and not any(j.kind == "rule" for j in judges):
+        from rlaif.judge import load_judge
+
+        judges.append(load_judge("rule"))
+    if not judges:
+        raise ConfigError("no judge: the prompts carry no constraints for the rule checker. "
+                          "Fix: pass --judge NAME (e.g. pairwise) or prompts with constraints")
+    checker = next((j.rater for j in judges if j.kind == "rule"), None)
+    start = str(Path(model_path(cfg.model)).resolve())
+    reference = str(Path(model_path(cfg.reference)).resolve()) if cfg.reference else start
+    out.mkdir(parents=True, exist_ok=True)
+    plan = {k: v for k, v in cfg.model_dump().items() if k not in RESUMABLE}
+    plan.update(prompts=str(prompts_path.resolve()), model=start, reference=reference,
+                raters=[j.rater for j in judges])
+    steps = Steps(out, plan, command=COMMAND, on_change="refuse")
+    return Loop(cfg, out, prompts, judges, checker, start, reference, steps, calls)
+
+
+def _load_judges(cfg: OnlineDPOConfig) -> list:
+    from rlaif.judge import load_judges
+
+    return load_judges(cfg.judges, cfg.judge_models) if cfg.judges else []
+
+
+def policy_of(loop: Loop, r: int) -> str:
+    """The policy that samples round r: the starting model, then what round r-1 trained (or its own policy
+    again when that round had no preference to train on)."""
+    if r == 1:
+        return loop.start
+    return read_json_file(loop.dir(r - 1) / "round.json")["next_policy"]
+
+
+def round_prompts(loop: Loop, r: int) -> list[Prompt]:
+    n = loop.cfg.prompts_per_round
+    if n is None or n >= len(loop.prompts):
+        return loop.prompts
+    first = (r - 1) * n
+    return [loop.prompts[(first + i) % len(loop.prompts)] for i in range(n)]
+
+
+# ---- 1. sample -------------------------------------------------------------------------------------
+
+def sample(loop: Loop, r: int) -> None:
+    from rlaif.generate import generate
+
+    cfg, d = loop.cfg, loop.dir(r)
+    prompts = round_prompts(loop, r)
+    d.mkdir(parents=True, exist_ok=True)
+    write_jsonl(d / "prompts.jsonl", prompts)
+    device = None if cfg.device == "auto" else cfg.device
+    # A seed per round: a policy left unchanged by a round without preferences still draws fresh samples.
+    generate(prompts, f"hf:{policy_of(loop, r)}", d / "responses.jsonl", samples=cfg.k,
+             temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed + (r - 1) * cfg.k,
+             name=f"round{r}", progress=loop.calls["progress"], device=device)
+
+
+# ---- 2. label --------------------------------------------------------------------------------------
+
+def label(loop: Loop, r: int) -> None:
+    from rlaif.judge.pipeline import run_label
+
+    cfg, d, calls = loop.cfg, loop.dir(r), loop.calls
+    run_label(d / "responses.jsonl", loop.judges, d / "labels", pairing="all", orders="both", jury=cfg.jury,
+              min_p_chosen=cfg.min_p_chosen, prompts_path=d / "prompts.jsonl", seed=cfg.seed,
+              concurrency=calls["concurrency"], progress=calls["progress"], base_urls=calls["base_urls"],
+              api_key_env=calls["api_key_env"])
+
+
+# ---- 3. audit --------------------------------------------------------------------------------------
+
+def audit(loop: Loop, r: int) -> None:
+    d = loop.dir(r)
+    labels = read_jsonl(d / "labels" / "labels.jsonl", Label)
+    if not labels:  # every sample of every prompt was the same text: no pair to judge
+        write_json(d / "audit" / "audit.json", None)
+        return
+    judged = any(lb.rater != loop.checker for lb in labels)
+    write_audit(labels, d / "audit", gold=loop.checker if judged else None)
+
+
+# ---- 4. train --------------------------------------------------------------------------------------
+
+def dpo_config(loop: Loop, r: int) -> DPOConfig:
+    """The round's DPO run: the loop's DPO keys, from the current policy, against the frozen reference."""
+    d = loop.dir(r)
+    data = {k: v for k, v in loop.cfg.model_dump().items() if k in DPOConfig.model_fields}
+    data.update(data=str(d / "labels" / "preferences.jsonl"), model=policy_of(loop, r), out=str(d / "dpo"),
+                reference=loop.reference, max_steps=loop.cfg.steps_per_round)
+    return DPOConfig.model_validate(data)
+
+
+def train(loop: Loop, r: int) -> None:
+    from rlaif.train import train_dpo
+
+    if not read_jsonl(loop.dir(r) / "labels" / "preferences.jsonl", Preference):
+        return  # no preference this round (all ties): the next round samples the same policy
+    train_dpo(dpo_config(loop, r))
+
+
+# ---- 5. summary ------------------------------------------------------------------------------------
+
+def reward_of(loop: Loop, r: int) -> dict:
+    """The round's samples scored: the checker's all-pass rate (prompt-clustered 95% interval) and mean share
+    of constraints met, and each pointwise judge's mean score."""
+    from rlaif.eval.compliance import constraint_compliance
+    from rlaif.judge.labeling import ScoreRecord
+
+    d = loop.dir(r)
+    responses = read_jsonl(d / "responses.jsonl", Response)
+    out: dict[str, Any] = {"n_responses": len(responses), "checker": None, "judges": {}}
+    comp = constraint_compliance(read_prompts(d / "prompts.jsonl"), responses, n_boot=2000, seed=loop.cfg.seed)
+    if comp:
+        (c,) = comp.values()  # one policy per round
+        out["checker"] = {k: c[k] for k in ("n", "n_prompts", "all_pass_rate", "ci_low", "ci_high", "share_passed")}
+    scores_path = d / "labels" / "scores.jsonl"
+    if scores_path.exists():
+        by_rater: dict[str, list[float]] = {}
+        for s in read_jsonl(scores_path, ScoreRecord):
+            if s.score is not None and s.rater != loop.checker:
+                by_rater.setdefault(s.rater, []).append(s.score)
+        out["judges"] = {k: {"mean": sum(v) / len(v), "n": len(v)} for k, v in sorted(by_rater.items())}
+    return out
+
+
+def _value(estimate: Any) -> float | None:
+    return estimate.get("value") if isinstance(estimate, dict) else estimate
+
+
+def judge_reliability(audit_result: dict | None, label_summary: dict) -> dict[str, dict]:
+    """Per judge (the checker left out): the audit's position consistency, first-position rate and accuracy
+    against the checker, with the flip rate of the labeling summary."""
+    out: dict[str, dict] = {}
+    for rater, rep in ((audit_result or {}).get("raters") or {}).items():
+        s = label_summary["judges"].get(rater, {})
+        out[rater] = {"position_consistency": _value(rep.get("position_consistency")),
+                      "first_position_rate": _value(rep.get("first_position_rate")),
+                      "accuracy_vs_checker": _value(rep.get("accuracy")),
+                      "flip_rate": s.get("flip_rate"), "invalid_rate": s.get("invalid_rate"),
+                      "n_labels": rep.get("n")}
+    return out
+
+
+def summarize_round(loop: Loop, r: int) -> None:
+    d = loop.dir(r)
+    labels = read_json_file(d / "labels" / "summary.json")
+    prefs = read_jsonl(d / "labels" / "preferences.jsonl", Preference)
+    trained = (d / "dpo" / "train_result.json").exists()
+    result = read_json_file(d / "dpo" / "train_result.json") if trained else None
+    soft = [p.p_chosen for p in prefs if p.p_chosen is not None and p.p_chosen < 1.0 - 1e-9]
+    write_json(d / "round.json", {
+        "round": r, "policy": policy_of(loop, r), "next_policy": str(d / "dpo") if trained else policy_of(loop, r),
+        "reference": loop.reference, "n_prompts": len(read_jsonl(d / "prompts.jsonl", Prompt)),
+        "labels": {k: labels[k] for k in ("n_pairs", "n_labels", "n_invalid", "n_preferences", "n_ties",
+                                          "n_contested", "n_low_confidence", "n_no_verdict")},
+        "soft_labels": {"n": len(soft), "share": len(soft) / len(prefs) if prefs else None,
+                        "mean_p_chosen": sum(p.p_chosen or 1.0 for p in prefs) / len(prefs) if prefs else None},
+        "judges": judge_reliability(read_json_file(d / "audit" / "audit.json"), labels),
+        "reward": reward_of(loop, r),
+        "dpo": None if result is None else {"steps": result["steps"], "stopped_by": result["stopped_by"],
+                                            "train": result["train"], "seconds": result["train_seconds"]},
+    })
+
+
+# ---- the report ------------------------------------------------------------------------------------
+
+def write_report(loop: Loop) -> dict:
+    from rlaif.report.online_dpo_page import render_online_dpo_html, render_online_dpo_md
+
+    n = loop.cfg.rounds
+    final = loop.dir(n + 1)
+    summary = {
+        "command": f"rlaif train {COMMAND}", "out": str(loop.out), "start": loop.start, "reference": loop.reference,
+        "judges": [j.rater for j in loop.judges], "checker": loop.checker,
+        "config": {k: v for k, v in loop.cfg.model_dump().items() if k != "out"},
+        "rounds": [read_json_file(loop.dir(r) / "round.json") for r in range(1, n + 1)],
+        "final": {"policy": policy_of(loop, n + 1), "reward": reward_of(loop, n + 1)} if final.exists() else None,
+        "seconds": dict(loop.steps.done),
+    }
+    write_json(loop.out / "online_dpo.json", summary)
+    write_text(loop.out / "report.md", render_online_dpo_md(summary))
+    write_text(loop.out / "report.html", render_online_dpo_html(summary))
+    return summary
+
+
+__all__ = ["OnlineDPOConfig", "load_online_config", "run_online_dpo"]
