@@ -291,31 +291,56 @@ def convert(
 # --- training: train -----------------------------------------------------------------------------
 @app.command(context_settings={"allow_extra_args": False})
 def train(
-    recipe: str = typer.Argument(..., help="rm | dpo | kto"),
+    recipe: str = typer.Argument(..., help="rm | dpo | kto (from preference files) | ppo | rloo | grpo (online)"),
     overrides: list[str] = typer.Argument(None, help="config overrides as key=value (e.g. beta=0.2 lora.r=8)"),
     data: Path = typer.Option(None, "--data", help="preference JSONL (rlaif/TRL format); KTO: prompt/completion/label"),
     model: str = typer.Option(None, "--model", help="'local' (the embedded default) or a local model directory"),
     out: Path = typer.Option(None, "-o", "--out", help="output directory (checkpoint, metrics.jsonl, model)"),
     config: Path = typer.Option(None, "--config", help="YAML config (default: the shipped one for the recipe)"),
+    prompts: Path = typer.Option(None, "--prompts", help="ppo/rloo/grpo: prompt JSONL (constraints and other fields "
+                                                         "reach the reward as metadata)"),
+    reward: list[str] = typer.Option([], "--reward", help="ppo/rloo/grpo, repeatable: rule, rule:all, rm:PATH, "
+                                     "judge:NAME, pairwise:NAME, http://HOST:PORT/get_reward, python:MODULE:FUNC, "
+                                     "each optionally @WEIGHT"),
+    judge_model: str = typer.Option(None, "--judge-model", help="backend of judge:/pairwise: rewards (openai:MODEL, "
+                                                                "anthropic:MODEL, vllm:PATH, local)"),
+    base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server for the judges"),
+    api_key_env: ApiKeyEnv = None,
+    concurrency: Concurrency = 8,
+    timeout: float = typer.Option(None, "--timeout", min=0.1, help="seconds per judge or reward-server call"),
 ) -> None:
-    """Train a reward model (rm) or a policy (dpo, kto) from preference files; resumes after a kill.
+    """Train a reward model (rm) or a policy (dpo, kto) from preference files, or a policy online from prompts and
+    a reward (ppo, rloo, grpo); resumes after a kill.
 
     Multi-process: `torchrun --nproc_per_node N -m rlaif.cli train dpo ...` (DDP; fsdp=true on GPUs).
     """
     import json as _json
     from dataclasses import asdict
 
-    from rlaif.train import RECIPES
+    from rlaif.errors import ConfigError
+    from rlaif.train import ONLINE_RECIPES, RECIPES
     from rlaif.train import train as run_recipe
     from rlaif.train.config import CONFIG_DIR, load_config
 
     if recipe not in RECIPES:
-        from rlaif.errors import ConfigError
-
         raise ConfigError(f"unknown recipe {recipe!r}. Fix: use one of {', '.join(RECIPES)}")
-    cfg = load_config(recipe, config or CONFIG_DIR / f"{recipe}.yaml", overrides or [],
-                      data=str(data) if data else None, model=model, out=str(out) if out else None)
-    result = run_recipe(recipe, cfg)
+    online = recipe in ONLINE_RECIPES
+    if online and data:
+        raise ConfigError(f"{recipe} samples from prompts, it reads no --data. Fix: pass --prompts FILE")
+    if not online and (prompts or reward):
+        raise ConfigError(f"--prompts and --reward are for the online recipes ({', '.join(ONLINE_RECIPES)}); "
+                          f"{recipe} trains on --data")
+    source = {"prompts": str(prompts) if prompts else None} if online else {"data": str(data) if data else None}
+    cfg = load_config(recipe, config or CONFIG_DIR / f"{recipe}.yaml", overrides or [], **source, model=model,
+                      out=str(out) if out else None)
+    if not online:
+        typer.echo(_json.dumps(asdict(run_recipe(recipe, cfg)), indent=2))
+        return
+    from rlaif.rewards import build_reward_fn
+
+    with build_reward_fn(reward, judge_model=judge_model, base_urls=base_url or None, api_key_env=api_key_env,
+                         concurrency=concurrency, timeout=timeout) as reward_fn:
+        result = run_recipe(recipe, cfg, reward_fn)
     typer.echo(_json.dumps(asdict(result), indent=2))
 
 
