@@ -338,8 +338,13 @@ def train(
         return
     from rlaif.rewards import build_reward_fn
 
+    tokenizer = None
+    if any(r.startswith(("http://", "https://")) for r in reward):  # the server gets chat-template text
+        from rlaif.train.modeling import load_tokenizer, model_path
+
+        tokenizer = load_tokenizer(model_path(cfg.model))
     with build_reward_fn(reward, judge_model=judge_model, base_urls=base_url or None, api_key_env=api_key_env,
-                         concurrency=concurrency, timeout=timeout) as reward_fn:
+                         concurrency=concurrency, timeout=timeout, tokenizer=tokenizer) as reward_fn:
         result = run_recipe(recipe, cfg, reward_fn)
     typer.echo(_json.dumps(asdict(result), indent=2))
 

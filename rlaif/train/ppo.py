@@ -78,6 +78,10 @@ class PPO(Algorithm):
                        else FixedKLController(cfg.beta))
         self.moments = RunningMoments()
 
+    @property
+    def entropy_grad(self) -> bool:
+        return self.cfg.entropy_coef > 0
+
     def keep(self, scored: torch.Tensor) -> torch.Tensor:
         return scored  # no groups: every scored response trains
 

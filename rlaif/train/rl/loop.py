@@ -88,6 +88,7 @@ class Algorithm:
 
     value_head = False  # PPO: the policy carries a value head
     needs_old_logps = False  # the targets use the old log-probs (so the no-grad pass always runs)
+    entropy_grad = False  # the loss has an entropy term (else entropy is a metric, computed without gradients)
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -241,9 +242,10 @@ def _rollout(loop: _Online) -> tuple[Rollout, list[PromptItem]]:
     items = [loop.run.prompts[i] for i in loop.plan.local(loop.step, rt.rank, rt.world)]
     seed = cfg.seed * 1_000_003 + loop.step * 7_919 + rt.rank  # a resumed step samples what it sampled before
     try:
-        rollout = sample(loop.run.policy.model, loop.run.tok, [it.messages for it in items], k=cfg.k,
-                         max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=seed,
-                         max_prompt_length=cfg.max_prompt_length)
+        with loop.rt.autocast():  # bf16 on CUDA, as the update runs
+            rollout = sample(loop.run.policy.model, loop.run.tok, [it.messages for it in items], k=cfg.k,
+                             max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                             seed=seed, max_prompt_length=cfg.max_prompt_length)
     except RuntimeError as e:  # the sampler's own check: the last update left non-finite weights
         if "inf" not in str(e) and "nan" not in str(e):
             raise
@@ -321,7 +323,7 @@ def _micro_step(loop: _Online, exp: Experience, rows: list[int], counts: Counts,
     chunk = exp.rollout.select(rows).to(rt.device)
     with sync_context(loop.module, rt, last=last):
         with rt.autocast():
-            out = loop.module(chunk, cfg.temperature, entropy=True)
+            out = loop.module(chunk, cfg.temperature, entropy=True, entropy_grad=loop.algo.entropy_grad)
         on_policy = exp.old_logps is None or loop.on_policy
         old = out.logps.detach() if on_policy else exp.old_logps[rows].to(out.logps)
         ml = loop.algo.micro_loss(out, old, exp, rows, counts, n_micro)

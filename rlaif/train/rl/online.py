@@ -91,6 +91,9 @@ def _prepare(recipe: str, cfg: OnlineConfig, reward_fn: RewardFn, value_head: bo
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.yaml", f"# resolved {recipe} config of this run\n"
                + yaml.safe_dump(config_dump(cfg), sort_keys=False))
+    if cfg.fsdp:
+        raise ConfigError(f"fsdp is not supported by {recipe}: sampling needs the whole weights on each process. "
+                          "Fix: drop fsdp (the processes use DDP), or train LoRA adapters (lora.r=16)")
     rt = setup(cfg)
     seed_everything(cfg.seed)
     prompts = load_prompt_items(cfg.prompts)

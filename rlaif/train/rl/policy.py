@@ -43,7 +43,10 @@ class Policy(nn.Module):
             nn.init.zeros_(self.value_head.weight)  # V = 0 at the start: no value noise in the first advantages
             nn.init.zeros_(self.value_head.bias)
 
-    def forward(self, r: Rollout, temperature: float, entropy: bool = False, values: bool = True) -> PolicyOut:
+    def forward(self, r: Rollout, temperature: float, entropy: bool = False, values: bool = True,
+                entropy_grad: bool = False) -> PolicyOut:
+        """`entropy`: also the per-token entropy, with gradients only when `entropy_grad` (an entropy bonus):
+        as a metric it would keep a softmax over the vocabulary alive until the backward pass."""
         ids, attn = r.input_ids(), r.attention_mask()
         positions = (attn.cumsum(-1) - 1).clamp(min=0)
         t = r.response_ids.size(1)
@@ -54,11 +57,15 @@ class Policy(nn.Module):
         cap = getattr(base.config, "final_logit_softcapping", None)
         if cap:
             logits = torch.tanh(logits / cap) * cap
-        logits = logits / (temperature if temperature > 0 else 1.0)
+        if temperature > 0 and temperature != 1.0:
+            logits = logits / temperature
         mask = r.response_mask.to(logits)
         picked = logits.gather(-1, r.response_ids[..., None]).squeeze(-1)
         logps = (picked - torch.logsumexp(logits, dim=-1)) * mask
-        ent = entropy_from_logits(logits) * mask if entropy else None
+        ent = None
+        if entropy:
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+                ent = entropy_from_logits(logits) * mask
         v = None
         if values and self.value_head is not None:
             v = self.value_head(hidden.float()).squeeze(-1) * mask
