@@ -1,15 +1,19 @@
-"""Local training from preference files: reward models, DPO (soft labels, cDPO, IPO) and KTO.
+"""Local training: reward models, DPO (soft labels, cDPO, IPO) and KTO from preference files; PPO, RLOO and
+GRPO online, from prompts and a reward callable.
 
-Losses are pure tensor functions (`losses.py`); each recipe (`rm.py`, `dpo.py`, `kto.py`) reads top
-to bottom and shares the prelude, batching, reference log-probs, the step loop and checkpoints
-(`common.py`, `batching.py`, `reference.py`, `loop.py`, `checkpoint.py`).
-Imports nothing from judges, backends, call handling or API SDKs.
+Losses are pure tensor functions (`losses.py`, `rl/losses.py`); each recipe (`rm.py`, `dpo.py`, `kto.py`,
+`ppo.py`, `rloo.py`, `grpo.py`) reads top to bottom and shares the prelude, batching, reference log-probs,
+the step loop and checkpoints (`common.py`, `batching.py`, `reference.py`, `loop.py`, `checkpoint.py`; online:
+`rl/online.py`, `rl/loop.py`). Imports nothing from judges, backends, call handling or API SDKs: the online
+recipes take the reward as a callable (`rlaif.rewards` builds one from `--reward` specs).
 """
 from __future__ import annotations
 
-__all__ = ["train_rm", "train_dpo", "train_kto", "RewardScorer", "load_config", "TrainResult", "RECIPES"]
+__all__ = ["train_rm", "train_dpo", "train_kto", "train_ppo", "train_rloo", "train_grpo", "RewardScorer",
+           "load_config", "TrainResult", "RECIPES", "ONLINE_RECIPES"]
 
-RECIPES = ("rm", "dpo", "kto")
+ONLINE_RECIPES = ("ppo", "rloo", "grpo")  # sample from prompts and need a reward function
+RECIPES = ("rm", "dpo", "kto", *ONLINE_RECIPES)
 
 
 def __getattr__(name: str):  # torch is imported only when a recipe is used
@@ -22,6 +26,10 @@ def __getattr__(name: str):  # torch is imported only when a recipe is used
     if name == "train_kto":
         from rlaif.train.kto import train_kto
         return train_kto
+    if name in ("train_ppo", "train_rloo", "train_grpo"):
+        import importlib
+
+        return getattr(importlib.import_module(f"rlaif.train.{name.removeprefix('train_')}"), name)
     if name == "RewardScorer":
         from rlaif.train.reward import RewardScorer
         return RewardScorer
@@ -34,10 +42,12 @@ def __getattr__(name: str):  # torch is imported only when a recipe is used
     raise AttributeError(name)
 
 
-def train(recipe: str, config=None, **overrides):
-    """Run the recipe named `recipe` ("rm", "dpo" or "kto")."""
+def train(recipe: str, config=None, reward_fn=None, **overrides):
+    """Run the recipe named `recipe` (one of RECIPES); the online ones need `reward_fn` (a `RewardFn`)."""
     from rlaif.errors import ConfigError
 
     if recipe not in RECIPES:
         raise ConfigError(f"unknown recipe {recipe!r}. Fix: use one of {', '.join(RECIPES)}")
+    if recipe in ONLINE_RECIPES:
+        return __getattr__(f"train_{recipe}")(config, reward_fn, **overrides)
     return __getattr__(f"train_{recipe}")(config, **overrides)

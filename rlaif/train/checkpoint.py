@@ -10,7 +10,7 @@ import json
 import os
 import random
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -48,6 +48,7 @@ class Saved:
 
     step: int
     elapsed_s: float  # training seconds before the checkpoint (counts against max_seconds)
+    extra: dict = field(default_factory=dict)  # a recipe's own state (the online recipes' KL controller, ...)
 
 
 def _rng_state() -> dict:
@@ -90,8 +91,9 @@ def _optimizer_state(model, optimizer, rt: Runtime) -> dict:
 
 
 def save_checkpoint(out: Path, rt: Runtime, model: nn.Module, optimizer, scheduler, step: int,
-                    elapsed: float, cfg: TrainConfig) -> None:
-    """Model (trainable weights), optimizer, scheduler, RNG and step, written to a temp dir then renamed."""
+                    elapsed: float, cfg: TrainConfig, extra: dict | None = None) -> None:
+    """Model (trainable weights), optimizer, scheduler, RNG, step and the recipe's `extra` state, written to a
+    temp dir then renamed."""
     inner = unwrap(model)
     weights, optim = _trainable_state(inner, rt), _optimizer_state(inner, optimizer, rt)  # collectives under FSDP
     if not rt.is_main:
@@ -101,7 +103,8 @@ def save_checkpoint(out: Path, rt: Runtime, model: nn.Module, optimizer, schedul
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     torch.save(weights, tmp / "weights.pt")
-    torch.save({"optimizer": optim, "scheduler": scheduler.state_dict(), "rng": _rng_state()}, tmp / "state.pt")
+    torch.save({"optimizer": optim, "scheduler": scheduler.state_dict(), "rng": _rng_state(), "extra": extra or {}},
+               tmp / "state.pt")
     (tmp / "config.json").write_text(cfg.model_dump_json(), encoding="utf-8")
     write_json(tmp / "progress.json", {"step": step, "elapsed_s": elapsed})  # written last: marks it complete
     if final.exists():
@@ -149,7 +152,7 @@ def load_checkpoint(ckpt: Path, rt: Runtime, model: nn.Module, optimizer, schedu
     scheduler.load_state_dict(state["scheduler"])
     _set_rng_state(state["rng"])
     progress = json.loads((ckpt / "progress.json").read_text())
-    return Saved(int(progress["step"]), float(progress["elapsed_s"]))
+    return Saved(int(progress["step"]), float(progress["elapsed_s"]), state.get("extra") or {})
 
 
 def save_final(out: Path, rt: Runtime, module: nn.Module, tokenizer, result: TrainResult, config: dict) -> None:

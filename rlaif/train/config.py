@@ -2,15 +2,16 @@
 
 An unknown key or a value of the wrong type is a ConfigError that names the key; an unknown key gets a
 "did you mean" hint (`config_hints.py`), also for the names TRL and transformers' Trainer use.
-The shipped defaults live in rlaif/train/configs/{rm,dpo,kto}.yaml.
+The shipped defaults live in rlaif/train/configs/{rm,dpo,kto,ppo,rloo,grpo}.yaml. The online recipes (ppo,
+rloo, grpo) read prompts instead of preference data; the offline-only keys are refused for them.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rlaif.errors import ConfigError, InputError
 from rlaif.records import read_yaml
@@ -91,7 +92,77 @@ class KTOConfig(TrainConfig):
     reference: str | None = None
 
 
-CONFIGS: dict[str, type[TrainConfig]] = {"rm": RMConfig, "dpo": DPOConfig, "kto": KTOConfig}
+class OnlineConfig(TrainConfig):
+    """Options of the online recipes: a step samples k responses for each of `batch_size` prompts with the
+    current policy, scores them with the reward callable, and updates the policy `ppo_epochs` times over
+    `minibatches` minibatches of those rows (one optimizer step per minibatch)."""
+
+    # TrainConfig keys that mean nothing online (no preference data, no held-out split, no pair packing)
+    OFFLINE_ONLY: ClassVar[tuple[str, ...]] = ("data", "eval_data", "eval_fraction", "max_length", "eval_every",
+                                               "group_by_length", "share_prompt")
+
+    prompts: str | None = None  # prompt JSONL (rlaif prompt records; constraints/reference fields go to the reward)
+    batch_size: int = Field(8, gt=0)  # prompts per step, over all processes (rows = batch_size · k)
+    micro_batch_size: int = Field(8, gt=0)  # rows (responses) per forward pass on one process
+    k: int = Field(4, gt=0)  # responses sampled per prompt
+    max_new_tokens: int = Field(64, gt=0)
+    temperature: float = Field(1.0, ge=0)  # sampling and log-prob temperature; 0 = greedy
+    top_p: float = Field(1.0, gt=0, le=1)
+    ppo_epochs: int = Field(1, gt=0)  # passes over each rollout batch
+    minibatches: int = Field(1, gt=0)  # optimizer steps per pass
+    beta: float = Field(0.05, ge=0)  # KL coefficient against the reference
+    epsilon: float = Field(0.2, gt=0)  # clipping of the ratio (the lower side when epsilon_high is set)
+    epsilon_high: float | None = Field(None, gt=0)
+    reference: str | None = None  # another model as the reference; default: the policy's starting weights
+    max_skipped_share: float = Field(0.5, ge=0, le=1)  # stop when more of a batch cannot be scored
+    lr: float = Field(1e-6, gt=0)
+
+    @model_validator(mode="after")
+    def _groups(self) -> OnlineConfig:
+        if self.minibatches > self.batch_size * self.k:
+            raise ValueError(f"minibatches={self.minibatches} exceeds the rows of a step "
+                             f"(batch_size·k = {self.batch_size * self.k})")
+        return self
+
+
+class PPOConfig(OnlineConfig):
+    k: int = Field(1, gt=0)
+    kl_estimator: Literal["k1", "k3"] = "k1"  # per-token KL penalty in the reward
+    kl_target: float | None = Field(None, gt=0)  # set: adaptive β (Ziegler et al.) toward this sequence KL
+    kl_horizon: int = Field(10000, gt=0)  # responses over which the adaptive β moves by up to 20%
+    gamma: float = Field(1.0, ge=0, le=1)
+    lam: float = Field(0.95, ge=0, le=1)
+    vf_coef: float = Field(0.1, ge=0)
+    value_clip: float = Field(0.2, gt=0)
+    entropy_coef: float = Field(0.0, ge=0)
+    whiten_advantages: bool = True
+    missing_eos_penalty: float | None = Field(None, ge=0)  # subtracted from the score of a response with no EOS
+    normalize_rewards: bool = False  # scores divided by a running std (and centered) before the KL penalty
+    reward_clip: float | None = Field(None, gt=0)  # then clipped to ±reward_clip
+
+
+class GroupConfig(OnlineConfig):
+    """RLOO and GRPO: advantages relative to the other responses of the same prompt."""
+
+    @model_validator(mode="after")
+    def _two_per_group(self) -> GroupConfig:
+        if self.k < 2:
+            raise ValueError(f"k={self.k}: group baselines need k >= 2 responses per prompt")
+        return self
+
+
+class RLOOConfig(GroupConfig):
+    normalize_advantages: bool = False  # whiten the advantages over the batch (TRL's normalize_advantages)
+
+
+class GRPOConfig(GroupConfig):
+    beta: float = Field(0.04, ge=0)
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "dapo"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+
+
+CONFIGS: dict[str, type[TrainConfig]] = {"rm": RMConfig, "dpo": DPOConfig, "kto": KTOConfig, "ppo": PPOConfig,
+                                         "rloo": RLOOConfig, "grpo": GRPOConfig}
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -142,25 +213,32 @@ def config_data(path: str | Path | None = None, overrides: list[str] | None = No
     return data, source or "options"
 
 
+def config_keys(model: type[TrainConfig]) -> list[str]:
+    """The keys a recipe's config takes (an online config inherits the offline-only keys but refuses them)."""
+    return [k for k in model.model_fields if k not in getattr(model, "OFFLINE_ONLY", ())]
+
+
 def validate(recipe: str, data: dict[str, Any], source: str = "options",
              configs: dict[str, type[BaseModel]] | None = None) -> TrainConfig:
     """`data` as the config of `recipe` (one of `configs`, default the training recipes'); a ConfigError
     naming every bad key, with a hint for each unknown one."""
     configs = configs or CONFIGS
     model = configs[recipe]
+    problems = [f"unknown key '{k}' (it is a key of the offline recipes; {recipe} samples from prompts: give "
+                f"prompts: or --prompts)" for k in getattr(model, "OFFLINE_ONLY", ()) if k in data]
     try:
-        return model.model_validate(data)
+        if not problems:
+            return model.model_validate(data)
     except ValidationError as e:
-        problems = []
         for err in e.errors():
             key = ".".join(str(x) for x in err["loc"])
             if err["type"] == "extra_forbidden":
                 hint = unknown_key_hint(recipe, [str(x) for x in err["loc"]], configs)
                 problems.append(f"unknown key '{key}'" + (f" ({hint})" if hint else ""))
-            elif not key:  # a check of the whole config
+            elif not key:  # a check of the whole config, or across keys (e.g. k and minibatches)
                 problems.append(str(err["msg"]).removeprefix("Value error, "))
             else:
                 problems.append(f"key '{key}': {err['msg']} (got {err.get('input')!r})")
-        known = ", ".join(sorted(model.model_fields))
-        raise ConfigError(f"bad {recipe} config in {source}: {'; '.join(problems)}. "
-                          f"Fix: the keys of a {recipe} config are: {known}") from None
+    known = ", ".join(sorted(config_keys(model)))
+    raise ConfigError(f"bad {recipe} config in {source}: {'; '.join(problems)}. "
+                      f"Fix: the keys of a {recipe} config are: {known}") from None

@@ -43,6 +43,35 @@ FOREIGN_KEYS: dict[str, tuple[str | None, str]] = {
     "dataset_name": ("data", "A local JSONL file, or pass --data FILE"),
 }
 
+# TRL's GRPOConfig / RLOOConfig (and its old PPOConfig) names -> the online recipes' keys. Used for the online
+# recipes, and for the offline ones when FOREIGN_KEYS has no entry (so "num_generations" on dpo names ppo/rloo/grpo).
+ONLINE_KEYS: dict[str, tuple[str | None, str]] = {
+    "num_generations": ("k", "The responses sampled per prompt"),
+    "max_completion_length": ("max_new_tokens", ""),
+    "response_length": ("max_new_tokens", ""),
+    "num_iterations": ("ppo_epochs", "The passes over each rollout batch"),
+    "num_ppo_epochs": ("ppo_epochs", ""),
+    "num_mini_batches": ("minibatches", "Optimizer steps per pass over a rollout batch"),
+    "steps_per_generation": ("minibatches", "Optimizer steps per pass over a rollout batch"),
+    "generation_batch_size": ("batch_size", "It counts prompts per step, over all processes; rows = batch_size·k"),
+    "per_device_train_batch_size": ("micro_batch_size", "It is the rows (responses) per forward pass on one "
+                                                        "process; batch_size counts prompts per step"),
+    "kl_coef": ("beta", ""),
+    "init_kl_coef": ("beta", ""),
+    "cliprange": ("epsilon", ""),
+    "cliprange_value": ("value_clip", ""),
+    "target": ("kl_target", "Setting it turns the adaptive KL controller on"),
+    "target_kl": ("kl_target", "Setting it turns the adaptive KL controller on"),
+    "adap_kl_ctrl": ("kl_target", "Setting kl_target turns the adaptive KL controller on"),
+    "horizon": ("kl_horizon", ""),
+    "whiten_rewards": ("normalize_rewards", ""),
+    "reward_model_path": (None, "pass --reward rm:PATH"),
+    "reward_funcs": (None, "pass --reward SPEC (repeatable): rule, rm:PATH, judge:NAME, python:MODULE:FUNCTION, ..."),
+    "reward_weights": (None, "give each --reward its weight as SPEC@WEIGHT"),
+    "use_vllm": (None, "rollouts are sampled by the policy itself (HF generate with the KV cache)"),
+    "mask_truncated_completions": (None, "ppo's missing_eos_penalty penalizes responses that never end"),
+}
+
 
 def _submodel(model: type[BaseModel], path: list[str]) -> type[BaseModel] | None:
     """The pydantic model at a dotted path of nested keys (e.g. ['lora'] -> LoraConfig)."""
@@ -58,8 +87,15 @@ def _submodel(model: type[BaseModel], path: list[str]) -> type[BaseModel] | None
     return model
 
 
-def _recipes_with(key: str, configs: dict[str, type[BaseModel]]) -> list[str]:
-    return [name for name, model in configs.items() if key.split(".")[0] in model.model_fields]
+def _online(model: type[BaseModel]) -> bool:
+    return "prompts" in model.model_fields
+
+
+def _recipes_with(key: str, configs: dict[str, type[BaseModel]], asking: str) -> list[str]:
+    """The recipes whose config has `key`: those of the asking recipe's kind (offline / online) when any has it."""
+    having = [name for name, model in configs.items() if key.split(".")[0] in _fields(model)]
+    same = [name for name in having if _online(configs[name]) == _online(configs[asking])]
+    return same or having
 
 
 def _configs_phrase(recipes: list[str]) -> str:
@@ -68,12 +104,26 @@ def _configs_phrase(recipes: list[str]) -> str:
     return f"the {', '.join(recipes[:-1])} and {recipes[-1]} configs"
 
 
+def _foreign_table(key: str, fields: list[str]) -> dict[str, tuple[str | None, str]] | None:
+    """ONLINE_KEYS for an online recipe (it has `prompts`) or a key only TRL's online trainers use; else
+    FOREIGN_KEYS."""
+    if key in ONLINE_KEYS and ("prompts" in fields or key not in FOREIGN_KEYS):
+        return ONLINE_KEYS
+    return FOREIGN_KEYS if key in FOREIGN_KEYS else None
+
+
+def _fields(model: type[BaseModel]) -> list[str]:
+    """The keys a config takes (an online config inherits offline-only keys that it refuses)."""
+    return [f for f in model.model_fields if f not in getattr(model, "OFFLINE_ONLY", ())]
+
+
 def _foreign_hint(recipe: str, key: str, fields: list[str], configs: dict[str, type[BaseModel]]) -> str:
-    target, note = FOREIGN_KEYS[key]
+    target, note = _foreign_table(key, fields)[key]
     if target is None:
         return f"rlaif has no {key}; {note}"
     if target.split(".")[0] not in fields:
-        return f"rlaif calls it '{target}', a key of {_configs_phrase(_recipes_with(target, configs))}, not of {recipe}"
+        where = _configs_phrase(_recipes_with(target, configs, recipe))
+        return f"rlaif calls it '{target}', a key of {where}, not of {recipe}"
     return f"did you mean '{target}'?" + (f" {note}" if note else "")
 
 
@@ -83,10 +133,10 @@ def unknown_key_hint(recipe: str, loc: list[str], configs: dict[str, type[BaseMo
     if model is None:
         return ""
     key, prefix = loc[-1], "".join(f"{p}." for p in loc[:-1])
-    fields = list(model.model_fields)
-    if not prefix and key in FOREIGN_KEYS:
+    fields = _fields(model)
+    if not prefix and _foreign_table(key, fields) is not None:
         return _foreign_hint(recipe, key, fields, configs)
-    others = [] if prefix else [r for r in _recipes_with(key, configs) if r != recipe]
+    others = [] if prefix else [r for r in _recipes_with(key, configs, recipe) if r != recipe]
     if others:
         return f"'{key}' is a key of {_configs_phrase(others)}, not of {recipe}"
     unprefixed = key.removeprefix(f"{loc[-2]}_") if prefix else key  # peft's lora_alpha inside lora: alpha
@@ -94,7 +144,8 @@ def unknown_key_hint(recipe: str, loc: list[str], configs: dict[str, type[BaseMo
     if close:
         return "did you mean " + " or ".join(f"'{prefix}{c}'" for c in close) + "?"
     if not prefix:  # a misspelling of another recipe's key
-        elsewhere = {f for m in configs.values() for f in m.model_fields}
+        elsewhere = {f for m in configs.values() for f in _fields(m)}
         for c in difflib.get_close_matches(key, sorted(elsewhere), n=1, cutoff=0.6):
-            return f"did you mean '{c}'? It is a key of {_configs_phrase(_recipes_with(c, configs))}, not of {recipe}"
+            where = _configs_phrase(_recipes_with(c, configs, recipe))
+            return f"did you mean '{c}'? It is a key of {where}, not of {recipe}"
     return ""

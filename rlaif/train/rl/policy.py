@@ -1,0 +1,114 @@
+"""The trained module of an online recipe: the causal LM, and for PPO a value head on its last hidden state.
+
+`Policy` is one nn.Module so DDP wraps it whole (its forward is the one that syncs gradients). A forward
+scores a rollout's sampled ids exactly as `rollout.token_logps` does (left-padded prompt + response, position
+ids counted from the first real token, log_softmax(logits / temperature), the LM head only at the T positions
+that predict response tokens) and, with a value head, reads one value per response position from the same
+hidden states. The value head is a scalar linear layer on the shared trunk (not a separate critic model, as
+TRL's old PPOTrainer used): one forward gives log-probs and values, and no second model is held in memory.
+
+The reference is the policy's starting weights: adapters off under LoRA (no copy), else a frozen copy.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from rlaif.train.modeling import _backbone, base_model, reference_mode
+from rlaif.train.rl.losses import entropy_from_logits
+from rlaif.train.rl.rollout import Rollout
+
+
+@dataclass
+class PolicyOut:
+    logps: torch.Tensor  # (R, T) log π(sampled id), 0 outside the response mask
+    entropy: torch.Tensor | None  # (R, T) entropy of π(· | prefix), or None
+    values: torch.Tensor | None  # (R, T) the value head's V(prefix), 0 outside the mask, or None
+
+
+class Policy(nn.Module):
+    """The causal LM `model` (optionally with LoRA) and, when `value_head`, a zero-initialized scalar head."""
+
+    def __init__(self, model: nn.Module, value_head: bool = False):
+        super().__init__()
+        self.model = model
+        self.value_head = None
+        if value_head:
+            hidden = base_model(model).config.hidden_size
+            self.value_head = nn.Linear(hidden, 1)
+            nn.init.zeros_(self.value_head.weight)  # V = 0 at the start: no value noise in the first advantages
+            nn.init.zeros_(self.value_head.bias)
+
+    def forward(self, r: Rollout, temperature: float, entropy: bool = False, values: bool = True,
+                entropy_grad: bool = False) -> PolicyOut:
+        """`entropy`: also the per-token entropy, with gradients only when `entropy_grad` (an entropy bonus):
+        as a metric it would keep a softmax over the vocabulary alive until the backward pass."""
+        ids, attn = r.input_ids(), r.attention_mask()
+        positions = (attn.cumsum(-1) - 1).clamp(min=0)
+        t = r.response_ids.size(1)
+        hidden = _backbone(self.model)(input_ids=ids, attention_mask=attn, position_ids=positions,
+                                       use_cache=False).last_hidden_state[:, -t - 1:-1]
+        base = base_model(self.model)
+        logits = base.get_output_embeddings()(hidden).float()
+        cap = getattr(base.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        if temperature > 0 and temperature != 1.0:
+            logits = logits / temperature
+        mask = r.response_mask.to(logits)
+        picked = logits.gather(-1, r.response_ids[..., None]).squeeze(-1)
+        logps = (picked - torch.logsumexp(logits, dim=-1)) * mask
+        ent = None
+        if entropy:
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+                ent = entropy_from_logits(logits) * mask
+        v = None
+        if values and self.value_head is not None:
+            v = self.value_head(hidden.float()).squeeze(-1) * mask
+        return PolicyOut(logps, ent, v)
+
+
+class Reference:
+    """Log-probs under the frozen starting policy: the policy with its adapters off (LoRA), a frozen copy of
+    the starting model (full fine-tuning), or another model (`path`)."""
+
+    def __init__(self, policy: Policy, lora: bool, other: nn.Module | None = None):
+        self.policy = policy
+        self.frozen: Policy | None = None
+        if other is not None or not lora:
+            model = other if other is not None else copy.deepcopy(policy.model)
+            model.requires_grad_(False)
+            self.frozen = Policy(model.eval())
+
+    @torch.no_grad()
+    def logps(self, r: Rollout, temperature: float) -> torch.Tensor:
+        if self.frozen is not None:
+            return self.frozen(r, temperature).logps
+        was_training = self.policy.training
+        self.policy.eval()
+        try:
+            with reference_mode(self.policy.model):
+                return self.policy(r, temperature, values=False).logps
+        finally:
+            self.policy.train(was_training)
+
+    def to(self, device) -> Reference:
+        if self.frozen is not None:
+            self.frozen.to(device)
+        return self
+
+
+@contextlib.contextmanager
+def evaluating(module: nn.Module):
+    """No grad, eval mode (no dropout), restored after: the old-policy pass before an update."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        module.train(was_training)

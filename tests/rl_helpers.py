@@ -1,0 +1,47 @@
+"""The planted reward of the online-RL tests, and their prompt files.
+
+`space_share`: the share of a response's tokens (SmolLM2 tokenizer) whose text starts with a space. A tiny
+random model samples nearly uniformly over the vocabulary, so a single marker token is out of its reach (about
+1 in 49k); tokens that start a word are about two thirds of the vocabulary, so the reward starts near 0.65
+with real spread between samples, and the policy can push it towards 1 in a few steps.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+WORDS = "apple river stone cloud green quick silent bright north paper window garden".split()
+
+
+@lru_cache(maxsize=1)
+def _tokenizer():
+    from transformers import AutoTokenizer
+
+    from rlaif.localmodel import local_model_dir
+
+    return AutoTokenizer.from_pretrained(local_model_dir())
+
+
+def space_share(prompts, responses, metadata):
+    tok = _tokenizer()
+    out = []
+    for text in responses:
+        ids = tok(text, add_special_tokens=False).input_ids
+        out.append(sum(tok.decode([i]).startswith(" ") for i in ids) / len(ids) if ids else 0.0)
+    return out
+
+
+def half_unscored(prompts, responses, metadata):
+    """None for the prompts flagged `skip` in their metadata: their responses cannot be scored."""
+    return [None if m.get("skip") else 1.0 for m in metadata]
+
+
+def write_prompts(path: Path, n: int = 16, skip_every: int = 0) -> Path:
+    with path.open("w") as f:
+        for i in range(n):
+            row = {"prompt_id": f"p{i}", "prompt": f"Say something about {WORDS[i % len(WORDS)]} number {i}."}
+            if skip_every and i % skip_every == 0:
+                row["skip"] = True
+            f.write(json.dumps(row) + "\n")
+    return path
