@@ -68,7 +68,8 @@ class Service:
             run = s.score_batch if name in self.scorers.point else s.compare_batch
             self.queues[name] = Coalescer(name, run, s.failure, max_batch=b.max_batch,
                                           max_wait_s=b.max_wait_ms / 1000, max_queue=b.max_queue,
-                                          on_batch=self._on_batch)
+                                          on_batch=self._on_batch,
+                                          on_shared=self.metrics.coalesced.labels(name).inc)
             self.queues[name].start()
         self.metrics.on_scrape(self._scrape)
 
@@ -92,7 +93,6 @@ class Service:
         """Items through `scorer`'s coalescer; a full queue is 429 with Retry-After."""
         q = self.queues[scorer]
         keys = [_key(it) for it in items]
-        before = q.coalesced
         try:
             out = await q.submit(keys, items)
         except QueueFull as e:
@@ -101,7 +101,6 @@ class Service:
                            allowed=e.limit, fix="retry after Retry-After seconds, add replicas, or start the "
                                                 "service with a higher --max-queue",
                            headers={"Retry-After": str(e.retry_after)}) from None
-        self.metrics.coalesced.labels(scorer).inc(q.coalesced - before)
         for r in out:
             if r.error is not None:
                 self.metrics.errors.labels(scorer, r.kind or "scorer").inc()

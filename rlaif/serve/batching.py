@@ -52,10 +52,11 @@ class Coalescer(Generic[Item, Result]):
 
     def __init__(self, name: str, run_batch: Callable[[list[Item]], list[Result]],
                  on_failure: Callable[[BaseException], Result], *, max_batch: int = 64, max_wait_s: float = 0.005,
-                 max_queue: int = 4096, on_batch: Callable[[BatchStats], Any] | None = None):
+                 max_queue: int = 4096, on_batch: Callable[[BatchStats], Any] | None = None,
+                 on_shared: Callable[[int], Any] | None = None):
         self.name, self.run_batch, self.on_failure = name, run_batch, on_failure
         self.max_batch, self.max_wait_s, self.max_queue = max(1, max_batch), max(0.0, max_wait_s), max(1, max_queue)
-        self.on_batch = on_batch
+        self.on_batch, self.on_shared = on_batch, on_shared
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self.pending: dict[str, asyncio.Future] = {}  # key -> future, queued or in flight
         self.coalesced = 0  # items answered by another request's computation
@@ -90,7 +91,11 @@ class Coalescer(Generic[Item, Result]):
         new = {k: it for k, it in zip(keys, items, strict=True) if k not in self.pending}
         if new and self.depth + len(new) > self.max_queue:
             raise QueueFull(self.name, self.depth, self.max_queue, self._retry_after())
-        self.coalesced += len(keys) - len(new)
+        shared = len(keys) - len(new)
+        if shared:
+            self.coalesced += shared
+            if self.on_shared is not None:
+                self.on_shared(shared)
         for key, item in new.items():
             fut = loop.create_future()
             self.pending[key] = fut
