@@ -543,7 +543,7 @@ def serve(
     no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write the call cache"),
     device: str | None = typer.Option(None, "--device", help="where reward models run (default: cuda if available)"),
     max_batch: int = typer.Option(64, "--max-batch", min=1, help="items per scorer batch"),
-    max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", min=0.0, help="longest wait for a batch to fill"),
+    max_wait_ms: float = typer.Option(2.0, "--max-wait-ms", min=0.0, help="longest wait for a batch to fill"),
     max_queue: int = typer.Option(4096, "--max-queue", min=1, help="items queued per scorer before 429"),
     max_body_bytes: int = typer.Option(16 * 1024 * 1024, "--max-body-bytes", min=1, help="largest request body"),
     max_items: int = typer.Option(1024, "--max-items", min=1, help="most items in one request"),

@@ -47,7 +47,7 @@ from rlaif.serve.scorers import Comparison, PairInput, PointScore, ScoreInput, S
 @dataclass
 class Batching:
     max_batch: int = 64
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 2.0
     max_queue: int = 4096
 
 

@@ -2,7 +2,7 @@
 
 Each scorer has one `Coalescer`: an asyncio queue of pending items and one worker that takes
 whatever has queued (up to `max_batch` items, waiting at most `max_wait_s` after the first for the
-batch to fill) and runs the scorer's synchronous batch function in a thread. One batch per scorer is
+batch to fill) and runs the scorer's synchronous batch function in its own thread. One batch per scorer is
 in flight at a time: a reward model gets whole batches, a judge's calls are spread by the call layer
 (`-c/--concurrency`), and the next batch fills while the current one runs.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -51,7 +52,7 @@ class Coalescer(Generic[Item, Result]):
     thread; `on_failure(exc) -> result` turns an exception of a whole batch into each item's result."""
 
     def __init__(self, name: str, run_batch: Callable[[list[Item]], list[Result]],
-                 on_failure: Callable[[BaseException], Result], *, max_batch: int = 64, max_wait_s: float = 0.005,
+                 on_failure: Callable[[BaseException], Result], *, max_batch: int = 64, max_wait_s: float = 0.002,
                  max_queue: int = 4096, on_batch: Callable[[BatchStats], Any] | None = None,
                  on_shared: Callable[[int], Any] | None = None):
         self.name, self.run_batch, self.on_failure = name, run_batch, on_failure
@@ -62,6 +63,9 @@ class Coalescer(Generic[Item, Result]):
         self.coalesced = 0  # items answered by another request's computation
         self.batch_seconds = 0.05  # running estimate of one batch's duration, for Retry-After
         self._worker: asyncio.Task | None = None
+        # one thread per scorer, always the same: torch keeps its thread pool warm for it (a new calling
+        # thread costs a reward model hundreds of ms), and a scorer's state is never used by two at once
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"scorer-{name}")
 
     @property
     def depth(self) -> int:
@@ -80,6 +84,7 @@ class Coalescer(Generic[Item, Result]):
             except asyncio.CancelledError:
                 pass
             self._worker = None
+        self._thread.shutdown(wait=True)
 
     def _retry_after(self) -> int:
         batches_queued = self.depth / self.max_batch + 1
@@ -107,6 +112,9 @@ class Coalescer(Generic[Item, Result]):
 
     async def _take(self) -> list[_Pending]:
         batch = [await self.queue.get()]
+        # counted from when the batch starts filling, not from when its first item was queued: the pause lets
+        # the event loop read the requests that arrived meanwhile (the scorer's thread holds the GIL while it
+        # runs), so batches stay large under load instead of shrinking to the one item queued each time
         deadline = time.monotonic() + self.max_wait_s
         while len(batch) < self.max_batch:
             if not self.queue.empty():
@@ -126,7 +134,8 @@ class Coalescer(Generic[Item, Result]):
             batch = await self._take()
             t0 = time.perf_counter()
             try:
-                results = await asyncio.to_thread(self.run_batch, [p.item for p in batch])
+                items = [p.item for p in batch]
+                results = await asyncio.get_running_loop().run_in_executor(self._thread, self.run_batch, items)
                 if len(results) != len(batch):
                     raise RuntimeError(f"scorer '{self.name}' gave {len(results)} results for {len(batch)} items")
             except Exception as e:  # the whole batch failed: each item carries the reason
