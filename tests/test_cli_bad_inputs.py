@@ -172,6 +172,7 @@ TABLE: dict[str, Row] = {
                                                   "-j", f, "--base-url", DEAD, "-o", t / "o"]),
     "winrate prompts": Row("jsonl", lambda f, t, g: ["winrate", "--labels", g.labels, "--policy", "a",
                                                      "--baseline", "b", "--prompts", f, "-o", t / "o"]),
+    "serve judge": Row("yaml", lambda f, t, g: ["serve", "-j", f, "--port", "0"]),
     "diversity responses": Row("jsonl", lambda f, t, g: ["diversity", f, "--no-embedding", "-o", t / "o"]),
     "eval suite": Row("yaml", lambda f, t, g: ["eval", f, "--policy", "openai:m", "--base-url", DEAD,
                                                "-o", t / "o"]),

@@ -51,7 +51,7 @@ def _options(cmd: Any) -> list[Any]:
 
 def test_the_walk_sees_every_command():
     assert {"generate", "label", "synth", "probe", "audit", "elo", "convert", "train", "winrate", "diversity",
-            "eval", "demo", "cache path", "cache info", "cache clear"} <= set(_commands())
+            "eval", "demo", "serve", "cache path", "cache info", "cache clear"} <= set(_commands())
 
 
 def test_each_concept_has_one_spelling():

@@ -1,7 +1,8 @@
 """The dependency direction of docs/architecture.md, enforced on every module.
 
 records <- stats <- audit, eval <- cli;  records <- backends <- calls <- judge <- eval;
-records <- train (never judges, backends, calls or API SDKs); judge, train <- rewards (never cli or eval).
+records <- train (never judges, backends, calls or API SDKs); judge, train <- rewards (never cli or eval)
+<- serve (nothing below imports it); client: httpx and rlaif.errors only.
 Leaves import no torch and no SDKs.
 """
 from __future__ import annotations
@@ -30,7 +31,12 @@ FORBIDDEN = {
     "rlaif.train": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.rewards", "rlaif.audit", "rlaif.eval",
                     "rlaif.cli", "rlaif.stats", "openai", "anthropic", "vllm"],
     # above judge and train: turns --reward specs into the trainers' reward callable
-    "rlaif.rewards": ["rlaif.cli", "rlaif.eval", "rlaif.demo"],
+    "rlaif.rewards": ["rlaif.cli", "rlaif.eval", "rlaif.demo", "rlaif.serve", "rlaif.client"],
+    # the service sits above rewards, judge and train; nothing below it imports it
+    "rlaif.serve": ["rlaif.cli", "rlaif.eval", "rlaif.demo", "rlaif.client"],
+    # the client of the service: httpx and rlaif.errors only
+    "rlaif.client": ["rlaif.", "torch", "transformers", "openai", "anthropic", "vllm", "numpy", "pydantic",
+                     "starlette", "uvicorn"],
     "rlaif.audit": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.cli",
                     "torch", "transformers", "openai", "anthropic"],
     "rlaif.eval": ["rlaif.train", "rlaif.cli"],
@@ -41,6 +47,10 @@ FORBIDDEN = {
     "rlaif.constraints": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit",
                           "rlaif.eval", "rlaif.cli", "torch", "transformers", "openai", "anthropic", "vllm"],
 }
+# Nothing below the service imports it or its client.
+for _below in ("rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.stats",
+               "rlaif.audit", "rlaif.report", "rlaif.instructions"):
+    FORBIDDEN[_below] = [*FORBIDDEN[_below], "rlaif.serve", "rlaif.client"]
 
 
 def _module_name(path: Path) -> str:

@@ -43,7 +43,9 @@ class RewardFunction:
     def redact(text: str) -> str:
         return redact(text)
 
-    def _score(self, src: RewardSource, scorer: Any, batch: RewardBatch) -> SourceScores:
+    def score_source(self, index: int, batch: RewardBatch) -> SourceScores:
+        """One source's own scores (and raw outputs, where it has them) on the batch, errors masked."""
+        src, scorer = self.sources[index], self.scorers[index]
         n = len(batch.responses)
         try:
             out = scorer.score(batch)
@@ -51,14 +53,14 @@ class RewardFunction:
             raise BackendError(self.redact(f"--reward '{src.name}': {e}")) from None
         if len(out.values) != n or len(out.errors) != n:
             return SourceScores.failed(n, f"{src.name} gave {len(out.values)} values for {n} items")
-        return SourceScores(out.values, [None if e is None else self.redact(e) for e in out.errors])
+        return SourceScores(out.values, [None if e is None else self.redact(e) for e in out.errors], out.raw)
 
     def __call__(self, batch: RewardBatch) -> RewardResult:
         n = len(batch.responses)
         if len(batch.prompts) != n or len(batch.metadata) != n:
             raise ValueError(f"RewardBatch of {len(batch.prompts)} prompts, {n} responses, "
                              f"{len(batch.metadata)} metadata: one of each per item")
-        scores = [self._score(src, sc, batch) for src, sc in zip(self.sources, self.scorers, strict=True)]
+        scores = [self.score_source(i, batch) for i in range(len(self.sources))]
         return combine({src.name: RewardResult(s.values, errors=s.errors) for src, s in zip(self.sources, scores,
                                                                                            strict=True)},
                        {src.name: src.weight for src in self.sources})

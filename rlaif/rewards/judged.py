@@ -74,7 +74,7 @@ class JudgeReward:
         records = score_responses(self.judge, responses, self.calls, context=self.context, stats=self.stats)
         values = [None if r.score is None else self._scaled(r.score) for r in records]
         errors = [None if r.score is not None else f"{self.judge.rater}: {r.error or 'no score'}" for r in records]
-        return SourceScores(values, errors)
+        return SourceScores(values, errors, [r.raw for r in records])
 
     def close(self) -> None:
         pass

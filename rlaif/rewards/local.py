@@ -15,10 +15,12 @@ from rlaif.train.rl.reward import RewardBatch
 
 @dataclass
 class SourceScores:
-    """One source's verdict on a batch: `values[i]` is None exactly when `errors[i]` says why."""
+    """One source's verdict on a batch: `values[i]` is None exactly when `errors[i]` says why; `raw`: the
+    judge's output per item, for sources that have one (what `rlaif serve` reports)."""
 
     values: list[float | None]
     errors: list[str | None]
+    raw: list[str | None] | None = None
 
     @classmethod
     def failed(cls, n: int, error: str) -> SourceScores:

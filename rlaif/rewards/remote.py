@@ -12,21 +12,28 @@ Request (POST JSON, many items per request, `batch_size` at most):
   special tokens stripped); OpenRLHF's `serve_rm` strips and re-adds the EOS itself.
 - labels: metadata["label"], else metadata["reference"], else null (OpenRLHF's dataset `label_key`).
 
+With `RLAIF_SERVE_TOKEN` set, every request carries `Authorization: Bearer $RLAIF_SERVE_TOKEN` (what a
+token-protected `rlaif serve` asks for).
+
 Answer: `{"rewards": [...], "scores": [...], "extra_logs": {...}}` (a bare list of rewards is accepted
-too); `rewards` is used, one per item. Timeouts, dropped connections, 429 and 5xx are retried with
+too); `rewards` is used, one per item, and a null reward takes its reason from `errors[i]` when the server
+sends one (`rlaif serve` does). Timeouts, dropped connections, 429 and 5xx are retried with
 exponential backoff; anything else, or retries exhausted, makes that request's items None with the reason.
 """
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rlaif.judge.templates import render_prompt
+from rlaif.redact import remember_secret
 from rlaif.rewards.local import SourceScores, checked_list
 from rlaif.train.rl.reward import RewardBatch
 
 DEFAULT_TIMEOUT_S = 180.0  # OpenRLHF's client timeout
+TOKEN_ENV = "RLAIF_SERVE_TOKEN"  # sent as `Authorization: Bearer ...` when set
 
 
 class HttpReward:
@@ -38,7 +45,10 @@ class HttpReward:
         self.timeout = timeout or DEFAULT_TIMEOUT_S
         self.batch_size, self.concurrency = max(1, batch_size), max(1, concurrency)
         self.retries, self.backoff_s = max(0, retries), backoff_s
-        self.client = httpx.Client(timeout=self.timeout)
+        token = os.environ.get(TOKEN_ENV)  # a token-protected `rlaif serve`: the same variable on both sides
+        if token:
+            remember_secret(token)
+        self.client = httpx.Client(timeout=self.timeout, headers={"authorization": f"Bearer {token}"} if token else {})
         self.extra_logs: list[dict] = []  # the server's extra_logs of the last batch, one dict per request
 
     def prompt_text(self, messages: list[dict]) -> str:
@@ -96,7 +106,12 @@ class HttpReward:
             keys = sorted(body) if isinstance(body, dict) else type(body).__name__
             return SourceScores.failed(n, f"{self.name}: the answer has no 'rewards' (got {keys})"), {}
         logs = body.get("extra_logs")
-        return checked_list(body["rewards"], n, self.name), logs if isinstance(logs, dict) else {}
+        out = checked_list(body["rewards"], n, self.name)
+        reasons = body.get("errors")  # `rlaif serve` says why an item has no reward
+        if isinstance(reasons, list) and len(reasons) == n:
+            out.errors = [f"{self.name}: {why}" if v is None and isinstance(why, str) and why else e
+                          for v, e, why in zip(out.values, out.errors, reasons, strict=True)]
+        return out, logs if isinstance(logs, dict) else {}
 
     def close(self) -> None:
         self.client.close()

@@ -1,0 +1,236 @@
+"""The ASGI app (Starlette): routes over the scorers, each scorer behind its own coalescer.
+
+    POST /get_reward    OpenRLHF's remote reward (see `rlaif.serve.openrlhf`); `?scorer=NAME` picks the scorer
+    POST /v1/score      pointwise: a score, the raw output and the error per item and scorer
+    POST /v1/compare    pairwise: both orders mapped back to a/b, the order-averaged P(a wins), flipped
+    GET  /v1/judges     what is loaded (names, kinds, rater ids) and the limits
+    GET  /healthz       liveness (no token needed)
+    GET  /metrics       Prometheus text
+
+Every answer is JSON; every refusal is `{"error": {...}}` (`rlaif.serve.limits`). No CORS headers are
+sent, so browsers on other origins cannot read answers.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from rlaif.redact import redact
+from rlaif.serve.auth import OPEN_PATHS, check_token
+from rlaif.serve.batching import BatchStats, Coalescer, QueueFull
+from rlaif.serve.limits import ApiError, Limits, read_body
+from rlaif.serve.metrics import Metrics
+from rlaif.serve.openrlhf import cut_query, label_metadata
+from rlaif.serve.schemas import (
+    CompareRequest,
+    GetRewardRequest,
+    ScoreRequest,
+    check_compare,
+    check_get_reward,
+    check_score,
+    messages,
+    parse,
+)
+from rlaif.serve.scorers import Comparison, PairInput, PointScore, ScoreInput, Scorers
+
+
+@dataclass
+class Batching:
+    max_batch: int = 64
+    max_wait_ms: float = 2.0
+    max_queue: int = 4096
+
+
+@dataclass
+class Service:
+    """What the routes share: the scorers, their coalescers, limits, token and metrics."""
+
+    scorers: Scorers
+    limits: Limits = field(default_factory=Limits)
+    batching: Batching = field(default_factory=Batching)
+    token: str | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    queues: dict[str, Coalescer] = field(default_factory=dict)
+
+    def start(self) -> None:
+        b = self.batching
+        for name, s in {**self.scorers.point, **self.scorers.pair}.items():
+            run = s.score_batch if name in self.scorers.point else s.compare_batch
+            self.queues[name] = Coalescer(name, run, s.failure, max_batch=b.max_batch,
+                                          max_wait_s=b.max_wait_ms / 1000, max_queue=b.max_queue,
+                                          on_batch=self._on_batch,
+                                          on_shared=self.metrics.coalesced.labels(name).inc)
+            self.queues[name].start()
+        self.metrics.on_scrape(self._scrape)
+
+    async def stop(self) -> None:
+        for q in self.queues.values():
+            await q.stop()
+
+    def _on_batch(self, st: BatchStats) -> None:
+        self.metrics.batch_size.labels(st.scorer).observe(st.size)
+        self.metrics.items.labels(st.scorer).inc(st.size)
+
+    def _scrape(self) -> None:
+        for name, q in self.queues.items():
+            self.metrics.queue_depth.labels(name).set(q.depth)
+            scorer = self.scorers.point.get(name) or self.scorers.pair[name]
+            calls, hits = scorer.usage()
+            self.metrics.model_calls.labels(name).set(calls)
+            self.metrics.cache_hits.labels(name).set(hits)
+
+    async def run(self, scorer: str, items: list) -> list:
+        """Items through `scorer`'s coalescer; a full queue is 429 with Retry-After."""
+        q = self.queues[scorer]
+        keys = [_key(it) for it in items]
+        try:
+            out = await q.submit(keys, items)
+        except QueueFull as e:
+            self.metrics.rejected.labels(scorer).inc()
+            raise ApiError(429, "queue_full", f"{e}: try again in {e.retry_after}s", limit="max_queue",
+                           allowed=e.limit, fix="retry after Retry-After seconds, add replicas, or start the "
+                                                "service with a higher --max-queue",
+                           headers={"Retry-After": str(e.retry_after)}) from None
+        for r in out:
+            if r.error is not None:
+                self.metrics.errors.labels(scorer, r.kind or "scorer").inc()
+        return out
+
+
+def _key(item: ScoreInput | PairInput) -> str:
+    blob = json.dumps(asdict(item), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _point_scorer(service: Service, name: str | None, where: str) -> str:
+    name = name or service.scorers.reward
+    if name not in service.scorers.point:
+        raise ApiError(422, "unknown_scorer", f"no pointwise scorer '{name}' is loaded; loaded: "
+                       f"{', '.join(service.scorers.point)}", field=where)
+    return name
+
+
+async def get_reward(service: Service, request: Request) -> dict:
+    req = parse(await read_body(request, service.limits), GetRewardRequest)
+    check_get_reward(req, service.limits)
+    scorer = _point_scorer(service, request.query_params.get("scorer"), "scorer")
+    n = len(req.query)
+    cuts = [cut_query(q, None if req.prompts is None else req.prompts[i]) for i, q in enumerate(req.query)]
+    labels = req.labels or [None] * n
+    todo = [i for i, c in enumerate(cuts) if c.error is None]
+    items = [ScoreInput(cuts[i].messages, cuts[i].response, label_metadata(labels[i])) for i in todo]
+    results: list[PointScore] = [PointScore(None, error=c.error, kind="input") for c in cuts]
+    for i, r in zip(todo, await service.run(scorer, items) if items else [], strict=True):
+        results[i] = r
+    rewards = [r.value for r in results]
+    return {"rewards": rewards, "scores": rewards,
+            "extra_logs": {"scored": sum(v is not None for v in rewards), "unscored": sum(v is None for v in rewards)},
+            "errors": [None if r.error is None else f"{scorer}: {r.error}" for r in results]}
+
+
+async def score(service: Service, request: Request) -> dict:
+    req = parse(await read_body(request, service.limits), ScoreRequest)
+    check_score(req, service.limits)
+    names = req.scorers
+    if names is None:
+        constrained = any(it.constraints for it in req.items)
+        names = [n for n in service.scorers.point if n != "rule" or constrained]
+    for n in names:
+        _point_scorer(service, n, "scorers")
+    items = [ScoreInput(messages(it.prompt), it.response,
+                        {k: v for k, v in (("constraints", it.constraints), ("reference", it.reference)) if v})
+             for it in req.items]
+    per_scorer = dict(zip(names, await asyncio.gather(*(service.run(n, items) for n in names)), strict=True))
+    return {"scorers": names, "results": [
+        {"id": it.id, "scores": {n: per_scorer[n][i].value for n in names},
+         "raw": {n: per_scorer[n][i].raw for n in names}, "errors": {n: per_scorer[n][i].error for n in names}}
+        for i, it in enumerate(req.items)]}
+
+
+def _comparison_json(c: Comparison, item_id: str | None) -> dict:
+    return {"id": item_id, "p_a": c.p_a, "winner": c.winner, "flipped": c.flipped, "error": c.error,
+            "orders": {o: asdict(v) for o, v in c.orders.items()}}
+
+
+async def compare(service: Service, request: Request) -> dict:
+    req = parse(await read_body(request, service.limits), CompareRequest)
+    check_compare(req, service.limits)
+    pair = service.scorers.pair
+    name = req.judge or (next(iter(pair)) if len(pair) == 1 else None)
+    if name not in pair:
+        loaded = ", ".join(pair) or "none (start the service with --judge pairwise)"
+        raise ApiError(422, "unknown_judge", f"no pairwise judge '{req.judge or ''}' chosen; loaded: {loaded}",
+                       field="judge")
+    items = [PairInput(messages(it.prompt), it.response_a, it.response_b) for it in req.items]
+    out = await service.run(name, items)
+    return {"judge": name, "rater": pair[name].rater,
+            "results": [_comparison_json(c, it.id) for c, it in zip(out, req.items, strict=True)]}
+
+
+async def judges(service: Service, request: Request) -> dict:
+    s = service.scorers
+    return {"reward": s.reward,
+            "scorers": [{"name": n, "kind": p.kind, "rater": p.rater, "endpoint": "/v1/score"}
+                        for n, p in s.point.items()]
+            + [{"name": n, "kind": "pairwise", "rater": p.rater, "endpoint": "/v1/compare"} for n, p in s.pair.items()],
+            "limits": asdict(service.limits), "batching": asdict(service.batching)}
+
+
+async def healthz(service: Service, request: Request) -> dict:
+    return {"status": "ok"}
+
+
+def _endpoint(service: Service, name: str, handler: Callable[[Service, Request], Awaitable[dict]]):
+    async def endpoint(request: Request) -> Response:
+        t0 = time.perf_counter()
+        try:
+            if request.url.path not in OPEN_PATHS:
+                check_token(service.token, request.headers.get("authorization"))
+            response: Response = JSONResponse(await handler(service, request))
+        except ApiError as e:
+            response = JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+        except Exception as e:  # a bug: the client gets a JSON 500 without secrets, the server goes on
+            response = JSONResponse({"error": {"code": "internal", "message": redact(f"{type(e).__name__}: {e}")}},
+                                    status_code=500)
+        service.metrics.requests.labels(name, str(response.status_code)).inc()
+        service.metrics.latency.labels(name).observe(time.perf_counter() - t0)
+        return response
+
+    return endpoint
+
+
+def build_app(service: Service, on_ready: Callable[[], None] | None = None) -> Starlette:
+    async def metrics(request: Request) -> Response:
+        try:
+            check_token(service.token, request.headers.get("authorization"))
+        except ApiError as e:
+            return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+        return Response(service.metrics.render(), media_type=service.metrics.content_type)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        service.start()
+        if on_ready is not None:
+            on_ready()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    routes = [Route("/get_reward", _endpoint(service, "get_reward", get_reward), methods=["POST"]),
+              Route("/v1/score", _endpoint(service, "score", score), methods=["POST"]),
+              Route("/v1/compare", _endpoint(service, "compare", compare), methods=["POST"]),
+              Route("/v1/judges", _endpoint(service, "judges", judges), methods=["GET"]),
+              Route("/healthz", _endpoint(service, "healthz", healthz), methods=["GET"]),
+              Route("/metrics", metrics, methods=["GET"])]
+    return Starlette(routes=routes, lifespan=lifespan)
