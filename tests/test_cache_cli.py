@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import rlaif.cli
+import rlaif.cli.cache
 from rlaif.backends.base import Request
 from rlaif.backends.scripted import ScriptedBackend
 from rlaif.calls import complete_all
@@ -82,7 +82,7 @@ def test_clear_refuses_without_a_terminal_and_without_yes():
 
 def test_clear_asks_on_a_terminal(monkeypatch):
     _fill("m1", ["a"])
-    monkeypatch.setattr(rlaif.cli, "_interactive", lambda: True)
+    monkeypatch.setattr(rlaif.cli.cache, "_interactive", lambda: True)
     res = _cli("cache", "clear", input="n\n")
     assert res.exit_code == 1 and cache_info().entries == 1  # declined: kept
     res = _cli("cache", "clear", input="y\n")

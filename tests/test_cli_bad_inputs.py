@@ -2,7 +2,7 @@
 
 One table runs every command parameter that reads a file over the same malformed inputs. The table is
 checked against the typer app itself: a new command (or option) that takes a path and is not in the
-table, or takes a path without a check from rlaif/cli_paths.py, fails `test_the_table_covers_every_file_parameter`.
+table, or takes a path without a check from rlaif/cli/paths.py, fails `test_the_table_covers_every_file_parameter`.
 Most rows run in-process through `rlaif.cli.main` (the same error handling as the console script);
 one row per error class runs as a real subprocess.
 """
@@ -23,8 +23,8 @@ import pytest
 import typer.main
 from fakeserver import FakeServer
 
-from rlaif import cli_paths
 from rlaif.cli import app, main
+from rlaif.cli import paths as cli_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 DEAD = "http://127.0.0.1:9/v1"  # nothing listens: a row that got as far as a model call would fail, not pass
@@ -205,7 +205,7 @@ def _file_parameters() -> dict[str, tuple[object, object]]:
 def test_the_table_covers_every_file_parameter():
     params = _file_parameters()
     unchecked = [k for k, (check, _) in params.items() if check not in ALL_CHECKS]
-    assert not unchecked, f"path parameters without a rlaif.cli_paths check: {unchecked}"
+    assert not unchecked, f"path parameters without a rlaif.cli.paths check: {unchecked}"
     inputs = {k for k, (check, _) in params.items() if check in INPUT_CHECKS}
     assert inputs - set(TABLE) == set(), f"file inputs missing from TABLE: {sorted(inputs - set(TABLE))}"
     assert set(TABLE) - inputs == set(), f"TABLE rows that are no file input: {sorted(set(TABLE) - inputs)}"
@@ -299,12 +299,12 @@ def test_the_io_layer_names_the_path_when_writing_fails(tmp_path):
 
 
 def test_main_turns_a_stray_os_error_into_one_line(monkeypatch):
-    import rlaif.cli
+    import rlaif.cli.entry
 
     def boom(**_):
         raise PermissionError(13, "Permission denied", "/some/where")
 
-    monkeypatch.setattr(rlaif.cli, "app", boom)
+    monkeypatch.setattr(rlaif.cli.entry, "app", boom)
     r = rlaif_inproc("audit")
     assert_clean_error(r, "error: /some/where: Permission denied. Fix:")
 

@@ -1,0 +1,181 @@
+"""`rlaif generate`, `label`, `synth`, `probe`: sampling and AI labels."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rlaif.cli.entry import app
+from rlaif.cli.options import (
+    _JUDGE_HELP,
+    _JUDGE_MODEL_HELP,
+    ApiKeyEnv,
+    Concurrency,
+    Jury,
+    MaxFailed,
+    MinAgreement,
+    MinPChosen,
+    Orders,
+    Pairing,
+    Reference,
+    Timeout,
+)
+from rlaif.cli.paths import file_or_name, input_file, output_dir, output_file
+
+
+# --- foundation: generate ------------------------------------------------------------------------
+@app.command()
+def generate(
+    prompts: str = typer.Argument(..., help="prompt file (.jsonl: plain, Alpaca, chat or MT-Bench lines) "
+                                            "or a built-in prompt set name, e.g. demo", callback=file_or_name),
+    policy: str = typer.Option(..., "--policy", help="openai:MODEL, anthropic:MODEL, vllm:PATH, hf:PATH or local"),
+    out: Path = typer.Option(..., "-o", "--out", help="responses.jsonl (appended; a re-run resumes)",
+                             callback=output_file),
+    samples: int = typer.Option(1, "-n", "--samples", min=1, help="responses per prompt"),
+    temperature: float = typer.Option(0.7, "--temperature", min=0.0),
+    max_tokens: int = typer.Option(512, "--max-tokens", min=1),
+    seed: int | None = typer.Option(None, "--seed", help="sample s is drawn with seed S+s"),
+    concurrency: Concurrency = 8,
+    base_url: list[str] | None = typer.Option(None, "--base-url", help="an OpenAI-compatible server "
+                                              "(vLLM, llama.cpp, Ollama); repeat to spread the load"),
+    api_key_env: ApiKeyEnv = None,
+    timeout: Timeout = 120.0,
+    max_failed: MaxFailed = 0.5,
+) -> None:
+    """Sample responses from a policy: one line per (prompt, sample), appended as results arrive."""
+    from rlaif.catalog import find
+    from rlaif.generate import generate as run
+    from rlaif.records import read_prompts
+
+    records = read_prompts(find("prompts", prompts))
+    run(records, policy, out, samples=samples, temperature=temperature, max_tokens=max_tokens, seed=seed,
+        concurrency=concurrency, base_urls=base_url or None, api_key_env=api_key_env, timeout_s=timeout,
+        max_failed=max_failed)
+
+
+
+
+# --- labeling: label, synth, probe ---
+def _print_label_summary(summary: dict, out: Path) -> None:
+    typer.echo(f"{summary['n_pairs']} pairs, {summary['n_labels']} labels ({summary['n_invalid']} invalid), "
+               f"{summary['n_preferences']} preferences, {summary['n_kto']} KTO rows -> {out}")
+    for rater, s in summary["judges"].items():
+        fr = "n/a" if s["flip_rate"] is None else f"{s['flip_rate']:.2f}"
+        ir = "n/a" if s["invalid_rate"] is None else f"{s['invalid_rate']:.2f}"
+        cost = "unknown" if s["cost_usd"] is None else f"${s['cost_usd']:.4f}"
+        typer.echo(f"  {rater}: {s['n']} labels, invalid {ir}, flip {fr}, {s['calls']} calls "
+                   f"({s['cache_hits']} cached), tokens {s['tokens_in']}/{s['tokens_out']}, {cost}")
+
+
+@app.command()
+def label(
+    responses: Path = typer.Argument(..., help="responses JSONL (`rlaif generate` output: prompt_id, prompt, "
+                                               "policy, sample, response)", callback=input_file),
+    judge: list[str] = typer.Option(..., "--judge", "-j", help=_JUDGE_HELP, callback=file_or_name),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory", callback=output_dir),
+    judge_model: list[str] = typer.Option([], "--judge-model", help=_JUDGE_MODEL_HELP),
+    base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL "
+                                                               "(repeat to spread the load)"),
+    api_key_env: ApiKeyEnv = None,
+    orders: Orders = "both",
+    pairing: Pairing = "all",
+    reference: Reference = None,
+    jury: Jury = "majority",
+    min_agreement: MinAgreement = 0.0,
+    min_p_chosen: MinPChosen = 0.0,
+    prompts: Path = typer.Option(None, "--prompts", help="prompts JSONL whose constraints the rule judge checks",
+                                 callback=input_file),
+    reparse: bool = typer.Option(False, "--reparse", help="re-parse the raw outputs stored in OUTDIR; no calls"),
+    concurrency: Concurrency = 8,
+    no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write the call cache"),
+    seed: int = typer.Option(0, "--seed", help="seed for --orders random"),
+    timeout: Timeout = 120.0,
+    max_failed: MaxFailed = 0.5,
+) -> None:
+    """Label response pairs with AI judges: both orders, soft labels, juries.
+
+    Writes OUTDIR/labels.jsonl, scores.jsonl (pointwise judges), preferences.jsonl (TRL format),
+    kto.jsonl and summary.json. Re-running makes no repeated calls (call cache).
+    """
+    from rlaif.judge import load_judges, run_label
+
+    judges = load_judges(judge, judge_model)
+    summary = run_label(responses, judges, out, pairing=pairing, reference=reference, orders=orders, jury=jury,
+                        min_agreement=min_agreement, min_p_chosen=min_p_chosen, reparse=reparse,
+                        prompts_path=prompts, seed=seed,
+                        concurrency=concurrency, cache=not no_cache, base_urls=base_url or None,
+                        api_key_env=api_key_env, timeout_s=timeout, max_failed=max_failed)
+    _print_label_summary(summary, out)
+
+
+@app.command()
+def synth(
+    prompts: str = typer.Argument(..., help="prompt file (.jsonl) or a built-in prompt set name, e.g. demo",
+                                  callback=file_or_name),
+    policy: list[str] = typer.Option(..., "--policy", help="a policy backend spec; repeat (two or more)"),
+    judge: list[str] = typer.Option(..., "--judge", "-j", help=_JUDGE_HELP, callback=file_or_name),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory", callback=output_dir),
+    judge_model: list[str] = typer.Option([], "--judge-model", help=_JUDGE_MODEL_HELP),
+    samples: int = typer.Option(1, "-n", "--samples", min=1, help="responses per prompt and policy"),
+    temperature: float = typer.Option(0.7, "--temperature", min=0.0),
+    max_tokens: int = typer.Option(512, "--max-tokens", min=1),
+    seed: int = typer.Option(None, "--seed", help="sample s is drawn with seed S+s"),
+    base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server for the "
+                                                               "policies (and the judges, unless --judge-base-url)"),
+    judge_base_url: list[str] = typer.Option([], "--judge-base-url", help="server for the judges"),
+    api_key_env: ApiKeyEnv = None,
+    orders: Orders = "both",
+    pairing: Pairing = "all",
+    reference: Reference = None,
+    jury: Jury = "majority",
+    min_agreement: MinAgreement = 0.0,
+    min_p_chosen: MinPChosen = 0.0,
+    concurrency: Concurrency = 8,
+    timeout: Timeout = 120.0,
+    max_failed: MaxFailed = 0.5,
+) -> None:
+    """Generate responses from several policies and label them in one command (a synthetic preference set)."""
+    from rlaif.judge import load_judges
+    from rlaif.judge.synth import run_synth
+
+    judges = load_judges(judge, judge_model)
+    summary = run_synth(prompts, policy, judges, out, samples=samples, temperature=temperature,
+                        max_tokens=max_tokens, seed=seed, concurrency=concurrency, base_urls=base_url or None,
+                        judge_base_urls=judge_base_url or None, api_key_env=api_key_env, pairing=pairing,
+                        reference=reference, orders=orders, jury=jury, min_agreement=min_agreement,
+                        min_p_chosen=min_p_chosen, timeout_s=timeout, max_failed=max_failed)
+    _print_label_summary(summary, out)
+
+
+@app.command()
+def probe(
+    judge: str = typer.Option(..., "--judge", "-j", help="a built-in judge name or a judge YAML file",
+                              callback=file_or_name),
+    out: Path = typer.Option(..., "-o", "--out", help="output directory", callback=output_dir),
+    judge_model: str = typer.Option(None, "--judge-model", help="run the judge on this backend/model instead"),
+    base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL"),
+    api_key_env: ApiKeyEnv = None,
+    probes: str = typer.Option("position,verbosity,self-preference,injection", "--probes",
+                               help="comma-separated subset of the probes"),
+    probe_set: str = typer.Option("probes_v1", "--probe-set", help="probe items in prompts/ (or a path)",
+                                  callback=file_or_name),
+    concurrency: Concurrency = 8,
+    timeout: Timeout = 120.0,
+    max_failed: MaxFailed = 0.5,
+) -> None:
+    """Run a judge on bias probes with known answers; writes OUTDIR/probe.json and probe_labels.jsonl."""
+    from rlaif.judge import load_judge
+    from rlaif.judge.probe import run_probes
+
+    j = load_judge(judge, model=judge_model)
+    names = tuple(p.strip() for p in probes.split(",") if p.strip())
+    report = run_probes(j, out, probe_set=probe_set, probes=names, concurrency=concurrency, progress=None,
+                        base_urls=base_url or None, api_key_env=api_key_env, timeout_s=timeout,
+                        max_failed=max_failed)
+    typer.echo(f"{report['judge']} on {report['probe_set']} -> {out / 'probe.json'}")
+    for name, r in report["probes"].items():
+        if r["n"] == 0:
+            typer.echo(f"  {name:16s} n=0  {r.get('note', 'no valid verdicts')}")
+            continue
+        typer.echo(f"  {name:16s} wrong {r['wrong']}/{r['n']} = {r['wrong_rate']:.2f} "
+                   f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]")

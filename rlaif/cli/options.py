@@ -1,0 +1,29 @@
+"""Options several commands share, declared once so a flag means one thing everywhere
+(tests/test_cli_conventions.py checks the spellings across all commands)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+Concurrency = Annotated[int, typer.Option("--concurrency", "-c", min=1, help="calls in flight at once")]
+ApiKeyEnv = Annotated[str | None, typer.Option("--api-key-env", help="environment variable holding the API key "
+                                                "(default OPENAI_API_KEY / ANTHROPIC_API_KEY)")]
+Timeout = Annotated[float, typer.Option("--timeout", min=0.1, help="seconds per call before it is retried")]
+MaxFailed = Annotated[float, typer.Option("--max-failed", min=0.0, max=1.0,
+                                          help="share of the calls made that may fail for good (after retries) "
+                                               "before the run exits 3; what was answered is kept for the re-run "
+                                               "(0: any failure, 1: never)")]
+# How `rlaif label` and `rlaif synth` build and filter preference pairs.
+Orders = Annotated[str, typer.Option("--orders", help="both | random | ab: the orders each pair is shown in")]
+Pairing = Annotated[str, typer.Option("--pairing", help="all | best-worst | reference")]
+Reference = Annotated[str | None, typer.Option("--reference", help="the baseline policy for --pairing reference")]
+Jury = Annotated[str, typer.Option("--jury", help="majority | mean | dawid-skene")]
+MinAgreement = Annotated[float, typer.Option("--min-agreement", help="drop pairs whose judges agree less")]
+MinPChosen = Annotated[float, typer.Option("--min-p-chosen", help="drop preferences whose consensus "
+                                                                  "probability is lower (e.g. 0.7)")]
+
+_JUDGE_HELP = ("a built-in judge (pairwise, pairwise-logprob, pairwise-cot, rubric, rubric-aspects, binary, rule, "
+               "reward-model) or a judge YAML file; repeat for a jury")
+_JUDGE_MODEL_HELP = ("run the judge(s) on this backend/model instead (openai:MODEL, anthropic:MODEL, hf:PATH, "
+                     "vllm:PATH, local; a checkpoint dir for reward-model): once for all judges, or once per --judge")

@@ -1,0 +1,129 @@
+"""`rlaif train`: offline (rm, dpo, kto), online (ppo, rloo, grpo) and online-dpo recipes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rlaif.cli.entry import app
+from rlaif.cli.options import (
+    _JUDGE_HELP,
+    ApiKeyEnv,
+    Concurrency,
+)
+from rlaif.cli.paths import file_or_name, folder_or_name, input_file, output_dir
+
+
+# --- training: train -----------------------------------------------------------------------------
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    recipe: str = typer.Argument(..., help="rm | dpo | kto (from preference files) | ppo | rloo | grpo (online, from "
+                                           "prompts and a reward) | online-dpo (rounds of sampling, judging, DPO)"),
+    overrides: list[str] = typer.Argument(None, help="config overrides as key=value (e.g. beta=0.2 lora.r=8)"),
+    data: Path = typer.Option(None, "--data", help="preference JSONL (rlaif/TRL format); KTO: prompt/completion/label",
+                              callback=input_file),
+    model: str = typer.Option(None, "--model", help="'local' (the embedded default) or a local model directory",
+                              callback=folder_or_name),
+    out: Path = typer.Option(None, "-o", "--out", help="output directory (checkpoint, metrics.jsonl, model)",
+                             callback=output_dir),
+    config: Path = typer.Option(None, "--config", help="YAML config (default: the shipped one for the recipe)",
+                                callback=input_file),
+    prompts: str = typer.Option(None, "--prompts", help="ppo/rloo/grpo/online-dpo: prompts JSONL or a built-in prompt "
+                                                       "set (constraints and other fields reach the reward as "
+                                                       "metadata; online-dpo adds the rule checker)",
+                                callback=file_or_name),
+    reward: list[str] = typer.Option([], "--reward", help="ppo/rloo/grpo, repeatable: rule, rule:all, rm:PATH, "
+                                     "judge:NAME, pairwise:NAME, http://HOST:PORT/get_reward, python:MODULE:FUNC, "
+                                     "each optionally @WEIGHT"),
+    judge: list[str] = typer.Option([], "--judge", "-j", help="online-dpo: " + _JUDGE_HELP, callback=file_or_name),
+    judge_model: list[str] = typer.Option([], "--judge-model", help="the judges' backend (openai:MODEL, "
+                                          "anthropic:MODEL, vllm:PATH, local): online-dpo's --judge, or the "
+                                          "judge:/pairwise: rewards (once)"),
+    base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL for the judges "
+                                                               "(repeat to spread the load)"),
+    api_key_env: ApiKeyEnv = None,
+    concurrency: Concurrency = 8,
+    timeout: float = typer.Option(None, "--timeout", min=0.1, help="seconds per judge or reward-server call"),
+) -> None:
+    """Train a reward model (rm) or a policy (dpo, kto) from preference files, a policy online from prompts and
+    a reward (ppo, rloo, grpo), or a policy by rounds of sampling, AI judging and DPO (online-dpo); resumes
+    after a kill.
+
+    Multi-process: `torchrun --nproc_per_node N -m rlaif.cli train dpo ...` (DDP; fsdp=true on GPUs).
+    """
+    import json as _json
+    from dataclasses import asdict
+
+    from rlaif.catalog import find
+    from rlaif.train import ONLINE_RECIPES
+    from rlaif.train import train as run_recipe
+    from rlaif.train.config import CONFIG_DIR, load_config
+
+    if recipe == "online-dpo":
+        _train_online_dpo(overrides or [], prompts=prompts, judge=judge, judge_model=judge_model, model=model,
+                          out=out, config=config, data=data, base_url=base_url, api_key_env=api_key_env,
+                          concurrency=concurrency)
+        return
+    _check_train_flags(recipe, data=data, prompts=prompts, reward=reward, judge=judge, judge_model=judge_model,
+                       base_url=base_url, api_key_env=api_key_env)
+    online = recipe in ONLINE_RECIPES
+    source = ({"prompts": str(find("prompts", prompts)) if prompts else None} if online
+              else {"data": str(data) if data else None})
+    cfg = load_config(recipe, config or CONFIG_DIR / f"{recipe}.yaml", overrides or [], **source, model=model,
+                      out=str(out) if out else None)
+    if not online:
+        typer.echo(_json.dumps(asdict(run_recipe(recipe, cfg)), indent=2))
+        return
+    from rlaif.rewards import build_reward_fn
+
+    tokenizer = None
+    if any(r.startswith(("http://", "https://")) for r in reward):  # the server gets chat-template text
+        from rlaif.train.modeling import load_tokenizer, model_path
+
+        tokenizer = load_tokenizer(model_path(cfg.model))
+    with build_reward_fn(reward, judge_model=judge_model[0] if judge_model else None, base_urls=base_url or None,
+                         api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
+                         tokenizer=tokenizer) as reward_fn:
+        result = run_recipe(recipe, cfg, reward_fn)
+    typer.echo(_json.dumps(asdict(result), indent=2))
+
+
+def _check_train_flags(recipe: str, *, data, prompts, reward, judge, judge_model, base_url, api_key_env) -> None:
+    """Each recipe family takes its own inputs: refuse the flags of another one, saying which they belong to."""
+    from rlaif.errors import ConfigError
+    from rlaif.train import ONLINE_RECIPES, RECIPES
+
+    if recipe not in RECIPES:
+        raise ConfigError(f"unknown recipe {recipe!r}. Fix: use one of {', '.join(RECIPES)}, online-dpo")
+    online = recipe in ONLINE_RECIPES
+    if judge:
+        raise ConfigError(f"--judge is for online-dpo, not {recipe}. Fix: drop it, or give the judge as "
+                          "--reward judge:NAME / pairwise:NAME")
+    if online and data:
+        raise ConfigError(f"{recipe} samples from prompts, it reads no --data. Fix: pass --prompts FILE")
+    if not online and (prompts or reward or judge_model or base_url or api_key_env):
+        raise ConfigError(f"--prompts, --reward, --judge-model, --base-url and --api-key-env are for the online "
+                          f"recipes ({', '.join(ONLINE_RECIPES)}, online-dpo); {recipe} trains on --data")
+    if len(judge_model) > 1:
+        raise ConfigError("--judge-model once for the online recipes: every judge: / pairwise: reward runs on it")
+
+
+def _train_online_dpo(overrides: list[str], *, prompts, judge, judge_model, model, out, config, data, base_url,
+                      api_key_env, concurrency) -> None:
+    from rlaif.errors import ConfigError
+    from rlaif.online_dpo import DEFAULT_CONFIG, load_online_config, run_online_dpo
+
+    if data is not None:
+        raise ConfigError("online-dpo makes its own preference data each round. Fix: drop --data, pass --prompts")
+    cfg = load_online_config(config or DEFAULT_CONFIG, overrides, prompts=prompts, model=model,
+                             out=str(out) if out else None, judges=judge or None, judge_models=judge_model or None)
+    summary = run_online_dpo(cfg, concurrency=concurrency, base_urls=base_url or None, api_key_env=api_key_env)
+    from rlaif.report.markdown import fmt
+
+    for rd in summary["rounds"]:
+        c = (rd["reward"] or {}).get("checker") or {}
+        judges = "".join(f"; {r.split('@')[0]}: position consistency {fmt(j['position_consistency'])}, "
+                         f"accuracy vs checker {fmt(j['accuracy_vs_checker'])}" for r, j in rd["judges"].items())
+        typer.echo(f"round {rd['round']}: {rd['labels']['n_preferences']} preferences ({rd['soft_labels']['n']} "
+                   f"soft), samples' all-pass rate {fmt(c.get('all_pass_rate'))}{judges}")
+    typer.echo(f"wrote {summary['out']}/online_dpo.json, report.md and report.html")
