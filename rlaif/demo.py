@@ -67,7 +67,7 @@ class Plan:
     eval_max_tokens: int
     eval_judges: tuple[str, ...] | None = None  # None: the suite's judges (rule checker + AI judge)
     eval_kl: bool = True
-    # online RL on the checker reward; settings measured on the training prompts only (README, the demo)
+    # online RL on the checker reward; settings chosen on the training prompts only (README, the demo)
     rl_algorithm: str = "grpo"
     rl_seconds: float = 150
     rl_max_steps: int | None = None  # --quick: a couple of steps that prove the path
@@ -83,7 +83,7 @@ FULL = Plan(train_pool=120, train_prompts=32, samples=2, max_tokens=48, rm_secon
 QUICK = Plan(train_pool=120, train_prompts=8, samples=2, max_tokens=48, rm_seconds=10, dpo_seconds=30,
              eval_prompts=5, eval_samples=2, eval_max_tokens=48, eval_judges=("rule",), eval_kl=False,
              rl_max_steps=2, rl_batch=1)
-# The constraint types where the base policy sometimes complies (../NOTES: 20-65% of its samples pass), so
+# The constraint types where the base policy sometimes complies (20-65% of its samples pass, measured), so
 # a group of samples gets different rewards; format:title (83%) and the never-met types are left out.
 RL_TYPES = frozenset({"words", "include", "exclude", "characters", "frequency"})
 
@@ -248,7 +248,7 @@ def train_online_policy(out: Path, plan: Plan) -> None:
     from rlaif.train import train
 
     write_jsonl(out / "prompts_rl.jsonl", rl_prompts(plan))
-    # Two threads, pinned: a torch left to choose oversubscribes a shared 2-core machine (../NOTES).
+    # Threads pinned to the 2 cores the demo is sized for, rather than torch's choice.
     with build_reward_fn([RULE_JUDGE]) as reward:  # graded: the share of the prompt's constraints met
         train(plan.rl_algorithm, None, reward, prompts=str(out / "prompts_rl.jsonl"), model="local",
               out=str(out / "rl"), k=plan.rl_k, batch_size=plan.rl_batch, micro_batch_size=plan.rl_k * plan.rl_batch,
