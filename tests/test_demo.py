@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# The quick demo, killed once and resumed, with the RL step and its evaluation: minutes on a shared 2-core CPU.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -57,7 +58,7 @@ def test_resume_skips_finished_steps(demo_run):
         assert f"{step}: done in an earlier run, skipped" in log
     done = json.loads((out / "state.json").read_text())["done"]
     assert [k for k in done] == ["1_generate", "2_label", "3_audit", "4_preferences", "5_train_rm", "5_train_dpo",
-                                 "6_evaluate", "7_report"]
+                                 "5_train_rl", "6_evaluate", "6_evaluate_rl", "7_report"]
     assert all(done[k] == before[k] for k in before)  # not redone
 
 
@@ -70,6 +71,7 @@ def test_demo_outputs_keys_and_ranges(demo_run):
     for f in ("responses_base.jsonl", "candidates.jsonl", "labels/labels.jsonl", "labels/summary.json",
               "audit/audit.json", "audit/audit.html", "preferences.jsonl", "preferences_summary.json",
               "rm/config.json", "dpo/config.json", "dpo/metrics.jsonl", "eval/eval.json", "eval/eval.html",
+              "prompts_rl.jsonl", "rl/config.json", "rl/metrics.jsonl", "rl/train_result.json", "eval_rl/eval.json",
               "demo.json", "report.html"):
         assert (out / f).exists(), f
     s = json.loads((out / "demo.json").read_text())
@@ -104,6 +106,46 @@ def test_demo_outputs_keys_and_ranges(demo_run):
     assert len(s["verdicts"]) == 2 and all(("beats" in v) or ("does not beat" in v) or ("worse" in v)
                                            for v in s["verdicts"])
     assert ev["generalization_gap"] is not None
+    _check_online_rl(out, s)
+
+
+def _check_online_rl(out, s):
+    """The RL step: its run, its evaluation against the same base on the same splits, the aim's verdict."""
+    rl = s["online_rl"]
+    assert set(rl) >= {"algorithm", "reward", "settings", "n_prompts", "steps", "stopped_by", "seconds",
+                       "reward_first", "reward_last", "kl_last", "curve", "evaluation", "verdicts", "aim",
+                       "aim_reached", "aim_sentence"}
+    plan = s["plan"]
+    assert rl["algorithm"] == plan["rl_algorithm"] and rl["steps"] == plan["rl_max_steps"] == len(rl["curve"])
+    assert rl["stopped_by"] == "max_steps" and rl["seconds"] > 0 and rl["n_prompts"] > 0
+    assert _in01(rl["reward_first"]) and _in01(rl["reward_last"])
+    assert rl["curve"][0]["kl_k3"] == pytest.approx(0.0, abs=1e-6)  # the first step samples the reference itself
+    assert rl["kl_last"]["kl_k3"] >= 0
+    rl_prompts = [json.loads(x) for x in (out / "prompts_rl.jsonl").read_text().splitlines()]
+    ids = [json.loads(x)["prompt_id"] for x in (out / "prompts_rl.jsonl").read_text().splitlines()]
+    assert all(int(i.rsplit("-", 1)[1]) <= plan["train_pool"] for i in ids)  # training pool only
+    assert all(c["type"] in {"words", "include", "exclude", "characters", "frequency"}
+               for p in rl_prompts for c in p["constraints"])
+    ev = rl["evaluation"]
+    assert ev["policy"] == rl["algorithm"] and ev["baseline"] == "local"
+    assert set(ev["splits"]) == set(s["evaluation"]["splits"])
+    for name, sp in ev["splits"].items():
+        assert sp["n_prompts"] == s["evaluation"]["splits"][name]["n_prompts"]
+        w = next(v for k, v in sp["win_rate"].items() if k.startswith("rule@"))
+        assert w["ci_low"] <= w["win_rate"] <= w["ci_high"]
+        assert set(sp["compliance"]) >= {rl["algorithm"], "local"}
+        assert sp["reward"]["kl_estimate"] is not None
+        assert set(sp["diversity"]) >= {rl["algorithm"], "local"}
+    assert len(rl["verdicts"]) == 2
+    lo = ev["splits"]["id"]["win_rate"]
+    lo = next(v for k, v in lo.items() if k.startswith("rule@"))["ci_low"]
+    assert rl["aim_reached"] == (lo > 0.5)
+    assert rl["aim_sentence"].startswith("Aim reached" if rl["aim_reached"] else "Aim not reached")
+    assert f"{lo:.2f}" in rl["aim_sentence"]
+    models = {r["model"] for r in s["leaderboard"]}
+    assert models >= {"dpo", "local", rl["algorithm"]}  # three policies on one scale
+    html = (out / "report.html").read_text()
+    assert "Online RL on the checker reward" in html and rl["aim_sentence"].split(";")[0] in html
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")

@@ -79,6 +79,24 @@ def verdict_sentence(split: str, wr: dict | None, policy: str, baseline: str) ->
     return f"{split}: {policy} does not beat {baseline} detectably: {span}; the interval includes 0.5."
 
 
+def _eval_splits(ev: dict, policy: str, baseline: str) -> tuple[dict, list[str], dict]:
+    """Per split: win rates, compliance, diversity, reward/KL; the verdict sentences; the checker's win rates."""
+    splits, verdicts, primaries = {}, [], {}
+    for name, sp in (ev.get("splits") or {}).items():
+        by_judge = sp.get("win_rate") or {}
+        rule_key = next((k for k in by_judge if k.startswith("rule@")), None)
+        primary = by_judge.get(rule_key) if rule_key else next(iter(by_judge.values()), None)
+        splits[name] = {
+            "kind": sp.get("kind"), "n_prompts": sp.get("n_prompts"), "samples": sp.get("samples"),
+            "win_rate": {k: {f: v.get(f) for f in ("n", "wins", "losses", "ties", "win_rate", "ci_low", "ci_high",
+                                                    "soft_win_rate", "lc_win_rate")} for k, v in by_judge.items()},
+            "compliance": sp.get("compliance"), "diversity": sp.get("diversity"), "reward": sp.get("reward"),
+        }
+        primaries[name] = primary
+        verdicts.append(verdict_sentence(f"{name} ({sp.get('kind')})", primary, policy, baseline))
+    return splits, verdicts, primaries
+
+
 def build_demo_summary(out: Path, plan: dict, step_seconds: dict) -> dict:
     out = Path(out)
     cands = read_jsonl(out / "candidates.jsonl", Response)
@@ -90,19 +108,7 @@ def build_demo_summary(out: Path, plan: dict, step_seconds: dict) -> dict:
     r = audit["raters"].get(ai, {})
     ev = read_json_file(out / "eval" / "eval.json") if (out / "eval" / "eval.json").exists() else {}
     policy, baseline = ev.get("policy", "dpo"), ev.get("baseline", "local")
-    splits = {}
-    verdicts = []
-    for name, sp in (ev.get("splits") or {}).items():
-        by_judge = sp.get("win_rate") or {}
-        rule_key = next((k for k in by_judge if k.startswith("rule@")), None)
-        primary = by_judge.get(rule_key) if rule_key else next(iter(by_judge.values()), None)
-        splits[name] = {
-            "kind": sp.get("kind"), "n_prompts": sp.get("n_prompts"), "samples": sp.get("samples"),
-            "win_rate": {k: {f: v.get(f) for f in ("n", "wins", "losses", "ties", "win_rate", "ci_low", "ci_high",
-                                                    "soft_win_rate", "lc_win_rate")} for k, v in by_judge.items()},
-            "compliance": sp.get("compliance"), "diversity": sp.get("diversity"), "reward": sp.get("reward"),
-        }
-        verdicts.append(verdict_sentence(f"{name} ({sp.get('kind')})", primary, policy, baseline))
+    splits, verdicts, _ = _eval_splits(ev, policy, baseline)
     return {
         "plan": plan,
         "step_seconds": step_seconds,
@@ -122,6 +128,48 @@ def build_demo_summary(out: Path, plan: dict, step_seconds: dict) -> dict:
         "leaderboard": read_json_file(out / "eval" / "leaderboard.json")["ratings"]
         if (out / "eval" / "leaderboard.json").exists() else None,
         "verdicts": verdicts,
+        "online_rl": online_rl_summary(out, plan),
+    }
+
+
+AIM = "a detectable win over the base on the ID split by the checker (95% CI above 0.5)"
+
+
+def _rl_curve(run: Path) -> list[dict]:
+    keys = ("step", "reward", "reward_std", "kl_k3", "kl_k1", "entropy", "response_length", "no_eos_share", "step_s")
+    return [{k: r.get(k) for k in keys} for r in _curve(run / "metrics.jsonl") if r.get("split", "train") == "train"]
+
+
+def online_rl_summary(out: Path, plan: dict) -> dict | None:
+    """The online RL step: its run (steps, seconds, reward curve, KL to the base) and its evaluation against
+    the base on the same splits as DPO, with the aim's verdict computed from the ID interval."""
+    run = out / "rl"
+    if not (run / "train_result.json").exists():
+        return None
+    res = read_json_file(run / "train_result.json")
+    curve = _rl_curve(run)
+    ev = read_json_file(out / "eval_rl" / "eval.json") if (out / "eval_rl" / "eval.json").exists() else {}
+    policy, baseline = ev.get("policy", plan.get("rl_algorithm")), ev.get("baseline", "local")
+    splits, verdicts, primaries = _eval_splits(ev, policy, baseline)
+    wr = primaries.get("id") or {}
+    reached = wr.get("ci_low") is not None and wr["ci_low"] > 0.5
+    measured = (f"ID win rate {wr['win_rate']:.2f}, 95% CI {wr['ci_low']:.2f}-{wr['ci_high']:.2f}"
+                if wr.get("ci_low") is not None else "no ID win rate")
+    settings = {k[3:]: v for k, v in plan.items() if k.startswith("rl_")}
+    return {
+        "algorithm": plan.get("rl_algorithm"), "reward": "rule (share of constraints met)", "settings": settings,
+        "n_prompts": sum(1 for _ in iter_json_lines(out / "prompts_rl.jsonl")) if (out / "prompts_rl.jsonl").exists()
+        else None,
+        "steps": res["steps"], "stopped_by": res["stopped_by"], "seconds": res["train_seconds"],
+        "reward_first": curve[0]["reward"] if curve else None,
+        "reward_last": curve[-1]["reward"] if curve else None,
+        "kl_last": {k: res["train"].get(k) for k in ("kl_k1", "kl_k3") if k in res["train"]},
+        "curve": curve,
+        "evaluation": {"policy": policy, "baseline": baseline, "splits": splits,
+                       "generalization_gap": _gap(ev.get("generalization_gap"))},
+        "verdicts": verdicts,
+        "aim": AIM, "aim_reached": reached,
+        "aim_sentence": f"Aim {'reached' if reached else 'not reached'}: {AIM}; measured {measured}.",
     }
 
 
@@ -199,10 +247,13 @@ def _summary_section(s: dict) -> Section:
                         "AI judge position consistency": _value(ja.get("position_consistency")),
                         "preferences": s["preferences"]["n_preferences"]}),
         *[paragraph(v) for v in s["verdicts"]],
+        *([paragraph(s["online_rl"]["aim_sentence"]), *[paragraph(v) for v in s["online_rl"]["verdicts"]]]
+          if s.get("online_rl") else []),
         _gap_table(ev.get("generalization_gap")),
         paragraph(f"The whole run took {s['total_seconds']:.0f} s of step time on this machine.", note=True),
     ], intro="The loop on the embedded SmolLM2-135M-Instruct, offline on the CPU: generate → label (AI judge in "
-             "both orders + rule checker) → audit → preferences → train RM and DPO → evaluate on held-out prompts.")
+             "both orders + rule checker) → audit → preferences → train RM and DPO, and online RL on the checker → "
+             "evaluate on held-out prompts.")
 
 
 def _judge_section(ja: dict) -> Section:
@@ -298,10 +349,64 @@ def _diversity_section(ev: dict) -> Section:
     ])
 
 
+def _rl_curve_plot(rl: dict) -> Any:
+    rows = rl["curve"]
+    if not rows:
+        return paragraph("Online RL: no steps were logged.", note=True)
+    fig, axes = new_figure(7.0, 2.6, ncols=3)
+    for ax, key in zip(axes, ("reward", "kl_k3", "response_length"), strict=True):
+        ax.plot([r["step"] for r in rows], [r.get(key) for r in rows], marker="o", ms=3, color="#0969da")
+        ax.set_title(key.replace("_", " "), fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return figure(fig, caption=f"{rl['algorithm'].upper()}: reward (share of constraints met) and KL to the base per "
+                               f"step ({rl['steps']} steps, stopped by {rl['stopped_by']}).")
+
+
+def _rl_rows(rl: dict) -> list[dict]:
+    """Per split and policy: the checker's win rate, compliance, KL to the base and diversity, side by side."""
+    rows = []
+    for name, sp in rl["evaluation"]["splits"].items():
+        wr = next((v for k, v in sp["win_rate"].items() if k.startswith("rule@")), {})
+        for who, c in (sp.get("compliance") or {}).items():
+            per_input = ((sp.get("diversity") or {}).get(who) or {}).get("per_input") or {}
+            trained = who == rl["evaluation"]["policy"]
+            rows.append({"split": name, "policy": who,
+                         "checker win rate vs base (95% CI)": _fmt_ci({"value": wr.get("win_rate"), "ci_low": wr.get(
+                             "ci_low"), "ci_high": wr.get("ci_high")}) if trained else "",
+                         "all constraints met": (c or {}).get("all_pass_rate"),
+                         "share met": (c or {}).get("share_passed"),
+                         "KL to base": (sp.get("reward") or {}).get("kl_estimate") if trained else None,
+                         "distinct-2": per_input.get("distinct_2"), "self-BLEU": per_input.get("self_bleu")})
+    return rows
+
+
+def _online_rl_section(rl: dict) -> Section:
+    return Section("Online RL on the checker reward", [
+        metrics({"algorithm": rl["algorithm"], "steps": rl["steps"], "seconds": rl["seconds"],
+                 "reward first step": rl["reward_first"], "reward last step": rl["reward_last"],
+                 "KL k3 (last step)": rl["kl_last"].get("kl_k3")}),
+        paragraph(rl["aim_sentence"]),
+        *[paragraph(v) for v in rl["verdicts"]],
+        _rl_curve_plot(rl),
+        table(_rl_rows(rl), caption="The RL policy against the base on the same evaluation prompts as DPO; diversity "
+                                    "per input (higher distinct-2, lower self-BLEU: more varied)."),
+        paragraph(f"{rl['n_prompts']} training prompts from the training pool, only constraint types the base "
+                  f"sometimes meets (keywords, length); settings {rl['settings']}, chosen on training prompts only.",
+                  note=True),
+    ], intro="The policy samples k answers per prompt, the rule checker scores each by the share of constraints "
+             "met, advantages are relative to the group, and a KL term keeps the policy near the base.")
+
+
 def render_demo_html(out: Path, s: dict) -> str:
     ev = s["evaluation"]
     sections = [_summary_section(s), _judge_section(s["judge_audit"]), _preferences_section(s["preferences"]),
-                _training_section(s["training"]), _win_rate_section(ev), _compliance_section(ev)]
+                _training_section(s["training"])]
+    if s.get("online_rl"):
+        sections.append(_online_rl_section(s["online_rl"]))
+    sections += [_win_rate_section(ev), _compliance_section(ev)]
     if s.get("leaderboard"):
         sections.append(_leaderboard_section(s["leaderboard"]))
     sections += [_diversity_section(ev), Section("Examples", [_examples(out, s)])]
