@@ -155,3 +155,49 @@ def test_response_mask_when_pad_equals_eos():
 def test_bad_arguments(plain, tok):
     with pytest.raises(ValueError, match="k >= 1"):
         sample(plain, tok, PROMPTS, k=0, max_new_tokens=4, temperature=1.0, seed=0)
+
+
+def test_packed_forward_equals_padded(eos_biased, tok):
+    """Shared-prompt packing (one row per group, real tokens only) gives the padded layout's log-probs, entropies,
+    values and gradients, also for partial groups out of order and prompts of different lengths."""
+    from rlaif.train.rl.policy import Policy
+    from rlaif.train.rl.rollout import pack
+
+    r = _sample(eos_biased, tok)
+    assert r.lengths.unique().numel() > 1 and r.prompt_mask.sum(1).unique().numel() > 1
+    mb = r.select([9, 1, 0, 5, 2, 8])  # groups 2, 0, 1 in that order of first appearance; partial groups
+    layout = pack(mb)
+    assert layout.input_ids.shape[0] == 3
+    assert layout.input_ids.numel() < mb.input_ids().numel()
+    assert layout.dst_row.numel() == int(mb.lengths.sum())
+    results = []
+    for packed in (False, True):
+        policy = Policy(copy.deepcopy(eos_biased), value_head=True, packed=packed)
+        torch.manual_seed(1)
+        torch.nn.init.normal_(policy.value_head.weight, std=0.1)
+        out = policy(mb, 0.7, entropy=True)
+        (out.logps.sum() + out.values.square().sum()).backward()
+        grads = torch.cat([p.grad.flatten() for p in policy.parameters() if p.grad is not None])
+        results.append((out, grads))
+    (a, ga), (b, gb) = results
+    mask = mb.response_mask.float()
+    for x, y in ((a.logps, b.logps), (a.entropy, b.entropy), (a.values, b.values)):
+        assert torch.equal(x * mask, x) and torch.equal(y * mask, y)  # zero outside the responses
+        torch.testing.assert_close(x, y, atol=2e-5, rtol=1e-5)
+    torch.testing.assert_close(ga, gb, atol=1e-4, rtol=1e-3)
+
+
+def test_shared_prefill_samples_what_a_full_prefill_samples(eos_biased, tok, monkeypatch):
+    """The prompt's KV cache computed once per prompt and repeated k times gives generate the same next-token
+    distributions as k separate prefills: the same seed samples the same ids."""
+    import rlaif.train.rl.rollout as R
+
+    calls = []
+    real = R._shared_prefill
+    monkeypatch.setattr(R, "_shared_prefill", lambda *a: calls.append(a) or real(*a))
+    shared = _sample(eos_biased, tok, return_sampling_logps=True)
+    monkeypatch.setattr(R, "_shared_prefill", lambda *a: None)
+    full = _sample(eos_biased, tok, return_sampling_logps=True)
+    assert len(calls) == 1
+    assert torch.equal(shared.response_ids, full.response_ids) and shared.texts == full.texts
+    torch.testing.assert_close(shared.sampling_logps, full.sampling_logps, atol=1e-5, rtol=1e-5)

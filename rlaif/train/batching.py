@@ -82,19 +82,26 @@ def collate(items: list[Tokenized], pad_id: int, share_prompt: bool) -> Batch:
         position_ids[r, :len(pos)] = torch.tensor(pos)
         mask2d[r, :len(ids)] = 1
     if share_prompt:
-        seg = torch.full((n, width), -1, dtype=torch.long)
-        for r, s in enumerate(segments):
-            seg[r, :len(s)] = torch.tensor(s)
-        causal = torch.ones(width, width, dtype=torch.bool).tril()
-        q, kv = seg[:, :, None], seg[:, None, :]
-        allowed = causal & (kv != -1) & (q != -1) & ((kv == 0) | (kv == q))
-        allowed |= torch.eye(width, dtype=torch.bool)  # padding queries see themselves (no all-masked rows: NaN)
-        attention = allowed[:, None]
+        attention = segment_mask(segments, width)
     else:
         attention = mask2d
     lt = lambda x: torch.tensor(x, dtype=torch.long)
     return Batch(input_ids, attention, position_ids, lt(t_row), lt(t_pos), lt(t_tok), lt(t_seq),
                  lt(l_row), lt(l_pos), n_seqs=len(items) * k_per, n_tokens=int(mask2d.sum()))
+
+
+def segment_mask(segments: list[list[int]], width: int) -> torch.Tensor:
+    """(R, 1, width, width) bool attention of shared-prompt rows: segment 0 is the prompt, segment k >= 1 a
+    response; a token sees earlier tokens of the prompt and of its own segment. Padding (past a row's
+    segments) sees only itself, so no query row is all-masked (that gives NaN)."""
+    seg = torch.full((len(segments), width), -1, dtype=torch.long)
+    for r, s in enumerate(segments):
+        seg[r, :len(s)] = torch.tensor(s, dtype=torch.long)
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    q, kv = seg[:, :, None], seg[:, None, :]
+    allowed = causal & (kv != -1) & (q != -1) & ((kv == 0) | (kv == q))
+    allowed |= torch.eye(width, dtype=torch.bool)
+    return allowed[:, None]
 
 
 def row_cost(it: Tokenized, share_prompt: bool) -> int:

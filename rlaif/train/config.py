@@ -97,9 +97,10 @@ class OnlineConfig(TrainConfig):
     current policy, scores them with the reward callable, and updates the policy `ppo_epochs` times over
     `minibatches` minibatches of those rows (one optimizer step per minibatch)."""
 
-    # TrainConfig keys that mean nothing online (no preference data, no held-out split, no pair packing)
+    # TrainConfig keys that mean nothing online (no preference data, no held-out split, no length grouping);
+    # share_prompt stays: a group's k responses share one copy of the prompt in the update's forwards
     OFFLINE_ONLY: ClassVar[tuple[str, ...]] = ("data", "eval_data", "eval_fraction", "max_length", "eval_every",
-                                               "group_by_length", "share_prompt")
+                                               "group_by_length")
 
     prompts: str | None = None  # prompt JSONL (rlaif prompt records; constraints/reference fields go to the reward)
     batch_size: int = Field(8, gt=0)  # prompts per step, over all processes (rows = batch_size · k)

@@ -182,11 +182,14 @@ class PromptPlan:
 
 
 def partition(rows: int, minibatches: int, micro: int, seed: int) -> list[list[list[int]]]:
-    """The rows shuffled (seeded) into `minibatches` minibatches, each split into micro-batches of `micro` rows."""
+    """The rows shuffled (seeded) into `minibatches` minibatches, each split into micro-batches of `micro` rows.
+
+    Within a minibatch the rows go in row order, so a group's rows (consecutive) share micro-batches and
+    with them one copy of their prompt; the split into micro-batches does not change a minibatch's gradient."""
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(rows, generator=g).tolist()
     bounds = [round(j * rows / minibatches) for j in range(minibatches + 1)]
-    return [[order[lo:hi][i:i + micro] for i in range(0, hi - lo, micro)]
+    return [[sorted(order[lo:hi])[i:i + micro] for i in range(0, hi - lo, micro)]
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 
 

@@ -15,7 +15,7 @@ from rlaif.outlock import OutputLock
 from rlaif.records import as_messages, read_prompts, write_text
 from rlaif.train.common import lock_output_dir, seed_everything
 from rlaif.train.config import OnlineConfig, validate
-from rlaif.train.modeling import load_model, load_tokenizer, model_path
+from rlaif.train.modeling import attention_supports_shared_prompt, load_model, load_tokenizer, model_path
 from rlaif.train.rl.policy import Policy, Reference
 from rlaif.train.rl.reward import RewardFn
 from rlaif.train.runtime import Runtime, setup
@@ -106,7 +106,8 @@ def _prepare(recipe: str, cfg: OnlineConfig, reward_fn: RewardFn, value_head: bo
     path = model_path(cfg.model)
     tok = load_tokenizer(path)
     model = load_model(path, "causal", tok, cfg.lora, rt.gradient_checkpointing)
-    policy = Policy(model, value_head=value_head).to(rt.device)
+    policy = Policy(model, value_head=value_head,
+                    packed=cfg.share_prompt and attention_supports_shared_prompt(model)).to(rt.device)
     other = load_model(model_path(cfg.reference), "causal", tok) if cfg.reference else None
     reference = Reference(policy, lora=cfg.lora is not None, other=other).to(rt.device)
     return OnlineRun(recipe, cfg, out, rt, path, tok, prompts, policy, reference, reward_fn, lock)

@@ -9,10 +9,12 @@ log_softmax(logits / temperature), the temperature of the sampling.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, replace
 
 import torch
 
+from rlaif.train.batching import segment_mask
 from rlaif.train.rl.losses import entropy_from_logits
 from rlaif.train.rl.reward import RewardBatch
 from rlaif.train.tokenize import ChatTokenizer, Messages
@@ -77,6 +79,64 @@ class Rollout:
                        ended=move(self.ended), group=move(self.group), sampling_logps=move(self.sampling_logps))
 
 
+@dataclass
+class Packed:
+    """A rollout laid out one row per prompt group: `prompt | response 1 | response 2 | ...`, real tokens only.
+
+    Each response attends to its prompt and to itself (a 4D mask), with positions counting on from the end
+    of the prompt, as in the padded layout; so the prompt is computed once per group instead of k times and
+    no padding is computed inside a row. Target n (a response token) is predicted by the hidden state at
+    (`src_row`, `src_pos`) and lands at (`dst_row`, `dst_col`) of the rollout's (R, T) grid.
+    """
+
+    input_ids: torch.Tensor  # (G, L)
+    attention_mask: torch.Tensor  # (G, 1, L, L) bool
+    position_ids: torch.Tensor  # (G, L)
+    src_row: torch.Tensor  # (N,)
+    src_pos: torch.Tensor  # (N,)
+    dst_row: torch.Tensor  # (N,)
+    dst_col: torch.Tensor  # (N,)
+
+    def to(self, device) -> Packed:
+        return Packed(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.position_ids,
+                                                 self.src_row, self.src_pos, self.dst_row, self.dst_col)))
+
+
+def pack(r: Rollout) -> Packed:
+    """The rollout's rows grouped by prompt (rows of one group in row order), for one shared-prompt forward.
+
+    Rows are padded at the end with id 0: padding sees only itself and predicts nothing, so the id is moot."""
+    groups: dict[int, list[int]] = {}
+    for row, g in enumerate(r.group.tolist()):
+        groups.setdefault(g, []).append(row)
+    lengths = r.lengths.tolist()
+    seqs, positions, segments = [], [], []
+    src_row, src_pos, dst_row, dst_col = [], [], [], []
+    for gi, members in enumerate(groups.values()):
+        prompt = r.prompt_ids[members[0]][r.prompt_mask[members[0]].bool()].tolist()
+        ids, pos, seg = list(prompt), list(range(len(prompt))), [0] * len(prompt)
+        for k, row in enumerate(members, start=1):
+            n = lengths[row]
+            start = len(ids)
+            src_row += [gi] * n
+            src_pos += [len(prompt) - 1] + list(range(start, start + n - 1))  # token t is predicted at t - 1
+            dst_row += [row] * n
+            dst_col += range(n)
+            ids += r.response_ids[row, :n].tolist()
+            pos += range(len(prompt), len(prompt) + n)
+            seg += [k] * n
+        seqs.append(ids), positions.append(pos), segments.append(seg)
+    width = max(len(s) for s in seqs)
+    input_ids = torch.zeros((len(seqs), width), dtype=torch.long)
+    position_ids = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, (ids, pos) in enumerate(zip(seqs, positions, strict=True)):
+        input_ids[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+        position_ids[i, :len(pos)] = torch.tensor(pos, dtype=torch.long)
+    lt = lambda x: torch.tensor(x, dtype=torch.long)
+    return Packed(input_ids, segment_mask(segments, width), position_ids, lt(src_row), lt(src_pos), lt(dst_row),
+                  lt(dst_col))
+
+
 def eos_ids(model, tokenizer) -> list[int]:
     """Every id that ends a response: the tokenizer's EOS and the model's generation-config EOS ids."""
     ids = {tokenizer.eos_token_id}
@@ -126,6 +186,31 @@ def _generation_config(model, tokenizer, *, max_new_tokens: int, temperature: fl
         return_dict_in_generate=True, output_scores=scores)
 
 
+def _shared_prefill(lm, prompts: list[list[int]], k: int, pad: int, device):
+    """The KV cache of each prompt but its last token, computed once per prompt and repeated for its k rows
+    (or None: nothing to share). `generate` then runs only the last prompt token of each row before sampling:
+    the prompt is not computed k times over. Positions as `generate` derives them from the left padding."""
+    ids, mask = _left_pad(prompts, pad)
+    if k == 1 or ids.size(1) < 2:
+        return None
+    from transformers import DynamicCache
+
+    ids, mask = ids[:, :-1].to(device), mask[:, :-1].to(device)
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    try:
+        cache = DynamicCache(config=lm.config)  # per-layer kinds (sliding windows) from the config
+    except TypeError:  # transformers 4.x
+        cache = DynamicCache()
+    lm(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{_cache_kwarg(lm): cache})
+    cache.batch_repeat_interleave(k)
+    return cache
+
+
+def _cache_kwarg(lm) -> str:
+    """transformers 5 renamed `past_key_values` to `cache` (the old name warns, and goes in 6.0)."""
+    return "cache" if "cache" in inspect.signature(type(lm).forward).parameters else "past_key_values"
+
+
 def sample(model, tokenizer, prompts: list[Messages], *, k: int, max_new_tokens: int, temperature: float,
            top_p: float = 1.0, seed: int, max_prompt_length: int | None = None,
            return_sampling_logps: bool = False) -> Rollout:
@@ -151,9 +236,11 @@ def sample(model, tokenizer, prompts: list[Messages], *, k: int, max_new_tokens:
     lm.eval()
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            cache = _shared_prefill(lm, one, k, pad_id(tokenizer), device)
             torch.manual_seed(seed)
+            kw = {} if cache is None else {_cache_kwarg(lm): cache}
             out = lm.generate(input_ids=prompt_ids.to(device), attention_mask=prompt_mask.to(device),
-                              generation_config=cfg)
+                              generation_config=cfg, **kw)
     finally:
         lm.train(was_training)
     response_ids = out.sequences[:, prompt_ids.size(1):].cpu()
