@@ -13,8 +13,10 @@ Every request is one item, as OpenRLHF sends them, with a response never seen be
 run has a fresh cache). The service is driven by C concurrent clients (one asyncio loop, httpx). In-process
 means C threads each calling `build_reward_fn([SPEC])` on its own item: for the reward model one shared
 scorer (one item per forward: one-request-at-a-time scoring), for the judge one reward function per thread
-(one call layer each). Targets at C = 64: the service's reward model >= 3x the in-process one-item rate; the
-service's judge within 10% of in-process.
+(one call layer each). The reward model is also served by a second service started with `--max-batch 1`
+(no coalescing: one request at a time through the same HTTP stack), which isolates what batching buys.
+Targets at C = 64: the batched service's reward model >= 3x one-request-at-a-time scoring; the service's
+judge within 10% of in-process.
 
 Both sides run torch with one thread (OMP_NUM_THREADS=1 unless set): on a small shared machine, OpenMP's
 spin-waiting threads on oversubscribed cores cost the service's scorer thread ~350 ms a batch.
@@ -123,12 +125,33 @@ def in_process(fns: list, n: int, c: int, kind: str, run: str) -> dict:
     return stats(latencies, time.perf_counter() - t0)
 
 
-def start_service(rm: Path, judge_url: str, cache: Path) -> tuple[subprocess.Popen, str]:
+def scorer_ceiling(fn, n: int = 64) -> tuple[float, float]:
+    """Seconds for n new items scored in one batch and one at a time, in-process: the most batching can buy."""
+    from rlaif.train.rl.reward import RewardBatch
+
+    def items(tag: str) -> list[tuple[str, str]]:
+        return [item("rm", i, tag) for i in range(n)]
+
+    def batch(pairs) -> RewardBatch:
+        return RewardBatch([[{"role": "user", "content": p}] for p, _ in pairs], [r for _, r in pairs],
+                           [{}] * len(pairs))
+
+    fn(batch(items("warm")))
+    t0 = time.perf_counter()
+    fn(batch(items("batched")))
+    together = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for pair in items("single"):
+        fn(batch([pair]))
+    return together, time.perf_counter() - t0
+
+
+def start_service(rm: Path, judge_url: str, cache: Path, max_batch: int) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RLAIF_CACHE": str(cache), "BENCH_KEY": KEY}
     env.pop("RLAIF_SERVE_TOKEN", None)
     proc = subprocess.Popen([sys.executable, "-m", "rlaif.cli", "serve", "--reward-model", str(rm), "-j", "rubric",
                              "--judge-model", "openai:bench", "--base-url", judge_url, "--api-key-env", "BENCH_KEY",
-                             "-c", "64", "--max-batch", "64", "--device", "cpu", "--port", "0"],
+                             "-c", "64", "--max-batch", str(max_batch), "--device", "cpu", "--port", "0"],
                             env=env, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     m = re.search(r"rlaif serve: (http://\S+)", line)
@@ -138,10 +161,13 @@ def start_service(rm: Path, judge_url: str, cache: Path) -> tuple[subprocess.Pop
     return proc, m.group(1)
 
 
-def row(label: str, c: int, served: dict, local: dict) -> str:
-    ratio = served["rps"] / local["rps"]
-    return (f"{label:<14} {c:>4} | {served['rps']:8.1f} {served['p50_ms']:8.1f} {served['p99_ms']:8.1f} | "
-            f"{local['rps']:8.1f} {local['p50_ms']:8.1f} {local['p99_ms']:8.1f} | {ratio:6.2f}x")
+def row(label: str, c: int, served: dict, local: dict, unbatched: dict | None = None) -> str:
+    cells = [served, local] + ([unbatched] if unbatched else [])
+    text = " | ".join(f"{d['rps']:8.1f} {d['p50_ms']:8.1f} {d['p99_ms']:8.1f}" for d in cells)
+    ratios = f"{served['rps'] / local['rps']:6.2f}x"
+    if unbatched:
+        ratios += f" {served['rps'] / unbatched['rps']:6.2f}x"
+    return f"{label:<14} {c:>4} | {text} | {ratios}"
 
 
 def main() -> None:
@@ -156,21 +182,28 @@ def main() -> None:
     fake = subprocess.Popen([sys.executable, "-c", FAKE, str(LATENCY)], cwd=ROOT, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     judge_url = fake.stdout.readline().strip()
-    proc, url = start_service(rm, judge_url, tmp / "cache-served")
+    proc, url = start_service(rm, judge_url, tmp / "cache-served", max_batch=64)
+    proc1, url1 = start_service(rm, judge_url, tmp / "cache-served-1", max_batch=1)
     from rlaif.rewards import build_reward_fn
 
     rm_fn = build_reward_fn([f"rm:{rm}"], device="cpu")
-    print(f"service {url}; reward model {rm} (2x64 Llama, CPU); judge: fake server, {LATENCY * 1000:.0f} ms/call")
-    print(f"{'scorer':<14} {'C':>4} | {'served/s':>8} {'p50 ms':>8} {'p99 ms':>8} | {'inproc/s':>8} {'p50 ms':>8} "
-          f"{'p99 ms':>8} | ratio")
+    together, alone = scorer_ceiling(rm_fn)
+    print(f"reward model alone, in-process: 64 new items in one call {1000 * together:.1f} ms, one at a time "
+          f"{1000 * alone:.1f} ms: batching can buy at most {alone / together:.1f}x on this machine")
+    print(f"service {url} (--max-batch 64) and {url1} (--max-batch 1); reward model {rm} (2x64 Llama, CPU); "
+          f"judge: fake server, {LATENCY * 1000:.0f} ms/call")
+    head = " | ".join(f"{n:>8} {'p50 ms':>8} {'p99 ms':>8}" for n in ("served/s", "inproc/s"))
+    print(f"{'scorer':<14} {'C':>4} | {head} | {'unbatch/s':>8} {'p50 ms':>8} {'p99 ms':>8} | "
+          "served/inproc, served/unbatched")
     results = {}
     try:
         for c in args.concurrency:
             n = max(20, args.requests * c // max(args.concurrency))
             served = asyncio.run(_drive(url, "rm", n, c, f"s{c}"))
             local = in_process([rm_fn], n, c, "rm", f"l{c}")
-            print(row("reward model", c, served, local), flush=True)
-            results[("rm", c)] = (served, local)
+            unbatched = asyncio.run(_drive(url1, "rm", n, c, f"u{c}"))
+            print(row("reward model", c, served, local, unbatched), flush=True)
+            results[("rm", c)] = (served, local, unbatched)
         for c in args.concurrency:
             n = max(20, args.requests * c // max(args.concurrency))
             served = asyncio.run(_drive(url, "rubric", n, c, f"s{c}"))
@@ -182,14 +215,17 @@ def main() -> None:
             print(row("judge 50 ms", c, served, local), flush=True)
             results[("judge", c)] = (served, local)
     finally:
-        proc.terminate()
-        proc.wait(60)
+        for p in (proc, proc1):
+            p.terminate()
+            p.wait(60)
         fake.kill()
-    top = max(args.concurrency)
-    one_at_a_time = results[("rm", min(args.concurrency))][1]["rps"]
-    rm_gain = results[("rm", top)][0]["rps"] / one_at_a_time
+        rm_fn.close()
+    top, low = max(args.concurrency), min(args.concurrency)
+    served, local, unbatched = results[("rm", top)]
+    print(f"reward model at C={top}: batched service {served['rps'] / unbatched['rps']:.2f}x the same service scoring "
+          f"one request at a time (--max-batch 1), {served['rps'] / results[('rm', low)][1]['rps']:.2f}x one-at-a-time "
+          "in-process scoring at C=1 (target >= 3x)")
     overhead = 1 - results[("judge", top)][0]["rps"] / results[("judge", top)][1]["rps"]
-    print(f"reward model at C={top}: service {rm_gain:.1f}x one-request-at-a-time in-process (target >= 3x)")
     print(f"judge at C={top}: the service costs {100 * overhead:+.1f}% of in-process throughput (target <= 10%)")
 
 

@@ -53,3 +53,20 @@ def tiny_model_dir(tmp_path_factory, smol_tokenizer) -> Path:
     model.save_pretrained(d)
     tok.save_pretrained(d)
     return d
+
+
+@pytest.fixture(scope="session")
+def tiny_rm_dir(tmp_path_factory, smol_tokenizer):
+    """A tiny random reward model (LlamaForSequenceClassification, one label) as `rlaif train rm` saves one."""
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    torch.manual_seed(0)
+    tok = smol_tokenizer
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512, num_labels=1,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    d = tmp_path_factory.mktemp("tiny-rm")
+    LlamaForSequenceClassification(cfg).save_pretrained(d)
+    tok.save_pretrained(d)
+    return d

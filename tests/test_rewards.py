@@ -136,35 +136,51 @@ def test_python_function_failures_are_none_with_the_reason():
 
 # ---- rm: a reward model -------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tiny_rm_dir(tmp_path_factory, smol_tokenizer):
-    """A tiny random reward model (LlamaForSequenceClassification, one label) as `rlaif train rm` saves one."""
-    import torch
-    from transformers import LlamaConfig, LlamaForSequenceClassification
-
-    torch.manual_seed(0)
-    tok = smol_tokenizer
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512, num_labels=1,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    d = tmp_path_factory.mktemp("tiny-rm")
-    LlamaForSequenceClassification(cfg).save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
-
-
 def test_rm_scores_equal_the_reward_scorer_in_any_batch_order(tiny_rm_dir):
     from rlaif.train.reward import RewardScorer
 
     responses = ["OK! river stone", "cloud", "a much longer answer about green windows and paper", "north"]
     b = batch(responses)
-    with build_reward_fn([f"rm:{tiny_rm_dir}"], device="cpu") as fn:
+    with build_reward_fn([f"rm:{tiny_rm_dir}"], device="cpu", cache=False) as fn:
         res = fn(b)
         again = fn(batch(responses[::-1], prompts=b.prompts[::-1]))
     want = RewardScorer(tiny_rm_dir, device="cpu", batch_size=1).score(b.prompts, responses)
     assert res.rewards == pytest.approx(want, abs=1e-5) and res.errors == [None] * 4
     assert again.rewards == pytest.approx(want[::-1], abs=1e-5)
     assert len(set(res.rewards)) == 4  # a real model, not a constant
+
+
+def test_rm_scores_are_cached_by_weights_and_reread_by_another_process(tiny_rm_dir, tmp_path):
+    """Each score is a call-cache row: a repeat costs no forward, in this process or a later one; other weights
+    (another fingerprint) are a miss."""
+    import shutil
+    import subprocess
+    import sys
+
+    responses = ["OK! river stone", "cloud", "north"]
+    with build_reward_fn([f"rm:{tiny_rm_dir}"], device="cpu") as fn:
+        first = fn(batch(responses))
+        again = fn(batch([*responses, "a new one"]))
+        st = fn.scorers[0].stats
+        assert (st.calls, st.cache_hits) == (4, 3)
+    assert again.rewards[:3] == first.rewards and again.errors == [None] * 4
+    b = batch(responses)
+    script = ("import json, sys\nfrom rlaif.rewards import build_reward_fn\n"
+              "from rlaif.train.rl.reward import RewardBatch\n"
+              "prompts, responses, path = json.loads(sys.argv[1])\n"
+              "fn = build_reward_fn([f'rm:{path}'], device='cpu')\n"
+              "r = fn(RewardBatch(prompts, responses, [{}] * len(responses)))\n"
+              "st = fn.scorers[0].stats; fn.close(); print(json.dumps([r.rewards, st.calls, st.cache_hits]))")
+    out = subprocess.run([sys.executable, "-c", script, json.dumps([b.prompts, responses, str(tiny_rm_dir)])],
+                         capture_output=True, text=True, check=True)
+    rewards, calls, hits = json.loads(out.stdout.strip().splitlines()[-1])
+    assert rewards == first.rewards and (calls, hits) == (0, 3)
+    other = tmp_path / "rm-copy"
+    shutil.copytree(tiny_rm_dir, other)
+    (other / "config.json").write_text((other / "config.json").read_text() + " ")  # other bytes: other weights
+    with build_reward_fn([f"rm:{other}"], device="cpu") as fn:
+        fn(batch(responses))
+        assert (fn.scorers[0].stats.calls, fn.scorers[0].stats.cache_hits) == (3, 0)
 
 
 # ---- judge: a pointwise judge through the call layer ------------------------------------------------------------

@@ -53,25 +53,31 @@ def test_sigterm_drains_the_request_in_flight_then_exits_0(tmp_path):
         svc.stop()
 
 
-def test_sigkill_then_restart_answers_repeats_from_the_cache(tmp_path):
+def test_sigkill_then_restart_answers_repeats_from_the_cache(tmp_path, tiny_rm_dir):
     body = _items(*(f"answer grade {g}" for g in (2, 5, 9, 10)), "ungradable")
+    rm_body = {"items": [{"prompt": "p", "response": r} for r in ("one", "two", "three")], "scorers": ["rm"]}
     pairs = {"items": [{"prompt": "p", "response_a": "good", "response_b": "bad"}]}
     with FakeServer(reply=judge_reply) as up:
-        args = [*_args(up), "-j", "pairwise"]
+        args = [*_args(up), "-j", "pairwise", "--reward-model", str(tiny_rm_dir)]
         first = Served(args, cache=tmp_path / "cache", env={"JUDGE_KEY": KEY}).start()
         want = first.post("/v1/score", body).json()
+        want_rm = first.post("/v1/score", rm_body).json()
         want_pair = first.post("/v1/compare", pairs).json()
         calls = up.count
         assert calls == 5 + 2
+        assert 'rlaif_serve_model_calls{scorer="rm"} 3.0' in first.get("/metrics").text
         assert first.kill() == -signal.SIGKILL
         again = Served(args, cache=tmp_path / "cache", env={"JUDGE_KEY": KEY}).start()
         try:
             assert again.post("/v1/score", body).json() == want
+            assert again.post("/v1/score", rm_body).json() == want_rm
             assert again.post("/v1/compare", pairs).json() == want_pair
             assert up.count == calls  # zero new model calls
             metrics = again.get("/metrics").text
             assert 'rlaif_serve_cache_hits{scorer="rubric"} 5.0' in metrics
             assert 'rlaif_serve_model_calls{scorer="rubric"} 0.0' in metrics
+            assert 'rlaif_serve_cache_hits{scorer="rm"} 3.0' in metrics  # the reward model: no forward either
+            assert 'rlaif_serve_model_calls{scorer="rm"} 0.0' in metrics
         finally:
             again.stop()
 

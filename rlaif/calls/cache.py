@@ -23,7 +23,8 @@ from pathlib import Path
 from rlaif.backends.base import Backend, Completion, Request
 from rlaif.localmodel import cache_root
 
-__all__ = ["CacheInfo", "CallCache", "ModelEntries", "cache_info", "cache_key", "cache_path", "clear_cache"]
+__all__ = ["CacheInfo", "CallCache", "ModelEntries", "cache_info", "cache_key", "cache_path", "clear_cache",
+           "record_key"]
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS calls (
@@ -57,8 +58,12 @@ def cache_key(backend: Backend, request: Request) -> str:
     The base URL is not part of it: a run spread over several servers of the same
     model, or moved to another one, stays cached.
     """
-    blob = json.dumps({"backend": backend.spec.split(":", 1)[0], "model": backend.model,
-                       "request": request.cache_fields()}, sort_keys=True, ensure_ascii=False, default=str)
+    return record_key(backend.spec.split(":", 1)[0], backend.model, request.cache_fields())
+
+
+def record_key(kind: str, model: str, fields: dict) -> str:
+    blob = json.dumps({"backend": kind, "model": model, "request": fields}, sort_keys=True, ensure_ascii=False,
+                      default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -135,15 +140,24 @@ class CallCache:
     def put(self, key: str, backend: Backend, request: Request, completion: Completion,
             on_stored: Callable[[], None] | None = None) -> None:
         """Queue a row; `on_stored()` runs on the writer thread once it is committed (or failed to be)."""
+        self.put_record(key, backend.spec, backend.model, request.cache_fields(), completion, on_stored)
+
+    def put_record(self, key: str, spec: str, model: str, fields: dict, completion: Completion,
+                   on_stored: Callable[[], None] | None = None) -> None:
+        """`put` for a model that is not a `Backend` (a local reward model): its spec, model id and request."""
         if self._closed:
             raise RuntimeError("the call cache is closed")
         record = {**completion.__dict__, "cached": False}
-        self._queue.put(_Row((key, backend.spec, backend.model, json.dumps(request.cache_fields(), ensure_ascii=False),
+        self._queue.put(_Row((key, spec, model, json.dumps(fields, ensure_ascii=False),
                               json.dumps(record, ensure_ascii=False), time.time()), on_stored))
+
+    def count_record_hits(self, spec: str, model: str, n: int) -> None:
+        """`count_hits` by spec and model id."""
+        self._queue.put(Counter({(spec, model): n}))
 
     def count_hits(self, backend: Backend, n: int) -> None:
         """Count n requests of this backend served from the cache (one upsert per run, not per key)."""
-        self._queue.put(Counter({(backend.spec, backend.model): n}))
+        self.count_record_hits(backend.spec, backend.model, n)
 
     def _write_loop(self) -> None:
         con = _connect(self.path)

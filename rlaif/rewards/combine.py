@@ -121,7 +121,7 @@ def build_reward_fn(specs: list[str], *, judge_model: str | None = None, base_ur
             scorers.append(_scorer(src, calls=calls, judge_model=judge_model, base_urls=base_urls,
                                    api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
                                    tokenizer=tokenizer, device=device, http_batch_size=http_batch_size,
-                                   http_retries=http_retries, http_backoff_s=http_backoff_s))
+                                   http_retries=http_retries, http_backoff_s=http_backoff_s, cache=cache))
     except BaseException:
         RewardFunction(sources[:len(scorers)], scorers, calls).close()
         raise
@@ -132,12 +132,12 @@ def build_reward_fn(specs: list[str], *, judge_model: str | None = None, base_ur
 
 def _scorer(src: RewardSource, *, calls: Any, judge_model: str | None, base_urls: list[str] | None,
             api_key_env: str | None, concurrency: int, timeout: float | None, tokenizer: Any, device: str | None,
-            http_batch_size: int, http_retries: int, http_backoff_s: float) -> Any:
+            http_batch_size: int, http_retries: int, http_backoff_s: float, cache: bool) -> Any:
     if src.kind == "rule":
         return RuleReward(src.arg)
     if src.kind == "rm":
         try:
-            return ModelReward(src.arg, device=device)
+            return ModelReward(src.arg, device=device, cache=cache)
         except ConfigError as e:
             raise ConfigError(f"--reward '{src.spec}': {e}") from None
     if src.kind == "python":

@@ -87,26 +87,88 @@ class RuleReward:
         pass
 
 
+@dataclass
+class ModelStats:
+    """Items a reward model scored (`calls`) and items answered from the call cache."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    failed: int = 0
+
+
 class ModelReward:
     """A reward model trained by `rlaif train rm` (`RewardScorer`: the training tokenization, batched).
-    The raw score is the reward (no squashing: its scale is what the RM's loss made it)."""
+    The raw score is the reward (no squashing: its scale is what the RM's loss made it).
 
-    def __init__(self, path: str, *, device: str | None = None, batch_size: int = 16):
+    With `cache`, each score is a row of the call cache (`$RLAIF_CACHE/calls.sqlite`, backend `rm`), keyed by
+    the model's weights fingerprint, its tokenization limits, the prompt and the response: an item scored
+    before, by this process or an earlier one (also one killed with -9), costs no forward."""
+
+    def __init__(self, path: str, *, device: str | None = None, batch_size: int = 16, cache: bool = False):
+        from pathlib import Path
+
+        from rlaif.backends.hf_backend import weights_fingerprint
         from rlaif.train.reward import RewardScorer
 
         self.scorer = RewardScorer(path, device=device, batch_size=batch_size)
         self.path = path
+        self.stats = ModelStats()
+        self.model_id = f"{Path(path).resolve()}@{weights_fingerprint(Path(path))}"
+        self.cache = None
+        if cache:
+            from rlaif.calls.cache import CallCache
+
+            self.cache = CallCache()
+
+    def _keys(self, batch: RewardBatch) -> list[tuple[str, dict]]:
+        from rlaif.calls.cache import record_key
+
+        enc = self.scorer.encoder
+        out = []
+        for prompt, response in zip(batch.prompts, batch.responses, strict=True):
+            fields = {"prompt": prompt, "response": response, "max_length": enc.max_length,
+                      "max_prompt_length": enc.max_prompt_length}
+            out.append((record_key("rm", self.model_id, fields), fields))
+        return out
 
     def score(self, batch: RewardBatch) -> SourceScores:
+        n = len(batch.responses)
+        keys = self._keys(batch) if self.cache is not None else []
+        found = self.cache.get_many([k for k, _ in keys]) if keys else {}
+        todo = [i for i in range(n) if not keys or keys[i][0] not in found]
         try:
-            values = self.scorer.score(batch.prompts, batch.responses)
+            fresh = self.scorer.score([batch.prompts[i] for i in todo], [batch.responses[i] for i in todo]) \
+                if todo else []
         except Exception as e:  # e.g. out of memory: every item of the batch is unscored, and says why
-            return SourceScores.failed(len(batch.responses), f"reward model {self.path} failed: "
-                                                             f"{type(e).__name__}: {e}")
-        return checked_list(values, len(batch.responses), f"reward model {self.path}")
+            self.stats.failed += len(todo)
+            return SourceScores.failed(n, f"reward model {self.path} failed: {type(e).__name__}: {e}")
+        self.stats.calls += len(todo)
+        values: list[Any] = [None] * n
+        for i, v in zip(todo, fresh, strict=True):
+            values[i] = v
+            if self.cache is not None and math.isfinite(v):
+                self.cache.put_record(keys[i][0], "rm", self.model_id, keys[i][1], _completion(v))
+        if todo and self.cache is not None:
+            self.cache.flush()  # committed before the scores are used: a kill -9 after this never repeats them
+        for i in range(n):
+            if keys and keys[i][0] in found:
+                values[i] = found[keys[i][0]].extra["reward"]
+        if found and self.cache is not None:
+            self.stats.cache_hits += n - len(todo)
+            self.cache.count_record_hits("rm", self.model_id, n - len(todo))
+        return checked_list(values, n, f"reward model {self.path}")
 
     def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+            self.cache = None
         self.scorer = None
+
+
+def _completion(value: float):
+    from rlaif.backends.base import Completion
+
+    return Completion(text=repr(value), extra={"reward": value})
 
 
 def import_function(spec: str, path: str) -> Any:

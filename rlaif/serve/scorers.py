@@ -216,7 +216,7 @@ def load_scorers(o: ScorerOptions) -> Scorers:
     try:
         for i, path in enumerate(o.reward_models):
             name = "rm" if len(o.reward_models) == 1 else f"rm{i + 1}"
-            fn = build_reward_fn([f"rm:{path}"], device=o.device)
+            fn = build_reward_fn([f"rm:{path}"], device=o.device, cache=o.cache)
             point[name] = PointScorer(name, "rm", f"rm:{path}", fn)
             built.append(point[name])
         for i, name in enumerate(o.judges):
