@@ -10,7 +10,7 @@ Scorers, both loaded in one service (a real `python -m rlaif.cli serve` subproce
     call after 50 ms, with `-c 64`.
 
 Every request is one item, as OpenRLHF sends them, with a response never seen before (no cache hits; each
-run has a fresh cache). The service is driven by C concurrent clients (one asyncio loop, httpx). In-process
+run has a fresh cache). The service is driven by C concurrent clients (one asyncio loop, aiohttp). In-process
 means C threads each calling `build_reward_fn([SPEC])` on its own item: for the reward model one shared
 scorer (one item per forward: one-request-at-a-time scoring), for the judge one reward function per thread
 (one call layer each). The reward model is also served by a second service started with `--max-batch 1`
@@ -75,21 +75,24 @@ def stats(latencies: list[float], wall: float) -> dict:
 
 
 async def _drive(url: str, scorer: str, n: int, c: int, run: str) -> dict:
-    import httpx
+    """C clients, each posting its next one-item request as soon as its last answer is in (aiohttp: httpx's
+    connection pool costs this process ~6 ms of CPU a request when answers come back in bursts, which made
+    the load generator, not the service, the bottleneck on 2 cores)."""
+    import aiohttp
 
     latencies: list[float] = []
     todo = iter(range(n))
-    limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
-    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=c),
+                                     timeout=aiohttp.ClientTimeout(total=300)) as client:
         async def worker() -> None:
             for i in todo:
                 p, r = item(scorer, i, run)
                 t0 = time.perf_counter()
-                resp = await client.post(url + "/v1/score", json={"items": [{"prompt": p, "response": r}],
-                                                                   "scorers": [scorer]})
+                async with client.post(url + "/v1/score", json={"items": [{"prompt": p, "response": r}],
+                                                                "scorers": [scorer]}) as resp:
+                    body = await resp.json()
                 latencies.append(time.perf_counter() - t0)
-                res = resp.json()["results"][0]
-                assert resp.status_code == 200 and res["scores"][scorer] is not None, resp.text[:300]
+                assert resp.status == 200 and body["results"][0]["scores"][scorer] is not None, str(body)[:300]
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(c)))

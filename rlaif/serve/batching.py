@@ -1,10 +1,11 @@
 """The request coalescer: concurrent requests for one scorer become the backend's batches.
 
 Each scorer has one `Coalescer`: an asyncio queue of pending items and one worker that takes
-whatever has queued (up to `max_batch` items, waiting at most `max_wait_s` after the first for the
-batch to fill) and runs the scorer's synchronous batch function in its own thread. One batch per scorer is
-in flight at a time: a reward model gets whole batches, a judge's calls are spread by the call layer
-(`-c/--concurrency`), and the next batch fills while the current one runs.
+whatever has queued (up to `max_batch` items; under load, when the last batch held more than one item,
+waiting at most `max_wait_s` after the first for the batch to fill) and runs the scorer's synchronous
+batch function in its own thread. One batch per scorer is in flight at a time: a reward model gets
+whole batches, a judge's calls are spread by the call layer (`-c/--concurrency`), and the next batch
+fills while the current one runs.
 
 An item already queued or in flight (same key) is not queued again: its future is shared
 (`coalesced`). The queue is bounded: a request that would push it past `max_queue` items is refused
@@ -62,6 +63,7 @@ class Coalescer(Generic[Item, Result]):
         self.pending: dict[str, asyncio.Future] = {}  # key -> future, queued or in flight
         self.coalesced = 0  # items answered by another request's computation
         self.batch_seconds = 0.05  # running estimate of one batch's duration, for Retry-After
+        self.last_size = 0  # items in the last batch: above 1, the next batch waits up to max_wait_s to fill
         self._worker: asyncio.Task | None = None
         # one thread per scorer, always the same: torch keeps its thread pool warm for it (a new calling
         # thread costs a reward model hundreds of ms), and a scorer's state is never used by two at once
@@ -114,8 +116,11 @@ class Coalescer(Generic[Item, Result]):
         batch = [await self.queue.get()]
         # counted from when the batch starts filling, not from when its first item was queued: the pause lets
         # the event loop read the requests that arrived meanwhile (the scorer's thread holds the GIL while it
-        # runs), so batches stay large under load instead of shrinking to the one item queued each time
-        deadline = time.monotonic() + self.max_wait_s
+        # runs), so batches stay large under load instead of shrinking to the one item queued each time.
+        # Only under load (the last batch held more than one item): a lone client's request runs at once
+        # rather than paying the wait on every call (measured: 2.2 ms instead of 5.2 ms a request at C = 1)
+        wait = self.max_wait_s if self.last_size > 1 else 0.0
+        deadline = time.monotonic() + wait
         while len(batch) < self.max_batch:
             if not self.queue.empty():
                 batch.append(self.queue.get_nowait())
@@ -142,6 +147,7 @@ class Coalescer(Generic[Item, Result]):
                 results = [self.on_failure(e)] * len(batch)
             seconds = time.perf_counter() - t0
             self.batch_seconds = 0.8 * self.batch_seconds + 0.2 * seconds
+            self.last_size = len(batch)
             for p, r in zip(batch, results, strict=True):
                 if not p.future.done():
                     p.future.set_result(r)
