@@ -264,3 +264,15 @@ def test_non_loopback_without_a_token_refuses_to_start(tmp_path):
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2 and "RLAIF_SERVE_TOKEN" in r.stderr and "Fix:" in r.stderr
     assert "rlaif serve: http" not in r.stdout
+
+
+def test_a_bad_reward_model_refuses_to_start_naming_the_flag(tmp_path):
+    import subprocess
+    import sys
+
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "rlaif.cli", "serve", "--reward-model", str(empty), "--port", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"--reward-model {empty}: {empty} holds no saved model" in proc.stderr and "Fix:" in proc.stderr

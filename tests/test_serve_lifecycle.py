@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,6 +32,27 @@ def _wait_for(pred, timeout: float = 30.0) -> None:
         if time.time() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(0.01)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def _items(*responses: str) -> dict:
@@ -66,7 +88,10 @@ def test_sigkill_then_restart_answers_repeats_from_the_cache(tmp_path, tiny_rm_d
         calls = up.count
         assert calls == 5 + 2
         assert 'rlaif_serve_model_calls{scorer="rm"} 3.0' in first.get("/metrics").text
+        workers = _children(first.proc.pid)  # the reward model's own process
+        assert workers
         assert first.kill() == -signal.SIGKILL
+        _wait_for(lambda: not any(_alive(p) for p in workers), timeout=15)  # it follows its parent out
         again = Served(args, cache=tmp_path / "cache", env={"JUDGE_KEY": KEY}).start()
         try:
             assert again.post("/v1/score", body).json() == want

@@ -56,7 +56,7 @@ def serve(
         raise MissingDependency(e.name or "uvicorn", "serve", "rlaif serve") from None
     from rlaif.serve.app import Batching
     from rlaif.serve.limits import Limits
-    from rlaif.serve.scorers import ScorerOptions
+    from rlaif.serve.loading import ScorerOptions
     from rlaif.serve.server import ServeOptions
     from rlaif.serve.server import serve as run
 

@@ -1,9 +1,9 @@
-"""The scorers a service holds, built from `rlaif serve`'s options on the same code as `--reward` specs.
+"""The scorers a service holds (built by `rlaif.serve.loading` on the same code as `--reward` specs).
 
 - pointwise (`PointScorer`): each `--judge` of a pointwise/binary/rule/reward-model catalog judge
-  (`judge:NAME`), each `--reward-model PATH` (`rm:PATH`), and the constraint checker `rule` (share of the
-  item's constraints met), which is always loaded: it needs no model and answers only items that carry
-  constraints.
+  (`judge:NAME`), each `--reward-model PATH` (`rm:PATH`, in a process of its own: `rlaif.serve.workers`), and
+  the constraint checker `rule` (share of the item's constraints met), which is always loaded: it needs no
+  model and answers only items that carry constraints.
 - pairwise (`PairScorer`): each `--judge` of a pairwise judge, asked in both orders (`judge_pairs`).
 
 Every scorer is a one-source `rlaif.rewards.RewardFunction` (so judge calls go through `rlaif.calls`: the
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlaif.errors import ConfigError, RlaifError
+from rlaif.errors import RlaifError
 from rlaif.redact import redact
 
 RULE_RATER = "rule@v1:rlaif.constraints:check"  # the rater id of judges/rule.yaml: the same checker
@@ -170,73 +170,3 @@ class Scorers:
     def close(self) -> None:
         for s in [*self.point.values(), *self.pair.values()]:
             s.close()
-
-
-@dataclass
-class ScorerOptions:
-    """`rlaif serve`'s scorer options, spelled as `rlaif label` spells them."""
-
-    judges: list[str] = field(default_factory=list)
-    judge_models: list[str] = field(default_factory=list)
-    reward_models: list[str] = field(default_factory=list)
-    base_urls: list[str] | None = None
-    api_key_env: str | None = None
-    concurrency: int = 8
-    timeout: float | None = None
-    cache: bool = True
-    device: str | None = None
-    reward: str | None = None  # default scorer of /get_reward
-
-
-def _judge_scorer(name: str, model: str | None, o: ScorerOptions) -> PointScorer | PairScorer:
-    from rlaif.judge.spec import load_judge
-    from rlaif.rewards import build_reward_fn
-
-    judge = load_judge(name, model=model)
-    pairwise = judge.mode == "pairwise"
-    http_opts = judge.kind == "llm"
-    fn = build_reward_fn([f"{'pairwise' if pairwise else 'judge'}:{name}"], judge_model=model,
-                         base_urls=o.base_urls if http_opts else None,
-                         api_key_env=o.api_key_env if http_opts else None, concurrency=o.concurrency,
-                         timeout=o.timeout, cache=o.cache, device=o.device)
-    rater = fn.scorers[0].judge.rater
-    return PairScorer(judge.name, rater, fn) if pairwise else PointScorer(judge.name, "judge", rater, fn)
-
-
-def load_scorers(o: ScorerOptions) -> Scorers:
-    """Every scorer the options name (bad names and models fail here, before the server starts)."""
-    from rlaif.rewards import build_reward_fn
-
-    if len(o.judge_models) not in (0, 1, len(o.judges)):
-        raise ConfigError(f"{len(o.judge_models)} --judge-model values for {len(o.judges)} --judge values. "
-                          "Fix: give --judge-model once (used by every judge) or once per --judge, in order")
-    point: dict[str, PointScorer] = {}
-    pair: dict[str, PairScorer] = {}
-    built: list[Any] = []
-    try:
-        for i, path in enumerate(o.reward_models):
-            name = "rm" if len(o.reward_models) == 1 else f"rm{i + 1}"
-            fn = build_reward_fn([f"rm:{path}"], device=o.device, cache=o.cache)
-            point[name] = PointScorer(name, "rm", f"rm:{path}", fn)
-            built.append(point[name])
-        for i, name in enumerate(o.judges):
-            model = o.judge_models[i] if len(o.judge_models) == len(o.judges) else (o.judge_models or [None])[0]
-            scorer = _judge_scorer(name, model, o)
-            if scorer.name in point or scorer.name in pair:
-                raise ConfigError(f"two scorers are named '{scorer.name}'. Fix: give each --judge once")
-            built.append(scorer)
-            (pair if isinstance(scorer, PairScorer) else point)[scorer.name] = scorer
-        if "rule" not in point:
-            point["rule"] = PointScorer("rule", "rule", RULE_RATER, build_reward_fn(["rule"]))
-            built.append(point["rule"])
-    except BaseException:
-        for s in built:
-            s.close()
-        raise
-    default = o.reward or next((n for n in point if n != "rule"), "rule")
-    if default not in point:
-        for s in built:
-            s.close()
-        raise ConfigError(f"--reward-scorer '{default}' is not a loaded pointwise scorer. Fix: use one of "
-                          f"{', '.join(point)}")
-    return Scorers(point, pair, default)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from rlaif.errors import ConfigError
 from rlaif.serve.auth import check_bind, server_token
 from rlaif.serve.limits import Limits
-from rlaif.serve.scorers import ScorerOptions, load_scorers
+from rlaif.serve.loading import ScorerOptions, load_scorers
 
 if TYPE_CHECKING:
     from rlaif.serve.app import Batching

@@ -14,6 +14,7 @@ end-of-turn suffix entirely rather than keeping half of it.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from rlaif.errors import ConfigError
@@ -41,6 +42,7 @@ class ChatTokenizer:
         self.tok = tokenizer
         self.max_length, self.max_prompt_length = max_length, max_prompt_length
         self.has_template = bool(getattr(tokenizer, "chat_template", None))
+        self._rendered: dict[str, str] = {}  # prompt (as JSON) -> its rendering with the generation prompt
         self.bos, self.eos = tokenizer.bos_token_id, tokenizer.eos_token_id
         probe = tokenizer("a", add_special_tokens=True)["input_ids"]
         self.wants_bos = self.bos is not None and bool(probe) and probe[0] == self.bos
@@ -50,9 +52,18 @@ class ChatTokenizer:
         return list(self.tok(text, add_special_tokens=False)["input_ids"])
 
     def _prompt_text(self, prompt: Messages) -> str:
-        if self.has_template:
-            return self.tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-        return "\n\n".join(str(m["content"]) for m in prompt) + "\n\n"
+        if not self.has_template:
+            return "\n\n".join(str(m["content"]) for m in prompt) + "\n\n"
+        # memoized: every item renders its prompt twice (alone, and as the prefix of the full chat), and a
+        # prompt's k responses or both sides of a pair share it; a template render costs ~20 µs, the key ~2
+        key = json.dumps(prompt, sort_keys=True, ensure_ascii=False, default=str)
+        text = self._rendered.get(key)
+        if text is None:
+            if len(self._rendered) >= 4096:
+                self._rendered.clear()
+            text = self._rendered[key] = self.tok.apply_chat_template(prompt, add_generation_prompt=True,
+                                                                       tokenize=False)
+        return text
 
     def prompt_ids(self, prompt: Messages) -> list[int]:
         ids = self._encode(self._prompt_text(prompt))
