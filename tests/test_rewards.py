@@ -163,6 +163,14 @@ def test_rm_scores_are_cached_by_weights_and_reread_by_another_process(tiny_rm_d
         again = fn(batch([*responses, "a new one"]))
         st = fn.scorers[0].stats
         assert (st.calls, st.cache_hits) == (4, 3)
+
+        def out_of_memory(prompts, responses):
+            raise RuntimeError("out of memory")
+
+        fn.scorers[0].scorer.score = out_of_memory  # the model fails: the cached items are still answered
+        broken = fn(batch([*responses, "never seen"]))
+        assert broken.rewards[:3] == first.rewards and broken.rewards[3] is None
+        assert broken.errors[:3] == [None] * 3 and "failed: RuntimeError: out of memory" in broken.errors[3]
     assert again.rewards[:3] == first.rewards and again.errors == [None] * 4
     b = batch(responses)
     script = ("import json, sys\nfrom rlaif.rewards import build_reward_fn\n"

@@ -135,27 +135,27 @@ class ModelReward:
         n = len(batch.responses)
         keys = self._keys(batch) if self.cache is not None else []
         found = self.cache.get_many([k for k, _ in keys]) if keys else {}
+        values: list[Any] = [found[k].extra["reward"] if k in found else None for k, _ in keys] or [None] * n
         todo = [i for i in range(n) if not keys or keys[i][0] not in found]
-        try:
-            fresh = self.scorer.score([batch.prompts[i] for i in todo], [batch.responses[i] for i in todo]) \
-                if todo else []
-        except Exception as e:  # e.g. out of memory: every item of the batch is unscored, and says why
-            self.stats.failed += len(todo)
-            return SourceScores.failed(n, f"reward model {self.path} failed: {type(e).__name__}: {e}")
-        self.stats.calls += len(todo)
-        values: list[Any] = [None] * n
-        for i, v in zip(todo, fresh, strict=True):
-            values[i] = v
-            if self.cache is not None and math.isfinite(v):
-                self.cache.put_record(keys[i][0], "rm", self.model_id, keys[i][1], _completion(v))
-        if todo and self.cache is not None:
-            self.cache.flush()  # committed before the scores are used: a kill -9 after this never repeats them
-        for i in range(n):
-            if keys and keys[i][0] in found:
-                values[i] = found[keys[i][0]].extra["reward"]
-        if found and self.cache is not None:
+        if found:
             self.stats.cache_hits += n - len(todo)
             self.cache.count_record_hits("rm", self.model_id, n - len(todo))
+        if todo:
+            try:
+                fresh = self.scorer.score([batch.prompts[i] for i in todo], [batch.responses[i] for i in todo])
+            except Exception as e:  # e.g. out of memory: the items still to score are unscored, and say why
+                self.stats.failed += len(todo)
+                out = checked_list(values, n, f"reward model {self.path}")
+                for i in todo:
+                    out.errors[i] = f"reward model {self.path} failed: {type(e).__name__}: {e}"
+                return out
+            self.stats.calls += len(todo)
+            for i, v in zip(todo, fresh, strict=True):
+                values[i] = v
+                if self.cache is not None and math.isfinite(v):
+                    self.cache.put_record(keys[i][0], "rm", self.model_id, keys[i][1], _completion(v))
+            if self.cache is not None:
+                self.cache.flush()  # committed before the scores are used: a kill -9 now never repeats them
         return checked_list(values, n, f"reward model {self.path}")
 
     def close(self) -> None:
