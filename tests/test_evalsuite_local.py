@@ -16,23 +16,6 @@ def _one_thread():
     torch.set_num_threads(1)  # 2 shared cores: a second OpenMP thread makes small models slower
 
 
-@pytest.fixture(scope="module")
-def tiny_rm_dir(tmp_path_factory, smol_tokenizer):
-    """A tiny randomly initialized reward model (sequence classification, one output)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForSequenceClassification
-
-    torch.manual_seed(0)
-    tok = smol_tokenizer
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024, num_labels=1,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    d = tmp_path_factory.mktemp("tiny-rm")
-    LlamaForSequenceClassification(cfg).save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
-
-
 def _manual_logprob(model, tok, messages, text, ended, temperature):
     import torch
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from rlaif.errors import RlaifError
 from tests.rl_helpers import write_prompts
+from tests.train_helpers import kill_after_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANTED = "python:tests.rl_helpers:space_share"
@@ -138,16 +137,7 @@ def test_ppo_resumes_after_sigkill_at_the_right_step_with_its_kl_controller(tiny
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_cmd("ppo", prompts, tiny_model_dir, killed, *RESUME), env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        metrics = killed / "metrics.jsonl"
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 5:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    if (killed / "train_result.json").exists():
-        pytest.fail("the run finished before it could be killed; the test needs a slower run")
+    kill_after_rows(proc, killed, 5)
     done_before = len(_rows(killed))
     resumed = subprocess.run(_cmd("ppo", prompts, tiny_model_dir, killed, *RESUME), env=_env(), capture_output=True,
                              text=True)

@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.train_helpers import rows, write_pairs
+from tests.train_helpers import kill_after_rows, rows, write_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ["batch_size=8", "micro_batch_size=4", "lr=1e-3", "max_length=96", "max_prompt_length=48", "threads=1"]
@@ -37,18 +35,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_model_dir, tmp_p
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_cmd(data, tiny_model_dir, killed, *extra), env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # kill once a few steps (and a checkpoint) exist, well before the end
-        metrics = killed / "metrics.jsonl"
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 8:
-            break
-        if proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    if (killed / "train_result.json").exists():
-        pytest.fail("the run finished before it could be killed; the test needs a slower run")
+    kill_after_rows(proc, killed, 8)  # a few steps (and a checkpoint), well before the end
     done_before = len(rows(killed))
     assert 3 <= done_before < 40
 

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import random
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 WORDS = "apple river stone cloud green quick silent bright north paper window garden".split()
@@ -39,3 +42,20 @@ def write_kto(path: Path, n: int = 40, seed: int = 0) -> Path:
 
 def rows(out: Path, split: str = "train") -> list[dict]:
     return [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["split"] == split]
+
+
+def kill_after_rows(proc: subprocess.Popen, out: Path, n: int, timeout: float = 120) -> None:
+    """SIGKILL a training subprocess once OUT/metrics.jsonl has n rows (or it ended, or `timeout` passed);
+    fails the test when the run finished before it could be killed."""
+    import pytest
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        metrics = out / "metrics.jsonl"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= n:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if (out / "train_result.json").exists():
+        pytest.fail("the run finished before it could be killed; the test needs a slower run")

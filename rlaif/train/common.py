@@ -5,7 +5,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import yaml
@@ -19,6 +19,8 @@ from rlaif.train.data import Example, split_by_prompt
 from rlaif.train.modeling import attention_supports_shared_prompt, load_model, load_tokenizer, model_path
 from rlaif.train.runtime import Runtime, setup
 from rlaif.train.tokenize import ChatTokenizer, Tokenized
+
+T = TypeVar("T")
 
 
 def resolve_config(recipe: str, config: TrainConfig | dict | None, overrides: dict[str, Any]) -> TrainConfig:
@@ -50,6 +52,17 @@ def lock_output_dir(out: Path) -> OutputLock | None:
     if int(os.environ.get("RANK", "0")) != 0:
         return None
     return OutputLock(out, directory=True).acquire()
+
+
+def prepare_locked(out: Path, prepare: Callable[[OutputLock | None], T]) -> T:
+    """`prepare(lock)` under OUT's lock; the lock is released if preparing fails (the run holds it otherwise)."""
+    lock = lock_output_dir(out)
+    try:
+        return prepare(lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
 
 
 def seed_everything(seed: int) -> None:
@@ -107,13 +120,7 @@ def start_recipe(recipe: str, config: TrainConfig | dict | None, overrides: dict
 
     `load(cfg, file)` reads one data file."""
     cfg = resolve_config(recipe, config, overrides)
-    lock = lock_output_dir(Path(cfg.out))
-    try:
-        return _prepare(recipe, cfg, load, head, lock)
-    except BaseException:
-        if lock is not None:
-            lock.release()
-        raise
+    return prepare_locked(Path(cfg.out), lambda lock: _prepare(recipe, cfg, load, head, lock))
 
 
 def _prepare(recipe: str, cfg: TrainConfig, load: Callable[[TrainConfig, str], list[Example]], head: str,

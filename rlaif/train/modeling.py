@@ -77,6 +77,16 @@ def _backbone(model: nn.Module) -> nn.Module:
     return getattr(base, base.base_model_prefix)
 
 
+def lm_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """fp32 logits of the LM head on hidden states of any leading shape, soft-capped as the model's config says."""
+    base = base_model(model)
+    logits = base.get_output_embeddings()(hidden).float()
+    cap = getattr(base.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
 class SequenceLogProbs(nn.Module):
     """Summed log-probabilities of each completion (and their token counts) for a `Batch`."""
 
@@ -85,14 +95,9 @@ class SequenceLogProbs(nn.Module):
         self.model = model
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        base = base_model(self.model)
         hidden = _backbone(self.model)(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                                        position_ids=batch.position_ids, use_cache=False).last_hidden_state
-        h = hidden[batch.tgt_row, batch.tgt_pos]  # only the positions that predict completion tokens
-        logits = base.get_output_embeddings()(h).float()
-        cap = getattr(base.config, "final_logit_softcapping", None)
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
+        logits = lm_logits(self.model, hidden[batch.tgt_row, batch.tgt_pos])  # only positions predicting completions
         token_logps = -F.cross_entropy(logits, batch.tgt_token, reduction="none")
         logps = token_logps.new_zeros(batch.n_seqs).index_add(0, batch.tgt_seq, token_logps)
         counts = token_logps.new_zeros(batch.n_seqs).index_add(0, batch.tgt_seq, torch.ones_like(token_logps))

@@ -13,7 +13,7 @@ import yaml
 from rlaif.errors import ConfigError
 from rlaif.outlock import OutputLock
 from rlaif.records import as_messages, read_prompts, write_text
-from rlaif.train.common import lock_output_dir, seed_everything
+from rlaif.train.common import prepare_locked, seed_everything
 from rlaif.train.config import OnlineConfig, validate
 from rlaif.train.modeling import attention_supports_shared_prompt, load_model, load_tokenizer, model_path
 from rlaif.train.rl.policy import Policy, Reference
@@ -76,13 +76,7 @@ def start_online(recipe: str, config: OnlineConfig | dict | None, overrides: dic
     if reward_fn is None:
         raise ConfigError(f"the {recipe} recipe needs a reward function. Fix: pass --reward SPEC")
     cfg = resolve_online_config(recipe, config, overrides)
-    lock = lock_output_dir(Path(cfg.out))
-    try:
-        return _prepare(recipe, cfg, reward_fn, value_head, lock)
-    except BaseException:
-        if lock is not None:
-            lock.release()
-        raise
+    return prepare_locked(Path(cfg.out), lambda lock: _prepare(recipe, cfg, reward_fn, value_head, lock))
 
 
 def _prepare(recipe: str, cfg: OnlineConfig, reward_fn: RewardFn, value_head: bool,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rlaif.train.modeling import _backbone, attention_supports_shared_prompt, base_model, reference_mode
+from rlaif.train.modeling import _backbone, attention_supports_shared_prompt, base_model, lm_logits, reference_mode
 from rlaif.train.rl.losses import entropy_from_logits
 from rlaif.train.rl.rollout import Rollout, pack
 
@@ -78,11 +78,7 @@ class Policy(nn.Module):
     def _heads(self, hidden: torch.Tensor, targets: torch.Tensor, temperature: float, *, entropy: bool,
                entropy_grad: bool, values: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Log-probs of `targets`, entropies and values from hidden states of any leading shape."""
-        base = base_model(self.model)
-        logits = base.get_output_embeddings()(hidden).float()
-        cap = getattr(base.config, "final_logit_softcapping", None)
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
+        logits = lm_logits(self.model, hidden)
         if temperature > 0 and temperature != 1.0:
             logits = logits / temperature
         logps = logits.gather(-1, targets[..., None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
