@@ -1,6 +1,6 @@
 """Throughput of `rlaif generate` against the loopback fake server with a fixed latency per call.
 
-The server runs in its own process (tests/fakeserver.py, one thread per connection) and
+The server runs in its own process (tests/support/fakeserver.py, one thread per connection) and
 answers every call after LATENCY seconds, so the ideal rate at concurrency C is C / LATENCY.
 The client is rlaif.generate.generate, the function behind the CLI command, with a fresh
 call cache per run; each row is the best of --repeats runs (the machine may be shared).
@@ -54,7 +54,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
     args = ap.parse_args()
 
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fakeserver.py"), "--latency", str(args.latency)],
+    fake = ROOT / "tests" / "support" / "fakeserver.py"
+    server = subprocess.Popen([sys.executable, str(fake), "--latency", str(args.latency)],
                               stdout=subprocess.PIPE, text=True)
     url = server.stdout.readline().strip()
     os.environ.setdefault("OPENAI_API_KEY", "sk-bench-not-a-real-key")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))  # the loopback server lives with the tests
+sys.path.insert(0, str(ROOT / "tests" / "support"))  # the loopback server lives with the tests
 
 from rlaif.judge import LiveCalls, label_pairs, load_judge  # noqa: E402
 from rlaif.judge.pairing import all_pairs  # noqa: E402

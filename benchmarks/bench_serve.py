@@ -6,7 +6,7 @@ Scorers, both loaded in one service (a real `python -m rlaif.cli serve` subproce
     tokenizer, as tests/conftest.py builds its tiny model) saved as `rlaif train rm` saves one, on the CPU.
     (The embedded SmolLM2-135M as a reward model is too slow on a CPU for this table, and a CPU gains little
     from batching a model that size: its forward cost grows with the tokens either way.);
-(b) the `rubric` judge on the loopback fake server (tests/fakeserver.py, its own process) answering every
+(b) the `rubric` judge on the loopback fake server (tests/support/fakeserver.py, its own process) answering every
     call after 50 ms, with `-c 64`.
 
 Every request is one item, as OpenRLHF sends them, with a response never seen before (no cache hits; each
@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch loads; the service inherits it
 LATENCY = 0.05
 KEY = "sk-bench-not-a-real-key"
-FAKE = ("import sys; sys.path.insert(0, 'tests'); from fakeserver import FakeServer; "
+FAKE = ("import sys; sys.path.insert(0, 'tests/support'); from fakeserver import FakeServer; "
         "s = FakeServer(reply=lambda c: 'Fine.\\nRating: [[7]]', latency_s=float(sys.argv[1])).start(); "
         "print(s.openai_url, flush=True); sys.stdin.read()")
 

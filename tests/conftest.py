@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# the shared helpers import by bare name (`from fakeserver import ...`, `python:reward_helpers:...` specs)
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 SHARED_DATA = Path(os.environ.get("RLAIF_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.train_helpers import rows, write_pairs
+from tests.support.train_helpers import rows, write_pairs
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_dpo_bf16_with_checkpointing_on_gpu(tiny_model_dir, tmp_path):

@@ -19,7 +19,7 @@ server answers "echo: <last user turn>". Faults: HTTP status with an API-shaped 
 `Fault.auth_echo(status)`: an error whose body repeats the request's `Authorization` and
 `x-api-key` headers, as careless proxies do (the key must never get past rlaif's call layer).
 A ThreadingHTTPServer with keep-alive: one thread per connection, so latency overlaps.
-Run it alone with `python tests/fakeserver.py --latency 0.1`: it prints its URL, then serves
+Run it alone with `python tests/support/fakeserver.py --latency 0.1`: it prints its URL, then serves
 until killed.
 """
 from __future__ import annotations

@@ -20,7 +20,7 @@ from rlaif.cli import app
 from rlaif.localmodel import cache_root
 from rlaif.records import Response, write_jsonl
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _SHOWN = re.compile(r"Answer A:\n<<<\n(.*?)\n>>>\n\nAnswer B:\n<<<\n(.*?)\n>>>", re.S)
 P_GOOD = 0.8  # the log-prob judge's probability for the correct answer, in either position
 

@@ -11,7 +11,7 @@ import torch
 
 from rlaif.errors import ConfigError
 from rlaif.train.config import load_config
-from tests.train_helpers import MARKER, rows, write_kto, write_pairs
+from tests.support.train_helpers import MARKER, rows, write_kto, write_pairs
 
 FAST = dict(batch_size=8, micro_batch_size=4, lr=1e-3, max_length=96, max_prompt_length=48, threads=1)
 

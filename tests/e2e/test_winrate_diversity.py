@@ -216,5 +216,5 @@ def test_constraint_compliance_and_its_gap():
 
 
 def test_cli_help_lists_the_commands():
-    r = _rlaif("--help", cwd=Path(__file__).resolve().parents[1])
+    r = _rlaif("--help", cwd=Path(__file__).resolve().parents[2])
     assert r.returncode == 0 and "winrate" in r.stdout and "diversity" in r.stdout

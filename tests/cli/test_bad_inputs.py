@@ -26,7 +26,7 @@ from fakeserver import FakeServer
 from rlaif.cli import app, main
 from rlaif.cli import paths as cli_paths
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEAD = "http://127.0.0.1:9/v1"  # nothing listens: a row that got as far as a model call would fail, not pass
 
 

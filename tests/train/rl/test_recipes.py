@@ -2,7 +2,7 @@
 ratio 1 and KL 0, metrics carry every field, a SIGKILLed run resumes at the right step with its KL controller,
 2-process DDP equals one process, and bad reward specs or prompt files stop the CLI with exit 2 and `file:line`.
 
-The planted reward (tests/rl_helpers.py `space_share`) is the share of response tokens that start a word: about
+The planted reward (tests/support/rl_helpers.py `space_share`) is the share of response tokens that start a word: about
 0.65 for the random model, 1.0 when it has learned to emit only such tokens.
 """
 from __future__ import annotations
@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from rlaif.errors import RlaifError
-from tests.rl_helpers import write_prompts
-from tests.train_helpers import kill_after_rows
+from tests.support.rl_helpers import write_prompts
+from tests.support.train_helpers import kill_after_rows
 
-ROOT = Path(__file__).resolve().parents[1]
-PLANTED = "python:tests.rl_helpers:space_share"
+ROOT = Path(__file__).resolve().parents[3]
+PLANTED = "python:tests.support.rl_helpers:space_share"
 FAST = {"batch_size": 4, "k": 4, "max_new_tokens": 16, "lr": 3e-2, "beta": 0.001, "threads": 1}
 # PPO learns slower than the group methods on this reward: its batch-whitened advantages carry no per-prompt
 # baseline, so it takes several epochs per rollout (and λ = 1: the sequence reward reaches every token)
@@ -68,7 +68,7 @@ def test_each_recipe_learns_the_planted_reward(recipe, tiny_model_dir, tmp_path)
 def test_unscored_responses_are_dropped_and_counted(tiny_model_dir, tmp_path):
     """Every fourth prompt's responses get None: they leave the update, reward/skipped counts them, the run goes on
     while no more than max_skipped_share of a step is unscored."""
-    _train("grpo", tiny_model_dir, tmp_path, reward="python:tests.rl_helpers:half_unscored", skip_every=4,
+    _train("grpo", tiny_model_dir, tmp_path, reward="python:tests.support.rl_helpers:half_unscored", skip_every=4,
            max_steps=4, max_new_tokens=4, max_skipped_share=0.8)
     rows = _rows(tmp_path / "grpo")
     assert sum(r["reward/skipped"] for r in rows) > 0 and all(r["reward/skipped"] % 4 == 0 for r in rows)
@@ -77,7 +77,7 @@ def test_unscored_responses_are_dropped_and_counted(tiny_model_dir, tmp_path):
 
 def test_a_batch_mostly_unscored_stops_with_a_clear_error(tiny_model_dir, tmp_path):
     with pytest.raises(RlaifError, match="could not be scored .*max_skipped_share"):
-        _train("grpo", tiny_model_dir, tmp_path, reward="python:tests.rl_helpers:half_unscored", skip_every=1,
+        _train("grpo", tiny_model_dir, tmp_path, reward="python:tests.support.rl_helpers:half_unscored", skip_every=1,
                max_steps=2, max_new_tokens=4)
 
 
@@ -114,7 +114,7 @@ def test_bad_reward_specs_and_prompt_files_exit_2(tiny_model_dir, tmp_path):
     bad.write_text('{"prompt": "fine"}\n{"nothing": "here"}\n')
     cases = [
         (_cmd("grpo", prompts, tiny_model_dir, tmp_path / "a", reward="bogus:x"), "unknown reward kind 'bogus'"),
-        (_cmd("grpo", prompts, tiny_model_dir, tmp_path / "b", reward="python:tests.rl_helpers:nope"),
+        (_cmd("grpo", prompts, tiny_model_dir, tmp_path / "b", reward="python:tests.support.rl_helpers:nope"),
          "has no function 'nope'"),
         (_cmd("ppo", bad, tiny_model_dir, tmp_path / "c"), f"{bad}:2: not a prompt record"),
         (_cmd("rloo", prompts, tiny_model_dir, tmp_path / "d", "num_generations=4"), "did you mean 'k'?"),

@@ -1,5 +1,5 @@
 """`rlaif serve` as a real uvicorn process on loopback, called over real HTTP (httpx): the OpenRLHF contract,
-/v1/score and /v1/compare on a judge behind tests/fakeserver.py, the token, each limit, malformed bodies,
+/v1/score and /v1/compare on a judge behind tests/support/fakeserver.py, the token, each limit, malformed bodies,
 many clients at once, upstream faults as per-item errors, and no key or token in any output or the cache."""
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import pytest
 
 from rlaif.convert import convert
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EVIL = '<script>alert("pwned")</script>'
 
 

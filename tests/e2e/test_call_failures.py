@@ -19,7 +19,7 @@ from fakeserver import FakeServer, Fault
 from rlaif.localmodel import cache_root
 from rlaif.records import Response, write_jsonl
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CANARY = "zebra-CANARY-7731-qx"  # not key-shaped: only knowing the key in use can mask it
 
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.train_helpers import kill_after_rows, rows, write_pairs
+from tests.support.train_helpers import kill_after_rows, rows, write_pairs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMON = ["batch_size=8", "micro_batch_size=4", "lr=1e-3", "max_length=96", "max_prompt_length=48", "threads=1"]
 COMPARED = ("loss", "rewards_chosen", "rewards_rejected", "reward_accuracy", "reward_margin", "kl", "grad_norm", "lr")
 

@@ -11,7 +11,7 @@ from rlaif.errors import ConfigError
 from rlaif.instructions import constraints as C
 from rlaif.records import read_prompts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # (constraint, compliant response, violating response) for every registered (family, type)
 CASES = [

@@ -1,4 +1,4 @@
-"""`rlaif serve` as a real subprocess on loopback for the service tests, and a judge for tests/fakeserver.py.
+"""`rlaif serve` as a real subprocess on loopback for the service tests, and a judge for tests/support/fakeserver.py.
 
     with Served(["-j", "rubric", ...], cache=tmp_path / "cache") as svc:
         svc.url                       # http://127.0.0.1:PORT (the port the service printed)
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-serve-test-9f3c1e7d5b2a4c6e8d0f1a3b5c7d9e1f"  # distinctive: grepped for in every output
 TOKEN = "rlaif-token-4b7d1a9e3c5f7b2d6e8a0c4f"
 _SHOWN = re.compile(r"Answer A:\n<<<\n(.*?)\n>>>\n\nAnswer B:\n<<<\n(.*?)\n>>>", re.S)
