@@ -101,12 +101,12 @@ def tiny_model(d: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from rlaif.localmodel import local_model_dir
 
-    torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(local_model_dir())
+    tok = AutoTokenizer.from_pretrained(local_model_dir())  # may convert the GGUF once, which draws random numbers
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                       pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    torch.manual_seed(0)
     LlamaForCausalLM(cfg).save_pretrained(d)
     tok.save_pretrained(d)
 
