@@ -129,10 +129,11 @@ def clean(x):
     return x
 
 
-def read(path: Path):
+def read(path: Path, work: Path):
+    text = path.read_text().replace(str(work), "<work>")  # rater ids name the run's folder
     if path.suffix == ".jsonl":
-        return [clean(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
-    return clean(json.loads(path.read_text()))
+        return [clean(json.loads(line)) for line in text.splitlines() if line.strip()]
+    return clean(json.loads(text))
 
 
 def snapshot(work: Path, with_demo: bool) -> dict:
@@ -142,28 +143,28 @@ def snapshot(work: Path, with_demo: bool) -> dict:
         rlaif(work, "label", work / "responses.jsonl", "--judge", "pairwise", "--judge", "pairwise-logprob",
               "--judge-model", "openai:judge", "--base-url", srv.openai_url, "--jury", "mean", "-o", work / "label")
     for name in ("labels.jsonl", "preferences.jsonl", "summary.json"):
-        out[f"label/{name}"] = read(work / "label" / name)
+        out[f"label/{name}"] = read(work / "label" / name, work)
     labels = work / "label" / "labels.jsonl"
     rlaif(work, "audit", labels, "-o", work / "audit")
-    out["audit/audit.json"] = read(work / "audit" / "audit.json")
+    out["audit/audit.json"] = read(work / "audit" / "audit.json", work)
     rlaif(work, "elo", labels, "-o", work / "elo")
-    out["elo"] = {p.name: read(p) for p in sorted((work / "elo").glob("*.json"))}
+    out["elo"] = {p.name: read(p, work) for p in sorted((work / "elo").glob("*.json"))}
     rlaif(work, "winrate", "--labels", labels, "--policy", "tuned", "--baseline", "base", "-o", work / "winrate",
           "--bootstrap", "500")
-    out["winrate/winrate.json"] = read(work / "winrate" / "winrate.json")
+    out["winrate/winrate.json"] = read(work / "winrate" / "winrate.json", work)
 
     tiny_model(work / "tiny")
     write_pairs(work / "pairs.jsonl")
     rlaif(work, "train", "dpo", "--data", work / "pairs.jsonl", "--model", work / "tiny", "-o", work / "dpo",
           "max_steps=3", "batch_size=4", "seed=0")
-    out["dpo/metrics.jsonl"] = read(work / "dpo" / "metrics.jsonl")
+    out["dpo/metrics.jsonl"] = read(work / "dpo" / "metrics.jsonl", work)
     write_prompts(work / "prompts.jsonl")
     rlaif(work, "train", "grpo", "--prompts", work / "prompts.jsonl", "--model", work / "tiny", "--reward", "rule",
           "-o", work / "grpo", "max_steps=2", "batch_size=4", "max_new_tokens=8", "seed=0")
-    out["grpo/metrics.jsonl"] = read(work / "grpo" / "metrics.jsonl")
+    out["grpo/metrics.jsonl"] = read(work / "grpo" / "metrics.jsonl", work)
     if with_demo:
         rlaif(work, "demo", "--quick", "-o", work / "demo")
-        out["demo/demo.json"] = read(work / "demo" / "demo.json")
+        out["demo/demo.json"] = read(work / "demo" / "demo.json", work)
     return out
 
 
