@@ -3,7 +3,7 @@
     rlaif train grpo --prompts prompts.jsonl --model local --reward rule -o runs/grpo [k=4 beta=0.04 ...]
 
 The prelude (`rl/prelude.py`) loads the prompts, the policy and the frozen reference; then each step
-(`GRPO.step`) runs the stages of `rl/stages.py`:
+(`OnlineSteps.step` in `rl/stages.py`) runs six stages, 4 and the loss of 5 being this recipe's:
 
 1. sample k responses per prompt from the current policy;
 2. score them with the reward callable;
@@ -21,13 +21,12 @@ from typing import Any
 
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.config import GRPOConfig
-from rlaif.train.engine import Engine
 from rlaif.train.rl.losses import grpo_advantages, grpo_loss
 from rlaif.train.rl.policy import PolicyOut
 from rlaif.train.rl.prelude import start_online
 from rlaif.train.rl.reward import RewardFn
 from rlaif.train.rl.stages import (
-    Batch,
+    LogProbs,
     Micro,
     MicroLoss,
     OnlineSteps,
@@ -40,17 +39,7 @@ from rlaif.train.rl.stages import (
 
 
 class GRPO(OnlineSteps):
-    def step(self, engine: Engine) -> dict:
-        samples = self.sample(engine)  # 1. sample
-        scores = self.score(engine, samples)  # 2. score
-        parts = self.first_parts(engine, samples)
-        logps = self.logprobs(engine, samples, parts)  # 3. reference (and old) log-probs
-        targets = self.targets(samples, scores)  # 4. group-relative advantages
-        batch = Batch(samples, scores.keep, logps, targets)
-        update = self.update(engine, batch, parts)  # 5. epochs of minibatch updates on `loss`
-        return self.metrics(engine, batch, scores, update)  # 6. metrics
-
-    def targets(self, samples: Samples, scores: Scores) -> Targets:
+    def targets(self, samples: Samples, scores: Scores, logps: LogProbs) -> Targets:
         # group-relative advantages over the whole batch (the batch std spans every process)
         rt, keep = self.rt, scores.keep
         full = grpo_advantages(gather_rows(rt, scores.scores.masked_fill(keep == 0, float("nan"))), self.cfg.k,

@@ -94,7 +94,7 @@ def accumulate_gradients(module: nn.Module, loss_fn: LossFn, items: list[Tokeniz
     return StepSums(loss_sum, stats, tokens)
 
 
-# ---- the step loop ---------------------------------------------------------------------------------
+# ---- the step source -------------------------------------------------------------------------------
 @dataclass
 class BatchPlan:
     """Which examples each optimizer step trains on: length-grouped global batches, reshuffled each epoch."""

@@ -4,7 +4,8 @@
 
 The prelude (`rl/prelude.py`) loads the prompts, the policy with a value head (a scalar linear head on the
 policy's last hidden state: a shared trunk, so one forward gives log-probs and values) and the frozen
-reference; then each step (`PPO.step`) runs the stages of `rl/stages.py`:
+reference; then each step (`OnlineSteps.step` in `rl/stages.py`) runs six stages, 4 and the loss of 5 being
+this recipe's:
 
 1. sample k responses per prompt (default 1) from the current policy;
 2. score them with the reward callable;
@@ -29,7 +30,6 @@ import torch
 
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.config import PPOConfig
-from rlaif.train.engine import Engine
 from rlaif.train.rl.losses import (
     AdaptiveKLController,
     FixedKLController,
@@ -45,7 +45,6 @@ from rlaif.train.rl.policy import PolicyOut
 from rlaif.train.rl.prelude import OnlineRun, start_online
 from rlaif.train.rl.reward import RewardFn
 from rlaif.train.rl.stages import (
-    Batch,
     LogProbs,
     Micro,
     MicroLoss,
@@ -102,16 +101,6 @@ class PPO(OnlineSteps):
 
     def keep(self, scored: torch.Tensor) -> torch.Tensor:
         return scored  # no groups: every scored response trains
-
-    def step(self, engine: Engine) -> dict:
-        samples = self.sample(engine)  # 1. sample
-        scores = self.score(engine, samples)  # 2. score
-        parts = self.first_parts(engine, samples)
-        logps = self.logprobs(engine, samples, parts)  # 3. reference and old log-probs, old values
-        targets = self.targets(samples, scores, logps)  # 4. KL-penalized rewards, GAE advantages and returns
-        batch = Batch(samples, scores.keep, logps, targets)
-        update = self.update(engine, batch, parts)  # 5. epochs of minibatch updates on `loss`
-        return self.metrics(engine, batch, scores, update)  # 6. metrics (and the KL controller's update)
 
     def _scores(self, samples: Samples, scores: Scores) -> torch.Tensor:
         # missing-EOS penalty, running normalization, clipping

@@ -3,7 +3,7 @@
     rlaif train rloo --prompts prompts.jsonl --model local --reward rule -o runs/rloo [k=4 beta=0.05 ...]
 
 The prelude (`rl/prelude.py`) loads the prompts, the policy and the frozen reference; then each step
-(`RLOO.step`) runs the stages of `rl/stages.py`:
+(`OnlineSteps.step` in `rl/stages.py`) runs six stages, 4 and the loss of 5 being this recipe's:
 
 1. sample k responses per prompt from the current policy;
 2. score them with the reward callable;
@@ -21,13 +21,11 @@ from typing import Any
 
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.config import RLOOConfig
-from rlaif.train.engine import Engine
 from rlaif.train.rl.losses import rloo_advantages, rloo_loss, rloo_rewards
 from rlaif.train.rl.policy import PolicyOut
 from rlaif.train.rl.prelude import start_online
 from rlaif.train.rl.reward import RewardFn
 from rlaif.train.rl.stages import (
-    Batch,
     LogProbs,
     Micro,
     MicroLoss,
@@ -44,16 +42,6 @@ class RLOO(OnlineSteps):
     @property
     def needs_old_logps(self) -> bool:  # the KL in the reward is measured on the sampling policy
         return self.cfg.beta > 0
-
-    def step(self, engine: Engine) -> dict:
-        samples = self.sample(engine)  # 1. sample
-        scores = self.score(engine, samples)  # 2. score
-        parts = self.first_parts(engine, samples)
-        logps = self.logprobs(engine, samples, parts)  # 3. reference (and old) log-probs
-        targets = self.targets(samples, scores, logps)  # 4. KL-regularized rewards, leave-one-out advantages
-        batch = Batch(samples, scores.keep, logps, targets)
-        update = self.update(engine, batch, parts)  # 5. epochs of minibatch updates on `loss`
-        return self.metrics(engine, batch, scores, update)  # 6. metrics
 
     def targets(self, samples: Samples, scores: Scores, logps: LogProbs) -> Targets:
         # KL-regularized rewards, then leave-one-out advantages (whitening spans every process)

@@ -196,8 +196,6 @@ def minibatch_counts(rt: Runtime, batch: Batch, parts: list[list[list[int]]]) ->
     return [Counts(max(float(s), 1e-8), max(float(t), 1e-8)) for s, t in total.tolist()]
 
 
-
-
 def _mix(seed: int, step: int, epoch: int) -> int:
     return (seed * 1_000_003 + step * 7_919 + epoch * 104_729) % (1 << 62)
 
@@ -211,8 +209,9 @@ def _reward_stats(result: RewardResult, sums: MetricSums) -> None:
 
 # ---- the stages -----------------------------------------------------------------------------------------
 class OnlineSteps:
-    """The engine's step source for the online recipes, and the stages a recipe's `step` calls in order.
-    A recipe subclass writes `step` and its `loss`; what else differs is a class attribute or `keep`."""
+    """The engine's step source for the online recipes: `step` runs the six stages in order. A recipe subclass
+    gives stage 4 (`targets`) and the loss stage 5 minimizes (`loss`); what else differs is a class attribute,
+    `keep` or `end_step`."""
 
     value_head = False  # PPO: the policy carries a value head
     needs_old_logps = False  # the targets use the old log-probs (so stage 3 always computes them)
@@ -232,11 +231,23 @@ class OnlineSteps:
         cfg = self.cfg
         return cfg.ppo_epochs == 1 and cfg.minibatches == 1 and not self.needs_old_logps
 
-    # -- what a recipe gives ------------------------------------------------------------------------------
     def step(self, engine: Engine) -> dict:
+        """One step, stage by stage; each stage returns what the next ones take."""
+        samples = self.sample(engine)  # 1. k responses per prompt from the current policy
+        scores = self.score(engine, samples)  # 2. the reward of each; the rows the update keeps
+        parts = self.first_parts(engine, samples)
+        logps = self.logprobs(engine, samples, parts)  # 3. reference (and old) log-probs
+        targets = self.targets(samples, scores, logps)  # 4. advantages (and returns): the recipe's
+        batch = Batch(samples, scores.keep, logps, targets)
+        update = self.update(engine, batch, parts)  # 5. epochs of minibatch updates on the recipe's `loss`
+        return self.metrics(engine, batch, scores, update)  # 6. the step's metrics row
+
+    # -- what a recipe gives ------------------------------------------------------------------------------
+    def targets(self, samples: Samples, scores: Scores, logps: LogProbs) -> Targets:
         raise NotImplementedError
 
     def loss(self, out: PolicyOut, micro: Micro) -> MicroLoss:
+        """One micro-batch's share of its minibatch's loss, and its metrics."""
         raise NotImplementedError
 
     def keep(self, scored: torch.Tensor) -> torch.Tensor:
