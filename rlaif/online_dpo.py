@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rlaif.catalog import find
 from rlaif.errors import ConfigError
@@ -48,11 +48,11 @@ from rlaif.records import (
     write_text,
 )
 from rlaif.steps import Steps, write_audit
-from rlaif.train.config import CONFIG_DIR, CONFIGS, DPOConfig, config_data, validate
+from rlaif.train.config import CONFIG_DIR, CONFIGS, DPOConfig, config_data, flat_dump, resolve_config, validate
 
 COMMAND = "online-dpo"
 DEFAULT_CONFIG = CONFIG_DIR / "online-dpo.yaml"
-# DPO keys the loop sets itself each round, with what to use instead
+# DPO keys the loop sets itself each round (refused when given), with what to use instead
 MANAGED = {"data": "each round trains on its own labels", "eval_data": "each round trains on its own labels",
            "max_steps": "use steps_per_round", "epochs": "use steps_per_round",
            "resume": "a re-run always resumes (state.json)"}
@@ -61,9 +61,14 @@ MANAGED = {"data": "each round trains on its own labels", "eval_data": "each rou
 RESUMABLE = {"rounds", "threads", "save_every", "log_every", "eval_every", "out", *MANAGED}
 
 
-class OnlineDPOConfig(DPOConfig):
-    """The loop's keys; the DPO keys (beta, lr, lora, batch_size, ...) apply to every round's training."""
+class OnlineDPOConfig(BaseModel):
+    """The loop's keys, and the DPO config every round trains with (`dpo`). Users write the DPO keys (beta, lr,
+    lora, batch_size, model, out, seed, ...) at the top level, as in a DPO config: `beta=0.2` sets `dpo.beta`."""
 
+    model_config = ConfigDict(extra="forbid")
+    FLAT_SECTIONS: ClassVar[tuple[str, ...]] = ("dpo",)
+
+    dpo: DPOConfig  # model, reference, seed, device and out are the loop's too
     prompts: str | None = None  # a prompts JSONL or a built-in prompt set (constraints feed the rule checker)
     judges: list[str] = Field(default_factory=list)  # --judge: built-in names or judge YAML files
     judge_models: list[str] = Field(default_factory=list)  # --judge-model: once for all judges or once per judge
@@ -76,16 +81,23 @@ class OnlineDPOConfig(DPOConfig):
     jury: Literal["majority", "mean", "dawid-skene"] = "mean"
     min_p_chosen: float = Field(0.0, ge=0.0, le=1.0)  # drop preferences the jury is less sure of
     rule: bool = True  # add the rule checker to the jury when the prompts carry constraints
-    eval_fraction: float = Field(0.0, ge=0.0, lt=1.0)
 
     @model_validator(mode="before")
     @classmethod
-    def _no_managed_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key, why in MANAGED.items():
-                if key in data and data[key] not in (None, DPOConfig.model_fields[key].default):
-                    raise ValueError(f"'{key}' is set by online-dpo itself ({why})")
-        return data
+    def _hold_dpo_keys(cls, data: Any) -> Any:
+        """The DPO keys written at the top level go into `dpo` (none of those the loop sets itself); a round
+        trains on all of its preferences unless `eval_fraction` says otherwise."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        section = dict(data.pop("dpo", None) or {})
+        section.update({k: data.pop(k) for k in list(data)
+                        if k in DPOConfig.model_fields and k not in cls.model_fields})
+        for key, why in MANAGED.items():
+            if key in section and section[key] not in (None, DPOConfig.model_fields[key].default):
+                raise ValueError(f"'{key}' is set by online-dpo itself ({why})")
+        section.setdefault("eval_fraction", 0.0)
+        return {**data, "dpo": section}
 
 
 def load_online_config(path: str | Path | None = DEFAULT_CONFIG, overrides: list[str] | None = None,
@@ -96,14 +108,10 @@ def load_online_config(path: str | Path | None = DEFAULT_CONFIG, overrides: list
 
 
 def _resolve(config: OnlineDPOConfig | dict | None, overrides: dict[str, Any]) -> OnlineDPOConfig:
-    data = config.model_dump() if isinstance(config, OnlineDPOConfig) else dict(config or {})
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = validate(COMMAND, data, configs={**CONFIGS, COMMAND: OnlineDPOConfig})
-    if not cfg.prompts:
-        raise ConfigError("no prompts given. Fix: pass --prompts FILE (a prompts JSONL or a built-in set)")
-    if not cfg.out:
-        raise ConfigError("no output directory given. Fix: pass -o OUTDIR")
-    return cfg
+    return resolve_config(COMMAND, config, overrides, configs={**CONFIGS, COMMAND: OnlineDPOConfig}, skip_none=True,
+                          required={"prompts": "no prompts given. Fix: pass --prompts FILE (a prompts JSONL or a "
+                                               "built-in set)",
+                                    "out": "no output directory given. Fix: pass -o OUTDIR"})
 
 
 @dataclass
@@ -130,7 +138,7 @@ def run_online_dpo(config: OnlineDPOConfig | dict | None = None, *, judges: list
     """Run (or resume) the rounds and write the report; returns online_dpo.json's content. `judges` are
     loaded Judge objects to use instead of `judges`/`judge_models` of the config (tests, library callers)."""
     cfg = _resolve(config, overrides)
-    out = Path(cfg.out).resolve()  # round.json names each round's policy by this path
+    out = Path(cfg.dpo.out).resolve()  # round.json names each round's policy by this path
     with output_lock(out, directory=True):  # one writer per OUT, before any call
         loop = start_loop(cfg, out, judges, dict(concurrency=concurrency, base_urls=base_urls,
                                                  api_key_env=api_key_env, progress=progress))
@@ -156,10 +164,10 @@ def start_loop(cfg: OnlineDPOConfig, out: Path, judges: list | None, calls: dict
         raise ConfigError("no judge: the prompts carry no constraints for the rule checker. "
                           "Fix: pass --judge NAME (e.g. pairwise) or prompts with constraints")
     checker = next((j.rater for j in judges if j.kind == "rule"), None)
-    start = str(Path(model_path(cfg.model)).resolve())
-    reference = str(Path(model_path(cfg.reference)).resolve()) if cfg.reference else start
+    start = str(Path(model_path(cfg.dpo.model)).resolve())
+    reference = str(Path(model_path(cfg.dpo.reference)).resolve()) if cfg.dpo.reference else start
     out.mkdir(parents=True, exist_ok=True)
-    plan = {k: v for k, v in cfg.model_dump().items() if k not in RESUMABLE}
+    plan = {k: v for k, v in flat_dump(cfg).items() if k not in RESUMABLE}
     plan.update(prompts=str(prompts_path.resolve()), model=start, reference=reference,
                 raters=[j.rater for j in judges])
     steps = Steps(out, plan, command=COMMAND, on_change="refuse")
@@ -197,10 +205,10 @@ def sample(loop: Loop, r: int) -> None:
     prompts = round_prompts(loop, r)
     d.mkdir(parents=True, exist_ok=True)
     write_jsonl(d / "prompts.jsonl", prompts)
-    device = None if cfg.device == "auto" else cfg.device
+    device = None if cfg.dpo.device == "auto" else cfg.dpo.device
     # A seed per round: a policy left unchanged by a round without preferences still draws fresh samples.
     generate(prompts, f"hf:{policy_of(loop, r)}", d / "responses.jsonl", samples=cfg.k,
-             temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed + (r - 1) * cfg.k,
+             temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.dpo.seed + (r - 1) * cfg.k,
              name=f"round{r}", progress=loop.calls["progress"], device=device)
 
 
@@ -211,7 +219,7 @@ def label(loop: Loop, r: int) -> None:
 
     cfg, d, calls = loop.cfg, loop.dir(r), loop.calls
     run_label(d / "responses.jsonl", loop.judges, d / "labels", pairing="all", orders="both", jury=cfg.jury,
-              min_p_chosen=cfg.min_p_chosen, prompts_path=d / "prompts.jsonl", seed=cfg.seed,
+              min_p_chosen=cfg.min_p_chosen, prompts_path=d / "prompts.jsonl", seed=cfg.dpo.seed,
               concurrency=calls["concurrency"], progress=calls["progress"], base_urls=calls["base_urls"],
               api_key_env=calls["api_key_env"])
 
@@ -233,7 +241,7 @@ def audit(loop: Loop, r: int) -> None:
 def dpo_config(loop: Loop, r: int) -> DPOConfig:
     """The round's DPO run: the loop's DPO keys, from the current policy, against the frozen reference."""
     d = loop.dir(r)
-    data = {k: v for k, v in loop.cfg.model_dump().items() if k in DPOConfig.model_fields}
+    data = loop.cfg.dpo.model_dump()
     data.update(data=str(d / "labels" / "preferences.jsonl"), model=policy_of(loop, r), out=str(d / "dpo"),
                 reference=loop.reference, max_steps=loop.cfg.steps_per_round)
     return DPOConfig.model_validate(data)
@@ -258,7 +266,7 @@ def reward_of(loop: Loop, r: int) -> dict:
     d = loop.dir(r)
     responses = read_jsonl(d / "responses.jsonl", Response)
     out: dict[str, Any] = {"n_responses": len(responses), "checker": None, "judges": {}}
-    comp = constraint_compliance(read_prompts(d / "prompts.jsonl"), responses, n_boot=2000, seed=loop.cfg.seed)
+    comp = constraint_compliance(read_prompts(d / "prompts.jsonl"), responses, n_boot=2000, seed=loop.cfg.dpo.seed)
     if comp:
         (c,) = comp.values()  # one policy per round
         out["checker"] = {k: c[k] for k in ("n", "n_prompts", "all_pass_rate", "ci_low", "ci_high", "share_passed")}
@@ -321,7 +329,7 @@ def write_report(loop: Loop) -> dict:
     summary = {
         "command": f"rlaif train {COMMAND}", "out": str(loop.out), "start": loop.start, "reference": loop.reference,
         "judges": [j.rater for j in loop.judges], "checker": loop.checker,
-        "config": {k: v for k, v in loop.cfg.model_dump().items() if k != "out"},
+        "config": {k: v for k, v in flat_dump(loop.cfg).items() if k != "out"},
         "rounds": [read_json_file(loop.dir(r) / "round.json") for r in range(1, n + 1)],
         "final": {"policy": policy_of(loop, n + 1), "reward": reward_of(loop, n + 1)} if final.exists() else None,
         "seconds": dict(loop.steps.done),

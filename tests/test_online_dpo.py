@@ -201,7 +201,7 @@ def test_config_keys_are_checked_with_hints():
 
     assert "rlaif train online-dpo --prompts" in DEFAULT_CONFIG.read_text().splitlines()[1]
     cfg = load_online_config(overrides=["rounds=5", "beta=0.2", "lora.r=8"])
-    assert (cfg.rounds, cfg.beta, cfg.lora.r, cfg.k) == (5, 0.2, 8, 4)
+    assert (cfg.rounds, cfg.dpo.beta, cfg.dpo.lora.r, cfg.k) == (5, 0.2, 8, 4)  # the DPO keys land in its DPO config
     with pytest.raises(ConfigError, match=r"unknown key 'rouds' \(did you mean 'rounds'\?\)"):
         load_online_config(overrides=["rouds=2"])
     with pytest.raises(ConfigError, match="'max_steps' is set by online-dpo itself .use steps_per_round"):

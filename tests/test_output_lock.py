@@ -203,7 +203,7 @@ def _hold(path: Path, directory: bool) -> subprocess.Popen:
 
 def test_training_out_is_locked_on_the_main_process(tmp_path, monkeypatch):
     pytest.importorskip("torch")
-    from rlaif.train.common import lock_output_dir
+    from rlaif.train.prelude import lock_output_dir
 
     out = tmp_path / "run"
     other = _hold(out, directory=True)

@@ -2,10 +2,11 @@
 GRPO online, from prompts and a reward callable.
 
 Losses are pure tensor functions (`losses.py`, `rl/losses.py`); each recipe (`rm.py`, `dpo.py`, `kto.py`,
-`ppo.py`, `rloo.py`, `grpo.py`) reads top to bottom and shares the prelude, batching, reference log-probs,
-the step loop and checkpoints (`common.py`, `batching.py`, `reference.py`, `loop.py`, `checkpoint.py`; online:
-`rl/online.py`, `rl/loop.py`). Imports nothing from judges, backends, call handling or API SDKs: the online
-recipes take the reward as a callable (`rlaif.rewards` builds one from `--reward` specs).
+`ppo.py`, `rloo.py`, `grpo.py`) reads top to bottom and runs on one engine (`engine.py`: the clock, resume,
+metrics, the optimizer step, checkpoints) through a step source (offline: `offline.py`; online: the stages of
+`rl/stages.py`), after a shared prelude (`prelude.py`; online: `rl/prelude.py`). Imports nothing from judges,
+backends, call handling or API SDKs: the online recipes take the reward as a callable (`rlaif.rewards` builds
+one from `--reward` specs).
 """
 from __future__ import annotations
 

@@ -2,20 +2,21 @@
 
 An unknown key or a value of the wrong type is a ConfigError that names the key; an unknown key gets a
 "did you mean" hint (`config_hints.py`), also for the names TRL and transformers' Trainer use.
-The shipped defaults live in rlaif/train/configs/{rm,dpo,kto,ppo,rloo,grpo}.yaml. The online recipes (ppo,
-rloo, grpo) read prompts instead of preference data; the offline-only keys are refused for them.
+The shipped defaults live in rlaif/train/configs/{rm,dpo,kto,ppo,rloo,grpo}.yaml. `TrainConfig` holds the keys
+every recipe shares; its two siblings add the offline recipes' preference data (`OfflineConfig`: rm, dpo, kto)
+and the online recipes' prompts and sampling (`OnlineConfig`: ppo, rloo, grpo).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rlaif.errors import ConfigError, InputError
 from rlaif.records import read_yaml
-from rlaif.train.config_hints import unknown_key_hint
+from rlaif.train.config_hints import config_keys, flat_sections, unknown_key_hint
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -29,17 +30,13 @@ class LoraConfig(BaseModel):
 
 
 class TrainConfig(BaseModel):
-    """Options shared by every recipe."""
+    """Options shared by every recipe, offline and online."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    data: str | None = None  # JSONL file (rlaif records or any TRL-format file)
-    eval_data: str | None = None  # a separate held-out file; else `eval_fraction` of `data`, split by prompt
     model: str = "local"  # "local" (the embedded default) or a local transformers directory
     out: str | None = None  # output directory
-    eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     seed: int = 0
-    max_length: int = Field(512, gt=8)  # prompt + response tokens
     max_prompt_length: int = Field(256, gt=0)
     batch_size: int = Field(8, gt=0)  # examples (pairs for rm/dpo) per optimizer step, over all processes
     micro_batch_size: int = Field(8, gt=0)  # examples per forward pass on one process
@@ -56,10 +53,8 @@ class TrainConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     fsdp: bool = False  # shard parameters across processes (CUDA, under torchrun / accelerate launch)
     lora: LoraConfig | None = None
-    group_by_length: bool = True
     share_prompt: bool = True  # one row per prompt: its responses attend to the prompt, not to each other
     save_every: int = Field(50, gt=0)  # optimizer steps between resumable checkpoints
-    eval_every: int | None = Field(None, gt=0)  # steps between evaluations (always at the end)
     log_every: int = Field(1, gt=0)
     threads: int | None = Field(None, gt=0)  # torch CPU threads (default: torch's choice)
     resume: bool = True  # continue from OUT/checkpoint when it exists
@@ -70,14 +65,25 @@ class TrainConfig(BaseModel):
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
-class RMConfig(TrainConfig):
+class OfflineConfig(TrainConfig):
+    """The offline recipes' preference data and its held-out split."""
+
+    data: str | None = None  # JSONL file (rlaif records or any TRL-format file)
+    eval_data: str | None = None  # a separate held-out file; else `eval_fraction` of `data`, split by prompt
+    eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    max_length: int = Field(512, gt=8)  # prompt + response tokens
+    group_by_length: bool = True
+    eval_every: int | None = Field(None, gt=0)  # steps between evaluations (always at the end)
+
+
+class RMConfig(OfflineConfig):
     lr: float = Field(1e-5, gt=0)
     center_rewards_coef: float = Field(0.0, ge=0)
     soft_labels: bool = True  # use p_chosen as the target when a record has it
     margin_field: str | None = None  # a record field holding a margin for -log σ(r_c - r_r - margin)
 
 
-class DPOConfig(TrainConfig):
+class DPOConfig(OfflineConfig):
     beta: float = Field(0.1, gt=0)
     loss_type: Literal["sigmoid", "ipo"] = "sigmoid"
     label_smoothing: float = Field(0.0, ge=0, lt=0.5)
@@ -85,7 +91,7 @@ class DPOConfig(TrainConfig):
     reference: str | None = None  # another model as the reference; default: the policy's starting weights
 
 
-class KTOConfig(TrainConfig):
+class KTOConfig(OfflineConfig):
     beta: float = Field(0.1, gt=0)
     desirable_weight: float = Field(1.0, gt=0)
     undesirable_weight: float = Field(1.0, gt=0)
@@ -95,12 +101,8 @@ class KTOConfig(TrainConfig):
 class OnlineConfig(TrainConfig):
     """Options of the online recipes: a step samples k responses for each of `batch_size` prompts with the
     current policy, scores them with the reward callable, and updates the policy `ppo_epochs` times over
-    `minibatches` minibatches of those rows (one optimizer step per minibatch)."""
-
-    # TrainConfig keys that mean nothing online (no preference data, no held-out split, no length grouping);
-    # share_prompt stays: a group's k responses share one copy of the prompt in the update's forwards
-    OFFLINE_ONLY: ClassVar[tuple[str, ...]] = ("data", "eval_data", "eval_fraction", "max_length", "eval_every",
-                                               "group_by_length")
+    `minibatches` minibatches of those rows (one optimizer step per minibatch); share_prompt: a group's k
+    responses share one copy of the prompt in the update's forwards."""
 
     prompts: str | None = None  # prompt JSONL (rlaif prompt records; constraints/reference fields go to the reward)
     batch_size: int = Field(8, gt=0)  # prompts per step, over all processes (rows = batch_size · k)
@@ -214,9 +216,12 @@ def config_data(path: str | Path | None = None, overrides: list[str] | None = No
     return data, source or "options"
 
 
-def config_keys(model: type[TrainConfig]) -> list[str]:
-    """The keys a recipe's config takes (an online config inherits the offline-only keys but refuses them)."""
-    return [k for k in model.model_fields if k not in getattr(model, "OFFLINE_ONLY", ())]
+def flat_dump(cfg: BaseModel) -> dict[str, Any]:
+    """A config's values as users write them: the keys of a section it holds flat (`flat_sections`) at the top."""
+    data = cfg.model_dump()
+    for name in flat_sections(type(cfg)):
+        data.update(data.pop(name))
+    return data
 
 
 def validate(recipe: str, data: dict[str, Any], source: str = "options",
@@ -225,16 +230,17 @@ def validate(recipe: str, data: dict[str, Any], source: str = "options",
     naming every bad key, with a hint for each unknown one."""
     configs = configs or CONFIGS
     model = configs[recipe]
-    problems = [f"unknown key '{k}' (it is a key of the offline recipes; {recipe} samples from prompts: give "
-                f"prompts: or --prompts)" for k in getattr(model, "OFFLINE_ONLY", ()) if k in data]
+    problems = []
     try:
-        if not problems:
-            return model.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         for err in e.errors():
-            key = ".".join(str(x) for x in err["loc"])
+            loc = [str(x) for x in err["loc"]]
+            if loc and loc[0] in flat_sections(model):  # a held section's key, written at the top level
+                loc = loc[1:]
+            key = ".".join(loc)
             if err["type"] == "extra_forbidden":
-                hint = unknown_key_hint(recipe, [str(x) for x in err["loc"]], configs)
+                hint = unknown_key_hint(recipe, loc, configs)
                 problems.append(f"unknown key '{key}'" + (f" ({hint})" if hint else ""))
             elif not key:  # a check of the whole config, or across keys (e.g. k and minibatches)
                 problems.append(str(err["msg"]).removeprefix("Value error, "))
@@ -243,3 +249,19 @@ def validate(recipe: str, data: dict[str, Any], source: str = "options",
     known = ", ".join(sorted(config_keys(model)))
     raise ConfigError(f"bad {recipe} config in {source}: {'; '.join(problems)}. "
                       f"Fix: the keys of a {recipe} config are: {known}") from None
+
+
+def resolve_config(recipe: str, config: BaseModel | dict | None, overrides: dict[str, Any], *,
+                   required: dict[str, str], configs: dict[str, type[BaseModel]] | None = None,
+                   skip_none: bool = False) -> Any:
+    """What a recipe's entry point was given as its config: a config object or a dict of keys, `overrides`
+    on top (`skip_none`: an override of None is not given), validated; a ConfigError with the message of each
+    `required` key left empty."""
+    data = flat_dump(config) if isinstance(config, BaseModel) else dict(config or {})
+    data.update({k: v for k, v in overrides.items() if not (skip_none and v is None)})
+    cfg = validate(recipe, data, configs=configs)
+    values = flat_dump(cfg)
+    for key, message in required.items():
+        if not values.get(key):
+            raise ConfigError(message)
+    return cfg

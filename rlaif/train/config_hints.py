@@ -3,6 +3,7 @@ transformers' Trainer type, with what rlaif calls them (or that rlaif has no suc
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -73,22 +74,47 @@ ONLINE_KEYS: dict[str, tuple[str | None, str]] = {
 }
 
 
+def _inner(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds (`LoraConfig | None` -> LoraConfig), or None."""
+    inner = [a for a in getattr(annotation, "__args__", (annotation,))
+             if isinstance(a, type) and issubclass(a, BaseModel)]
+    return inner[0] if inner else None
+
+
+def flat_sections(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    """The sections a config holds whose keys users write at its top level (online-dpo's DPO config: `beta=0.2`
+    sets its `dpo.beta`), by field name; a config names them in `FLAT_SECTIONS`."""
+    return {name: _inner(model.model_fields[name].annotation) for name in getattr(model, "FLAT_SECTIONS", ())}
+
+
+def config_keys(model: type[BaseModel]) -> list[str]:
+    """The keys a config takes, as users write them (a flat section's keys in its place)."""
+    sections = flat_sections(model)
+    return [k for name in model.model_fields
+            for k in (config_keys(sections[name]) if name in sections else [name])]
+
+
+def _field_model(model: type[BaseModel], name: str) -> type[BaseModel] | None:
+    """The model that the key `name` of `model` holds (looking inside flat sections too), or None."""
+    if name in model.model_fields:
+        return _inner(model.model_fields[name].annotation)
+    for section in flat_sections(model).values():
+        if name in config_keys(section):
+            return _field_model(section, name)
+    return None
+
+
 def _submodel(model: type[BaseModel], path: list[str]) -> type[BaseModel] | None:
     """The pydantic model at a dotted path of nested keys (e.g. ['lora'] -> LoraConfig)."""
     for part in path:
-        field = model.model_fields.get(part)
-        if field is None:
+        model = _field_model(model, part)
+        if model is None:
             return None
-        inner = [a for a in getattr(field.annotation, "__args__", (field.annotation,))
-                 if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not inner:
-            return None
-        model = inner[0]
     return model
 
 
 def _online(model: type[BaseModel]) -> bool:
-    return "prompts" in model.model_fields
+    return "prompts" in _fields(model)
 
 
 def _recipes_with(key: str, configs: dict[str, type[BaseModel]], asking: str) -> list[str]:
@@ -113,8 +139,7 @@ def _foreign_table(key: str, fields: list[str]) -> dict[str, tuple[str | None, s
 
 
 def _fields(model: type[BaseModel]) -> list[str]:
-    """The keys a config takes (an online config inherits offline-only keys that it refuses)."""
-    return [f for f in model.model_fields if f not in getattr(model, "OFFLINE_ONLY", ())]
+    return config_keys(model)
 
 
 def _foreign_hint(recipe: str, key: str, fields: list[str], configs: dict[str, type[BaseModel]]) -> str:
@@ -137,6 +162,8 @@ def unknown_key_hint(recipe: str, loc: list[str], configs: dict[str, type[BaseMo
     if not prefix and _foreign_table(key, fields) is not None:
         return _foreign_hint(recipe, key, fields, configs)
     others = [] if prefix else [r for r in _recipes_with(key, configs, recipe) if r != recipe]
+    if others and _online(configs[recipe]) and not any(_online(configs[r]) for r in others):
+        return f"it is a key of the offline recipes; {recipe} samples from prompts: give prompts: or --prompts"
     if others:
         return f"'{key}' is a key of {_configs_phrase(others)}, not of {recipe}"
     unprefixed = key.removeprefix(f"{loc[-2]}_") if prefix else key  # peft's lora_alpha inside lora: alpha

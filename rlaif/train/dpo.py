@@ -16,19 +16,23 @@ from typing import Any
 import torch
 
 from rlaif.train.checkpoint import save_final
-from rlaif.train.common import start_recipe
 from rlaif.train.config import DPOConfig, TrainConfig
 from rlaif.train.data import load_pairs
-from rlaif.train.loop import LossOut, TrainResult, fit
 from rlaif.train.losses import dpo_loss
 from rlaif.train.modeling import SequenceLogProbs
+from rlaif.train.offline import LossOut, TrainResult, fit
+from rlaif.train.prelude import RecipeRun, start_recipe
 from rlaif.train.reference import reference_logps
 from rlaif.train.runtime import wrap
 
 
 def train_dpo(config: DPOConfig | dict | None = None, **overrides: Any) -> TrainResult:
     # 1. data and 2. model (the shared prelude: config, runtime, pairs split by prompt, tokens, the policy)
-    run = start_recipe("dpo", config, overrides, lambda _cfg, file: load_pairs(file), head="causal")
+    with start_recipe("dpo", config, overrides, lambda _cfg, file: load_pairs(file), head="causal") as run:
+        return _train(run)
+
+
+def _train(run: RecipeRun) -> TrainResult:
     cfg: DPOConfig = run.cfg
     items, eval_items = run.items, run.eval_items
 
@@ -72,7 +76,6 @@ def train_dpo(config: DPOConfig | dict | None = None, **overrides: Any) -> Train
                  eval_prepare=lambda: {"ref": ref_eval, "p": p_eval}, progress_label="dpo")
     result.reference_seconds = round(reference.seconds, 3)
     save_final(run.out, run.rt, module, run.tok, result, cfg.model_dump())
-    run.close()
     return result
 
 

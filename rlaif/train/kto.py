@@ -18,12 +18,12 @@ from typing import Any
 import torch
 
 from rlaif.train.checkpoint import save_final
-from rlaif.train.common import RecipeRun, start_recipe
 from rlaif.train.config import KTOConfig
 from rlaif.train.data import load_unpaired, mismatched_partners
-from rlaif.train.loop import LossOut, TrainResult, fit
 from rlaif.train.losses import kto_kl_estimate, kto_loss
 from rlaif.train.modeling import SequenceLogProbs
+from rlaif.train.offline import LossOut, TrainResult, fit
+from rlaif.train.prelude import RecipeRun, start_recipe
 from rlaif.train.reference import per_sequence, reference_logps
 from rlaif.train.runtime import wrap
 from rlaif.train.tokenize import Tokenized
@@ -31,7 +31,11 @@ from rlaif.train.tokenize import Tokenized
 
 def train_kto(config: KTOConfig | dict | None = None, **overrides: Any) -> TrainResult:
     # 1. data and 2. model (the shared prelude), then a mismatched (prompt, other completion) partner per example
-    run = start_recipe("kto", config, overrides, lambda _cfg, file: load_unpaired(file), head="causal")
+    with start_recipe("kto", config, overrides, lambda _cfg, file: load_unpaired(file), head="causal") as run:
+        return _train(run)
+
+
+def _train(run: RecipeRun) -> TrainResult:
     cfg: KTOConfig = run.cfg
     items, eval_items = run.items, run.eval_items
 
@@ -82,7 +86,6 @@ def train_kto(config: KTOConfig | dict | None = None, **overrides: Any) -> Train
                  eval_prepare=eval_prepare, progress_label="kto")
     result.reference_seconds = round(reference.seconds, 3)
     save_final(run.out, run.rt, module, run.tok, result, cfg.model_dump())
-    run.close()
     return result
 
 

@@ -18,7 +18,7 @@ from rlaif.train.runtime import Runtime
 from rlaif.train.tokenize import Tokenized
 
 if TYPE_CHECKING:
-    from rlaif.train.common import RecipeRun
+    from rlaif.train.prelude import RecipeRun
 
 
 @dataclass

@@ -15,19 +15,24 @@ from typing import Any
 import torch
 
 from rlaif.train.checkpoint import save_final
-from rlaif.train.common import start_recipe
 from rlaif.train.config import RMConfig
 from rlaif.train.data import load_pairs
-from rlaif.train.loop import LossOut, TrainResult, fit
 from rlaif.train.losses import bradley_terry_loss
 from rlaif.train.modeling import SequenceRewards
+from rlaif.train.offline import LossOut, TrainResult, fit
+from rlaif.train.prelude import RecipeRun, start_recipe
 from rlaif.train.runtime import wrap
 
 
 def train_rm(config: RMConfig | dict | None = None, **overrides: Any) -> TrainResult:
     # 1. data and 2. model (the shared prelude): pairs split by prompt, tokens, and a scalar head on the base
     # model (seeded, so the new head is the same on every process)
-    run = start_recipe("rm", config, overrides, lambda cfg, file: load_pairs(file, cfg.margin_field), head="reward")
+    with start_recipe("rm", config, overrides, lambda cfg, file: load_pairs(file, cfg.margin_field),
+                      head="reward") as run:
+        return _train(run)
+
+
+def _train(run: RecipeRun) -> TrainResult:
     cfg: RMConfig = run.cfg
 
     def labels(examples) -> dict:
@@ -61,5 +66,4 @@ def train_rm(config: RMConfig | dict | None = None, **overrides: Any) -> TrainRe
     result = fit(cfg, run.rt, module, run.items, run.eval_items, loss_fn, run.pad_id, run.share, run.out,
                  prepare=lambda batch: train_labels, eval_prepare=lambda: eval_labels, progress_label="rm")
     save_final(run.out, run.rt, module, run.tok, result, cfg.model_dump())
-    run.close()
     return result

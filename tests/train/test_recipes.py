@@ -93,9 +93,9 @@ def test_gradient_accumulation_gives_the_big_batch_loss_and_gradients(tiny_model
 
     from rlaif.train.batching import local_micro_batches, row_cost
     from rlaif.train.data import load_pairs
-    from rlaif.train.loop import LossOut, accumulate_gradients
     from rlaif.train.losses import dpo_loss
     from rlaif.train.modeling import SequenceLogProbs
+    from rlaif.train.offline import LossOut, accumulate_gradients
     from rlaif.train.runtime import Runtime
     from rlaif.train.tokenize import ChatTokenizer
 

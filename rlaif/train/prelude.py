@@ -1,9 +1,11 @@
-"""The prelude every recipe runs in the same order: config, output dir, runtime, seed, data, tokens, model."""
+"""The prelude every recipe runs in the same order: config, OUT (its lock and config.yaml), runtime, seed, data,
+tokens, model. `Run` is what every prelude returns (the online one, `rl/prelude.py`, adds prompts, policy and
+reference to it); the offline recipes' `start_recipe` is here."""
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,10 +13,9 @@ import torch
 import yaml
 from torch import nn
 
-from rlaif.errors import ConfigError
 from rlaif.outlock import OutputLock
 from rlaif.records import write_text
-from rlaif.train.config import TrainConfig, validate
+from rlaif.train.config import OfflineConfig, TrainConfig, resolve_config
 from rlaif.train.data import Example, split_by_prompt
 from rlaif.train.modeling import attention_supports_shared_prompt, load_model, load_tokenizer, model_path
 from rlaif.train.runtime import Runtime, setup
@@ -23,21 +24,8 @@ from rlaif.train.tokenize import ChatTokenizer, Tokenized
 T = TypeVar("T")
 
 
-def resolve_config(recipe: str, config: TrainConfig | dict | None, overrides: dict[str, Any]) -> TrainConfig:
-    if isinstance(config, TrainConfig):
-        data = config.model_dump()
-    else:
-        data = dict(config or {})
-    data.update(overrides)
-    cfg = validate(recipe, data)
-    if not cfg.data:
-        raise ConfigError(f"no training data given. Fix: pass --data FILE (or data: in the {recipe} config)")
-    if not cfg.out:
-        raise ConfigError("no output directory given. Fix: pass -o OUTDIR (or out: in the config)")
-    return cfg
-
-
 def output_dir(cfg: TrainConfig, recipe: str) -> Path:
+    """OUT, made, with the resolved config in OUT/config.yaml."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.yaml",  # atomic: every process of a multi-process run writes the same text
@@ -47,7 +35,7 @@ def output_dir(cfg: TrainConfig, recipe: str) -> Path:
 
 def lock_output_dir(out: Path) -> OutputLock | None:
     """One run per OUT (a second one would interleave checkpoints and metrics): the main process holds the
-    lock for as long as the recipe's RecipeRun lives (the kernel drops it if the process dies). Taken before
+    lock for as long as the recipe's Run lives (the kernel drops it if the process dies). Taken before
     the runtime starts, so the rank is read from torchrun's environment."""
     if int(os.environ.get("RANK", "0")) != 0:
         return None
@@ -72,7 +60,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_eval_split(cfg: TrainConfig, load: Callable[[str], list[Example]]) -> tuple[list[Example], list[Example]]:
+def train_eval_split(cfg: OfflineConfig, load: Callable[[str], list[Example]]) -> tuple[list[Example], list[Example]]:
     examples = load(cfg.data)
     if cfg.eval_data:
         return examples, load(cfg.eval_data)
@@ -84,9 +72,9 @@ def encode_all(encoder: ChatTokenizer, examples: list[Example]) -> list[Tokenize
 
 
 @dataclass
-class RecipeRun:
-    """What a recipe's prelude set up: its config and where it runs, the data as examples and as tokens,
-    and the (unwrapped) model to train."""
+class Run:
+    """What a recipe's prelude set up: its config and where it runs, the tokenizer, OUT's writer lock. A run is
+    used in a `with` block: leaving it releases the lock (the recipe is done with OUT)."""
 
     recipe: str
     cfg: Any  # the recipe's TrainConfig subclass
@@ -94,14 +82,7 @@ class RecipeRun:
     rt: Runtime
     model_path: str
     tok: Any  # a transformers tokenizer
-    encoder: ChatTokenizer
-    train_ex: list[Example]
-    eval_ex: list[Example]
-    items: list[Tokenized]
-    eval_items: list[Tokenized]
-    model: nn.Module
-    share: bool  # one row per prompt, its responses sharing it (when the attention implementation allows)
-    lock: OutputLock | None = None  # OUT's writer lock (main process), held while the run lives
+    lock: OutputLock | None = field(default=None, kw_only=True)  # OUT's writer lock (main process)
 
     @property
     def pad_id(self) -> int:
@@ -111,19 +92,41 @@ class RecipeRun:
         """The recipe is done with OUT: release its writer lock."""
         if self.lock is not None:
             self.lock.release()
+            self.lock = None
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def start_recipe(recipe: str, config: TrainConfig | dict | None, overrides: dict[str, Any],
-                 load: Callable[[TrainConfig, str], list[Example]], head: str) -> RecipeRun:
+@dataclass
+class RecipeRun(Run):
+    """An offline recipe's run: the data as examples and as tokens, and the (unwrapped) model to train."""
+
+    encoder: ChatTokenizer
+    train_ex: list[Example]
+    eval_ex: list[Example]
+    items: list[Tokenized]
+    eval_items: list[Tokenized]
+    model: nn.Module
+    share: bool  # one row per prompt, its responses sharing it (when the attention implementation allows)
+
+
+def start_recipe(recipe: str, config: OfflineConfig | dict | None, overrides: dict[str, Any],
+                 load: Callable[[OfflineConfig, str], list[Example]], head: str) -> RecipeRun:
     """Resolve the config, write it to OUT, start the runtime, seed, read and split the data, tokenize it
     and load the model (`head`: "causal" or "reward"; seeded first, so a new head is the same on every process).
 
     `load(cfg, file)` reads one data file."""
-    cfg = resolve_config(recipe, config, overrides)
+    cfg = resolve_config(recipe, config, overrides, required={
+        "data": f"no training data given. Fix: pass --data FILE (or data: in the {recipe} config)",
+        "out": "no output directory given. Fix: pass -o OUTDIR (or out: in the config)"})
     return prepare_locked(Path(cfg.out), lambda lock: _prepare(recipe, cfg, load, head, lock))
 
 
-def _prepare(recipe: str, cfg: TrainConfig, load: Callable[[TrainConfig, str], list[Example]], head: str,
+def _prepare(recipe: str, cfg: OfflineConfig, load: Callable[[OfflineConfig, str], list[Example]], head: str,
              lock: OutputLock | None) -> RecipeRun:
     out = output_dir(cfg, recipe)
     rt = setup(cfg)
@@ -135,4 +138,4 @@ def _prepare(recipe: str, cfg: TrainConfig, load: Callable[[TrainConfig, str], l
     model = load_model(path, head, tok, cfg.lora, rt.gradient_checkpointing)
     share = cfg.share_prompt and attention_supports_shared_prompt(model)
     return RecipeRun(recipe, cfg, out, rt, path, tok, encoder, train_ex, eval_ex, encode_all(encoder, train_ex),
-                     encode_all(encoder, eval_ex), model, share, lock)
+                     encode_all(encoder, eval_ex), model, share, lock=lock)

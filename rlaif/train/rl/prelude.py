@@ -1,4 +1,4 @@
-"""The prelude of the online recipes, in the order the offline one (`train/common.py`) runs it: config, the OUT
+"""The prelude of the online recipes, in the order the offline one (`train/prelude.py`) runs it: config, the OUT
 lock and OUT/config.yaml, runtime, seed, prompts, tokenizer, the policy (with a value head for PPO) and the
 frozen reference. Prompts come from a prompt file read by `rlaif.records.read_prompts` (so a bad line is a
 `file:line` error); each record's fields travel to the reward function as its metadata."""
@@ -8,17 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rlaif.errors import ConfigError
 from rlaif.outlock import OutputLock
-from rlaif.records import as_messages, read_prompts, write_text
-from rlaif.train.common import prepare_locked, seed_everything
-from rlaif.train.config import OnlineConfig, validate
+from rlaif.records import as_messages, read_prompts
+from rlaif.train.config import OnlineConfig, resolve_config
 from rlaif.train.modeling import attention_supports_shared_prompt, load_model, load_tokenizer, model_path
+from rlaif.train.prelude import Run, output_dir, prepare_locked, seed_everything
 from rlaif.train.rl.policy import Policy, Reference
 from rlaif.train.rl.reward import RewardFn
-from rlaif.train.runtime import Runtime, setup
+from rlaif.train.runtime import setup
 from rlaif.train.tokenize import Messages
 
 
@@ -32,41 +30,14 @@ def load_prompt_items(path: str) -> list[PromptItem]:
     return [PromptItem(as_messages(rec.prompt), rec.model_dump()) for rec in read_prompts(path)]
 
 
-def config_dump(cfg: OnlineConfig) -> dict:
-    """The config as the run records it: without the offline-only keys the online recipes refuse."""
-    return cfg.model_dump(exclude=set(cfg.OFFLINE_ONLY))
-
-
-def resolve_online_config(recipe: str, config: OnlineConfig | dict | None, overrides: dict[str, Any]) -> OnlineConfig:
-    data = config_dump(config) if isinstance(config, OnlineConfig) else dict(config or {})
-    data.update(overrides)
-    cfg = validate(recipe, data)
-    if not cfg.prompts:
-        raise ConfigError(f"no prompts given. Fix: pass --prompts FILE (or prompts: in the {recipe} config)")
-    if not cfg.out:
-        raise ConfigError("no output directory given. Fix: pass -o OUTDIR (or out: in the config)")
-    return cfg
-
-
 @dataclass
-class OnlineRun:
-    """What the online prelude set up."""
+class OnlineRun(Run):
+    """An online recipe's run: the prompts, the policy, the reference and the reward."""
 
-    recipe: str
-    cfg: Any  # the recipe's OnlineConfig subclass
-    out: Path
-    rt: Runtime
-    model_path: str
-    tok: Any
     prompts: list[PromptItem]
     policy: Policy  # unwrapped
     reference: Reference
     reward_fn: RewardFn
-    lock: OutputLock | None = None
-
-    def close(self) -> None:
-        if self.lock is not None:
-            self.lock.release()
 
 
 def start_online(recipe: str, config: OnlineConfig | dict | None, overrides: dict[str, Any], reward_fn: RewardFn,
@@ -75,16 +46,15 @@ def start_online(recipe: str, config: OnlineConfig | dict | None, overrides: dic
     value head when `value_head`; seeded first, so it is the same on every process) and the reference."""
     if reward_fn is None:
         raise ConfigError(f"the {recipe} recipe needs a reward function. Fix: pass --reward SPEC")
-    cfg = resolve_online_config(recipe, config, overrides)
+    cfg = resolve_config(recipe, config, overrides, required={
+        "prompts": f"no prompts given. Fix: pass --prompts FILE (or prompts: in the {recipe} config)",
+        "out": "no output directory given. Fix: pass -o OUTDIR (or out: in the config)"})
     return prepare_locked(Path(cfg.out), lambda lock: _prepare(recipe, cfg, reward_fn, value_head, lock))
 
 
 def _prepare(recipe: str, cfg: OnlineConfig, reward_fn: RewardFn, value_head: bool,
              lock: OutputLock | None) -> OnlineRun:
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.yaml", f"# resolved {recipe} config of this run\n"
-               + yaml.safe_dump(config_dump(cfg), sort_keys=False))
+    out = output_dir(cfg, recipe)
     if cfg.fsdp:
         raise ConfigError(f"fsdp is not supported by {recipe}: sampling needs the whole weights on each process. "
                           "Fix: drop fsdp (the processes use DDP), or train LoRA adapters (lora.r=16)")
@@ -104,4 +74,4 @@ def _prepare(recipe: str, cfg: OnlineConfig, reward_fn: RewardFn, value_head: bo
                     packed=cfg.share_prompt and attention_supports_shared_prompt(model)).to(rt.device)
     other = load_model(model_path(cfg.reference), "causal", tok) if cfg.reference else None
     reference = Reference(policy, lora=cfg.lora is not None, other=other).to(rt.device)
-    return OnlineRun(recipe, cfg, out, rt, path, tok, prompts, policy, reference, reward_fn, lock)
+    return OnlineRun(recipe, cfg, out, rt, path, tok, prompts, policy, reference, reward_fn, lock=lock)
