@@ -1,4 +1,4 @@
-"""Rewards for the online trainers: `--reward` specs -> one `RewardFn` (the contract in `rlaif.train.rl.reward`).
+"""Rewards for the online trainers: `--reward` specs -> one `RewardFn` (the contract in `rlaif.scoring`).
 
     fn = build_reward_fn(["rule", "judge:rubric@0.5"], judge_model="openai:gpt-4o-mini")
     result = fn(RewardBatch(prompts, responses, metadata))   # result.rewards, .by_source, .errors

@@ -13,9 +13,8 @@ from typing import Any
 
 from rlaif.errors import BackendError, ConfigError
 from rlaif.redact import redact, remember_secret
-from rlaif.rewards.local import FunctionReward, ModelReward, RuleReward, SourceScores
-from rlaif.rewards.spec import RewardSource, parse_reward_specs
-from rlaif.train.rl.reward import RewardBatch, RewardResult, combine
+from rlaif.rewards.spec import RewardSource, ScorerSettings, parse_reward_specs
+from rlaif.scoring import RewardBatch, RewardResult, SourceScores, combine, kind_of_spec, scorer_factory
 
 _KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 
@@ -96,7 +95,8 @@ def build_reward_fn(specs: list[str], *, judge_model: str | None = None, base_ur
                     api_key_env: str | None = None, concurrency: int = 8, timeout: float | None = None,
                     cache: bool = True, tokenizer: Any = None, device: str | None = None,
                     http_batch_size: int = 32, http_retries: int = 3, http_backoff_s: float = 1.0) -> RewardFunction:
-    """Parse and build every `--reward` spec (bad ones raise `ConfigError` before any work is done).
+    """Parse and build every `--reward` spec (bad ones raise `ConfigError` before any work is done), each
+    by its kind's factory in the registry (`rlaif.scoring.KINDS`).
 
     judge_model / base_urls / api_key_env / concurrency / timeout / cache: the judge sources' backend and
     call layer, as `rlaif label` takes them (timeout also bounds each /get_reward request); tokenizer: the
@@ -106,7 +106,7 @@ def build_reward_fn(specs: list[str], *, judge_model: str | None = None, base_ur
     if all(s.weight == 0 for s in sources):
         raise ConfigError("every --reward has weight 0, so every reward would be 0. Fix: give one a weight, "
                           "e.g. rule@1")
-    judged = [s for s in sources if s.kind in ("judge", "pairwise")]
+    judged = [s for s in sources if kind_of_spec(s.kind).name == "llm"]
     if (base_urls or api_key_env or judge_model) and not judged:
         raise ConfigError("--judge-model, --base-url and --api-key-env apply to judge: and pairwise: rewards, "
                           "and none is given. Fix: drop them, or add --reward judge:NAME")
@@ -117,38 +117,13 @@ def build_reward_fn(specs: list[str], *, judge_model: str | None = None, base_ur
             from rlaif.rewards.judged import live_calls
 
             calls = live_calls(concurrency=concurrency, cache=cache, base_urls=base_urls, api_key_env=api_key_env)
+        settings = ScorerSettings(calls, judge_model, base_urls, api_key_env, concurrency, timeout, cache,
+                                  tokenizer, device, http_batch_size, http_retries, http_backoff_s)
         for src in sources:
-            scorers.append(_scorer(src, calls=calls, judge_model=judge_model, base_urls=base_urls,
-                                   api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
-                                   tokenizer=tokenizer, device=device, http_batch_size=http_batch_size,
-                                   http_retries=http_retries, http_backoff_s=http_backoff_s, cache=cache))
+            scorers.append(scorer_factory(kind_of_spec(src.kind).name)(src, settings))
     except BaseException:
         RewardFunction(sources[:len(scorers)], scorers, calls).close()
         raise
     for secret in _secrets(api_key_env):
         remember_secret(secret)
     return RewardFunction(sources, scorers, calls)
-
-
-def _scorer(src: RewardSource, *, calls: Any, judge_model: str | None, base_urls: list[str] | None,
-            api_key_env: str | None, concurrency: int, timeout: float | None, tokenizer: Any, device: str | None,
-            http_batch_size: int, http_retries: int, http_backoff_s: float, cache: bool) -> Any:
-    if src.kind == "rule":
-        return RuleReward(src.arg)
-    if src.kind == "rm":
-        try:
-            return ModelReward(src.arg, device=device, cache=cache)
-        except ConfigError as e:
-            raise ConfigError(f"--reward '{src.spec}': {e}") from None
-    if src.kind == "python":
-        return FunctionReward(src.spec, src.arg)
-    if src.kind == "http":
-        from rlaif.rewards.remote import HttpReward
-
-        return HttpReward(src.arg, name=src.name, tokenizer=tokenizer, timeout=timeout, batch_size=http_batch_size,
-                          concurrency=concurrency, retries=http_retries, backoff_s=http_backoff_s)
-    from rlaif.rewards.judged import JudgeReward, PairwiseReward, load_reward_judge
-
-    judge = load_reward_judge(src, judge_model=judge_model, base_urls=base_urls, api_key_env=api_key_env,
-                              timeout=timeout)
-    return (PairwiseReward if src.kind == "pairwise" else JudgeReward)(judge, calls)

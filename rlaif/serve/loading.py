@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlaif.errors import ConfigError
-from rlaif.serve.scorers import RULE_RATER, PairScorer, PointScorer, Scorers
+from rlaif.scoring import RULE_RATER
+from rlaif.serve.scorers import PairScorer, PointScorer, Scorers
 from rlaif.serve.workers import ProcessPointScorer
 
 

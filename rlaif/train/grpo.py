@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlaif.scoring import RewardFn
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.config import GRPOConfig
 from rlaif.train.rl.loop import Algorithm, Counts, Experience, MicroLoss, gather_rows, train_online
 from rlaif.train.rl.losses import grpo_advantages, grpo_loss
 from rlaif.train.rl.online import start_online
 from rlaif.train.rl.policy import PolicyOut
-from rlaif.train.rl.reward import RewardFn
 from rlaif.train.runtime import Runtime
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from rlaif.scoring import RewardFn
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.config import PPOConfig
 from rlaif.train.rl.loop import Algorithm, Counts, Experience, MicroLoss, global_whiten, train_online
@@ -38,7 +39,6 @@ from rlaif.train.rl.losses import (
 )
 from rlaif.train.rl.online import start_online
 from rlaif.train.rl.policy import PolicyOut
-from rlaif.train.rl.reward import RewardFn
 from rlaif.train.runtime import Runtime
 
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlaif.scoring import RewardFn
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.config import RLOOConfig
 from rlaif.train.rl.loop import Algorithm, Counts, Experience, MicroLoss, gather_rows, train_online
 from rlaif.train.rl.losses import rloo_advantages, rloo_loss, rloo_rewards
 from rlaif.train.rl.online import start_online
 from rlaif.train.rl.policy import PolicyOut
-from rlaif.train.rl.reward import RewardFn
 from rlaif.train.runtime import Runtime
 
 

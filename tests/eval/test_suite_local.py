@@ -71,7 +71,7 @@ def test_ifeval_suite_on_the_local_model(tmp_path, tiny_rm_dir):
     from rlaif.eval.runner import run_eval
     from rlaif.instructions.constraints import check
     from rlaif.localmodel import local_model_dir
-    from rlaif.train.reward import RewardScorer
+    from rlaif.train.reward_model import RewardScorer
 
     out = tmp_path / "ev"
     policy = f"hot=hf:{local_model_dir()},temperature=1.3"  # the same weights as `local`, sampled hotter

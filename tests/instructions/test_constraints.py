@@ -109,13 +109,15 @@ def test_unknown_or_incomplete_constraints_fail_clearly(bad):
 
 
 def test_old_checker_path_resolves_to_the_same_function():
-    # Rater ids in stored labels and judges/rule.yaml name `rlaif.constraints:check`; the judge imports it by path.
-    from rlaif.judge.nonllm import import_object
+    # Rater ids in stored labels name `rlaif.constraints:check`: the old spelling resolves through the
+    # registry (rlaif.scoring.RULES) to the same checker, and judges/rule.yaml's `constraints` keeps that id.
+    from rlaif.scoring import rule_checker, rule_model
 
-    assert import_object("rlaif.constraints:check", "rule checker") is C.check
-    assert import_object("rlaif.instructions.constraints:check", "rule checker") is C.check
+    assert rule_checker("rlaif.constraints:check") is C.check
+    assert rule_checker("rlaif.instructions.constraints:check") is C.check
     checker = yaml.safe_load((ROOT / "judges" / "rule.yaml").read_text())["checker"]
-    assert checker == "rlaif.constraints:check" and import_object(checker, "rule checker") is C.check
+    assert checker == "constraints" and rule_checker(checker) is C.check
+    assert rule_model(checker) == rule_model("rlaif.constraints:check") == "rlaif.constraints:check"
 
 
 # ---- the shipped prompt sets --------------------------------------------------------------------

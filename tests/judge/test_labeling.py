@@ -288,7 +288,7 @@ def test_probes_with_scripted_judges(tmp_path):
 def test_rule_score_reads_result_objects():
     from judge_helpers import result_object_checker
 
-    from rlaif.judge.nonllm import rule_score
+    from rlaif.judge.labeling import rule_score
 
     cons = [{"word": "alpha"}, {"word": "beta"}]
     assert rule_score(result_object_checker, cons, "alpha only", binary=False).value == 0.5

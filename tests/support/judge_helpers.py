@@ -17,7 +17,7 @@ def word_count_checker(constraints, response):
 
 
 class ToyRewardModel:
-    """A stand-in for rlaif.train.reward.RewardScorer: reward = number of 'good' words."""
+    """A stand-in for rlaif.train.reward_model.RewardScorer: reward = number of 'good' words."""
 
     loaded: list[str] = []
 

@@ -32,12 +32,12 @@ from torch import nn
 from rlaif.errors import RlaifError
 from rlaif.progress import ProgressBar
 from rlaif.records import JsonlAppender, iter_json_lines, write_jsonl
+from rlaif.scoring import RewardError, RewardResult
 from rlaif.train.checkpoint import TrainResult, check_resumable, find_checkpoint, load_checkpoint, save_checkpoint
 from rlaif.train.loop import make_optimizer
 from rlaif.train.rl.losses import kl_k1, kl_k3, masked_sum
 from rlaif.train.rl.online import OnlineRun, PromptItem, config_dump
 from rlaif.train.rl.policy import PolicyOut, evaluating
-from rlaif.train.rl.reward import RewardError, RewardResult
 from rlaif.train.rl.rollout import Rollout, sample
 from rlaif.train.runtime import Runtime, sync_context, unwrap, wrap
 

@@ -13,13 +13,12 @@ import yaml
 from rlaif.errors import ConfigError
 from rlaif.outlock import OutputLock
 from rlaif.records import as_messages, read_prompts, write_text
+from rlaif.scoring import Messages, RewardFn
 from rlaif.train.common import prepare_locked, seed_everything
 from rlaif.train.config import OnlineConfig, validate
 from rlaif.train.modeling import attention_supports_shared_prompt, load_model, load_tokenizer, model_path
 from rlaif.train.rl.policy import Policy, Reference
-from rlaif.train.rl.reward import RewardFn
 from rlaif.train.runtime import Runtime, setup
-from rlaif.train.tokenize import Messages
 
 
 @dataclass
