@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rlaif.backends import DEFAULT_TIMEOUT_S, get_backend
-from rlaif.calls.failures import DEFAULT_MAX_FAILED, FailureCount, check_max_failed
+from rlaif.calls.stats import DEFAULT_MAX_FAILED, CallStats, check_max_failed
 from rlaif.errors import ConfigError, RlaifError
 from rlaif.eval.compliance import constraint_compliance
 from rlaif.eval.diversity import diversity_report
@@ -199,7 +199,7 @@ class _Run:
     want_kl: bool
     n_boot: int
     progress: bool | None
-    max_failed: float  # share of failed calls past which a split stops (rlaif.calls.FailureCount)
+    max_failed: float  # share of failed calls past which a split stops (rlaif.calls.CallStats.check)
     gap_parts: dict[str, dict[str, list]] = field(default_factory=dict)
 
     @property
@@ -331,7 +331,7 @@ def _run_split(run: _Run, split: str, d: Path, limit: int | None) -> _SplitRun:
     write_jsonl(d / "labels.jsonl", lab.labels)
     if lab.scores:
         write_jsonl(d / "scores.jsonl", lab.scores)
-    FailureCount.of(lab.stats.values()).check(run.max_failed, f"eval {run.suite.name} split {split}")
+    CallStats.total(lab.stats.values()).check(run.max_failed, f"eval {run.suite.name} split {split}")
 
     res: dict[str, Any] = {"kind": sp.kind, "prompts": sp.prompts, "n_prompts": len(prompts),
                            "samples": run.gen.samples, "n_pairs": len(pairs)}

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rlaif.backends.base import Completion, Request
+from rlaif.calls.stats import CallStats
 from rlaif.errors import ConfigError, RlaifError
 from rlaif.judge.jury import winner_of
 from rlaif.judge.pairing import Pair, response_key
@@ -45,26 +45,12 @@ class ScoreRecord(Record):
 
 
 @dataclass
-class JudgeStats:
-    """What one judge cost in this run (cache hits cost nothing and count separately)."""
-
-    calls: int = 0
-    cache_hits: int = 0
-    failed: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    cost_known: bool = True  # False once a call was made to a model the price table does not know
-    errors: Counter = field(default_factory=Counter)  # why calls failed (redacted message -> count)
-
-
-@dataclass
 class LabelRun:
     judges: list[Judge]
     pairs: list[Pair]
     labels: list[Label] = field(default_factory=list)
     scores: list[ScoreRecord] = field(default_factory=list)
-    stats: dict[str, JudgeStats] = field(default_factory=dict)
+    stats: dict[str, CallStats] = field(default_factory=dict)
 
 
 # ---- where completions come from ----------------------------------------------------------------
@@ -95,7 +81,7 @@ class LiveCalls:
                                                       api_key_env=self.api_key_env, drop_http_opts=True, **timeout)
         return self._backends[judge.model]
 
-    def run(self, judge: Judge, keys: list[str], requests: list[Request], stats: JudgeStats,
+    def run(self, judge: Judge, keys: list[str], requests: list[Request], stats: CallStats,
             what: str = "") -> list[Completion]:
         from rlaif.calls import complete_all
 
@@ -104,18 +90,9 @@ class LiveCalls:
         backend = self.backend(judge)
         res = complete_all(backend, requests, concurrency=self.concurrency, cache=self.cache,
                            progress=self.progress, on_error="record", description=what or judge.rater)
-        s = res.stats
-        stats.calls += s.calls
-        stats.cache_hits += s.cache_hits
-        stats.failed += s.failed
-        stats.errors.update(s.errors)
-        stats.input_tokens += s.input_tokens
-        stats.output_tokens += s.output_tokens
-        if s.cost_usd is not None:
-            stats.cost_usd += s.cost_usd
-        elif s.calls and backend.price_model is not None:
-            stats.cost_known = False  # a billed API model missing from the price table
-        # (a backend with no price_model is a local engine: it costs nothing)
+        # a billed API model missing from the price table makes the cost unknown; a backend with no
+        # price_model is a local engine: it costs nothing
+        stats.add(res.stats, free=backend.price_model is None)
         return list(res.completions)
 
     def close(self) -> None:
@@ -146,7 +123,7 @@ class Replay:
             raise RlaifError(f"--reparse: no stored output of {rater} for {key}. "
                              "Fix: run without --reparse to make the missing calls") from None
 
-    def run(self, judge: Judge, keys: list[str], requests: list[Request], stats: JudgeStats,
+    def run(self, judge: Judge, keys: list[str], requests: list[Request], stats: CallStats,
             what: str = "") -> list[Completion]:
         return [self.get(judge.rater, k) for k in keys]
 
@@ -230,9 +207,9 @@ def _base_label(judge: Judge, pair: Pair) -> dict:
 
 
 def judge_pairs(judge: Judge, pairs: list[Pair], calls, *, orders: Orders = "both", seed: int = 0,
-                stats: JudgeStats | None = None) -> list[Label]:
+                stats: CallStats | None = None) -> list[Label]:
     """A pairwise LLM judge on every pair in the chosen orders: one label line per call."""
-    stats = stats if stats is not None else JudgeStats()
+    stats = stats if stats is not None else CallStats()
     todo = pair_orders(pairs, orders, seed)
     keys = [f"{p.item}|{o}" for p, o in todo]
     requests = [pair_request(judge, p, o) for p, o in todo]
@@ -318,14 +295,14 @@ def _score_record(judge: Judge, r: Response, s: Score, raw: str | None, c: Compl
 
 
 def score_responses(judge: Judge, responses: list[Response], calls, *, context: ScoreContext | None = None,
-                    stats: JudgeStats | None = None) -> list[ScoreRecord]:
+                    stats: CallStats | None = None) -> list[ScoreRecord]:
     """A pointwise or binary judge on each response (one call or check per response), by the judge's kind."""
-    stats = stats if stats is not None else JudgeStats()
+    stats = stats if stats is not None else CallStats()
     return _POINTWISE[judge.kind](judge, responses, calls, context or ScoreContext(), stats)
 
 
 def _score_llm(judge: Judge, responses: list[Response], calls, context: ScoreContext,
-               stats: JudgeStats) -> list[ScoreRecord]:
+               stats: CallStats) -> list[ScoreRecord]:
     keys = [response_key(r) for r in responses]
     comps = calls.run(judge, keys, [point_request(judge, r) for r in responses], stats)
     out = []
@@ -340,7 +317,7 @@ def _score_llm(judge: Judge, responses: list[Response], calls, context: ScoreCon
 
 
 def _score_rule(judge: Judge, responses: list[Response], calls, context: ScoreContext,
-                stats: JudgeStats) -> list[ScoreRecord]:
+                stats: CallStats) -> list[ScoreRecord]:
     if judge.spec.checker not in context.checkers:
         context.checkers[judge.spec.checker] = rule_checker(judge.spec.checker)
     check = context.checkers[judge.spec.checker]
@@ -353,7 +330,7 @@ def _score_rule(judge: Judge, responses: list[Response], calls, context: ScoreCo
 
 
 def _score_reward_model(judge: Judge, responses: list[Response], calls, context: ScoreContext,
-                        stats: JudgeStats) -> list[ScoreRecord]:
+                        stats: CallStats) -> list[ScoreRecord]:
     if isinstance(calls, Replay):  # stored scores are reused under --reparse (the model is not re-run)
         out = []
         for r in responses:

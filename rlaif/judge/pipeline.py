@@ -9,11 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rlaif.calls.failures import DEFAULT_MAX_FAILED, FailureCount, check_max_failed
+from rlaif.calls.stats import DEFAULT_MAX_FAILED, CallStats, check_max_failed
 from rlaif.errors import ConfigError, InputError
 from rlaif.judge.jury import JURY_METHODS, JuryMethod
 from rlaif.judge.labeling import (
-    JudgeStats,
     LabelRun,
     LiveCalls,
     Orders,
@@ -45,7 +44,7 @@ PAIRINGS = ("all", "best-worst", "reference")
 
 def label_pairs(pairs: list[Pair], judges: list[Judge], *, orders: Orders = "both", seed: int = 0,
                 calls: Any = None, context: ScoreContext | None = None,
-                scores: list[ScoreRecord] | None = None, stats: dict[str, JudgeStats] | None = None,
+                scores: list[ScoreRecord] | None = None, stats: dict[str, CallStats] | None = None,
                 concurrency: int = 8, cache: bool = True, progress: bool = False) -> LabelRun:
     """Every judge on every pair. Pairwise LLM judges: one label per call (per order shown);
     pointwise judges: each response scored once, one label per pair from the two scores.
@@ -56,7 +55,7 @@ def label_pairs(pairs: list[Pair], judges: list[Judge], *, orders: Orders = "bot
     run = LabelRun(judges=judges, pairs=pairs, scores=list(scores or []), stats=dict(stats or {}))
     try:
         for j in judges:
-            stats = run.stats.setdefault(j.rater, JudgeStats())
+            stats = run.stats.setdefault(j.rater, CallStats())
             if j.mode == "pairwise":
                 run.labels += judge_pairs(j, pairs, calls, orders=orders, seed=seed, stats=stats)
                 continue
@@ -85,7 +84,7 @@ def label_responses(responses: list[Response], judges: list[Judge], *, pairing: 
     context = context or ScoreContext()
     try:
         scores: list[ScoreRecord] = []
-        stats: dict[str, JudgeStats] = {}
+        stats: dict[str, CallStats] = {}
         if pairing == "all":
             pairs = all_pairs(responses)
         elif pairing == "reference":
@@ -98,7 +97,7 @@ def label_responses(responses: list[Response], judges: list[Judge], *, pairing: 
                 raise ConfigError("--pairing best-worst ranks responses by a pointwise score. "
                                   "Fix: add a pointwise judge (e.g. --judge rubric, rule or reward-model)")
             scores = score_responses(scorer, responses, calls, context=context,
-                                     stats=stats.setdefault(scorer.rater, JudgeStats()))
+                                     stats=stats.setdefault(scorer.rater, CallStats()))
             by_key = {s.key: s.score for s in scores}
             pairs = best_worst_pairs(responses, lambda r: by_key.get(response_key(r)))
         run = label_pairs(pairs, judges, orders=orders, seed=seed, calls=calls, context=context, scores=scores,
@@ -153,7 +152,7 @@ def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: 
     summary = write_outputs(run, out, jury=jury, min_agreement=min_agreement, min_p_chosen=min_p_chosen,
                             pairing=pairing, orders=orders, reference=reference, reparse=reparse)
     # After the writing: the failed calls are in labels.jsonl as errors, the answered ones stay usable.
-    FailureCount.of(run.stats.values()).check(max_failed, f"label -o {out}")
+    CallStats.total(run.stats.values()).check(max_failed, f"label -o {out}")
     return summary
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif.backends import DEFAULT_TIMEOUT_S, is_http
-from rlaif.calls.failures import DEFAULT_MAX_FAILED
+from rlaif.calls.stats import DEFAULT_MAX_FAILED
 from rlaif.catalog import find
 from rlaif.errors import ConfigError
 from rlaif.judge.pipeline import run_label
@@ -31,7 +31,7 @@ def run_synth(prompts: str | Path, policies: list[str], judges: list[Judge], out
               api_key_env: str | None = None, progress: bool | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
               max_failed: float = DEFAULT_MAX_FAILED, **label_opts: Any) -> dict:
     """Generate `samples` responses per prompt from every policy, then label them; returns the summary.
-    Each step checks its failed calls against `max_failed` (rlaif.calls.FailureCount)."""
+    Each step checks its failed calls against `max_failed` (rlaif.calls.CallStats.check)."""
     from rlaif.generate import generate
 
     if len(set(policies)) != len(policies):

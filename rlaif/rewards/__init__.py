@@ -8,8 +8,8 @@ import judges, backends or the call layer. Modules: `spec` (the syntax, `parse_r
 (rule checker, reward model, Python function), `judged` (catalog judges, pointwise and pairwise),
 `remote` (OpenRLHF `/get_reward` over HTTP), `combine` (`build_reward_fn`, the weighted sum).
 """
-from rlaif.rewards.combine import RewardFunction, SourceStats, build_reward_fn
+from rlaif.rewards.combine import RewardFunction, build_reward_fn
 from rlaif.rewards.spec import KINDS, SPEC_HELP, RewardSource, parse_reward_spec, parse_reward_specs
 
-__all__ = ["KINDS", "SPEC_HELP", "RewardFunction", "RewardSource", "SourceStats", "build_reward_fn",
+__all__ = ["KINDS", "SPEC_HELP", "RewardFunction", "RewardSource", "build_reward_fn",
            "parse_reward_spec", "parse_reward_specs"]

@@ -8,24 +8,15 @@ environment are masked in every error text.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
+from rlaif.calls.stats import CallStats
 from rlaif.errors import BackendError, ConfigError
 from rlaif.redact import redact, remember_secret
 from rlaif.rewards.spec import RewardSource, ScorerSettings, parse_reward_specs
 from rlaif.scoring import RewardBatch, RewardResult, SourceScores, combine, kind_of_spec, scorer_factory
 
 _KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
-
-
-@dataclass
-class SourceStats:
-    """What a judge source cost so far (cache hits cost nothing); other sources make no calls."""
-
-    calls: int = 0
-    cache_hits: int = 0
-    failed: int = 0
 
 
 class RewardFunction:
@@ -64,14 +55,10 @@ class RewardFunction:
                                                                                            strict=True)},
                        {src.name: src.weight for src in self.sources})
 
-    def stats(self) -> dict[str, SourceStats]:
-        """Per judge source: calls made, cache hits, failed calls (for the trainer's metrics)."""
-        out = {}
-        for src, sc in zip(self.sources, self.scorers, strict=True):
-            st = getattr(sc, "stats", None)
-            if st is not None:
-                out[src.name] = SourceStats(st.calls, st.cache_hits, st.failed)
-        return out
+    def stats(self) -> dict[str, CallStats]:
+        """Per source that makes calls (judges, reward models): calls made, cache hits, failed calls."""
+        return {src.name: sc.stats for src, sc in zip(self.sources, self.scorers, strict=True)
+                if getattr(sc, "stats", None) is not None}
 
     def close(self) -> None:
         for sc in self.scorers:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlaif.calls.stats import CallStats
 from rlaif.errors import ConfigError, RlaifError
-from rlaif.judge.labeling import JudgeStats, LiveCalls, ScoreContext, judge_pairs, score_responses
+from rlaif.judge.labeling import LiveCalls, ScoreContext, judge_pairs, score_responses
 from rlaif.judge.pairing import make_pair
 from rlaif.judge.spec import Judge, load_judge
 from rlaif.records import Response
@@ -56,7 +57,7 @@ class JudgeReward:
 
     def __init__(self, judge: Judge, calls: Any):
         self.judge, self.calls = judge, calls
-        self.stats = JudgeStats()
+        self.stats = CallStats()
         self.context = ScoreContext()  # holds a loaded reward-model judge across batches
         rng = judge.spec.score_range
         usable = rng is not None and judge.mode != "binary" and rng[1] > rng[0]
@@ -87,7 +88,7 @@ class PairwiseReward:
 
     def __init__(self, judge: Judge, calls: Any):
         self.judge, self.calls = judge, calls
-        self.stats = JudgeStats()
+        self.stats = CallStats()
 
     def score(self, batch: RewardBatch) -> SourceScores:
         n = len(batch.responses)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rlaif.calls.stats import CallStats
 from rlaif.errors import ConfigError
 from rlaif.scoring import RewardBatch, SourceScores, checked_list, reward_model_class, rule_checker
 
@@ -50,15 +50,6 @@ class RuleReward:
         pass
 
 
-@dataclass
-class ModelStats:
-    """Items a reward model scored (`calls`) and items answered from the call cache."""
-
-    calls: int = 0
-    cache_hits: int = 0
-    failed: int = 0
-
-
 class ModelReward:
     """A reward model trained by `rlaif train rm` (`rlaif.scoring.reward_model_class`: `RewardScorer`, the
     training tokenization, batched).
@@ -75,7 +66,7 @@ class ModelReward:
 
         self.scorer = reward_model_class()(path, device=device, batch_size=batch_size)
         self.path = path
-        self.stats = ModelStats()
+        self.stats = CallStats()  # calls: items the model scored; cache_hits: items the cache answered
         self.model_id = f"{Path(path).resolve()}@{weights_fingerprint(Path(path))}"
         self.cache = None
         if cache:
