@@ -15,16 +15,18 @@ back as completions with `.error` set, and commands check their share against
 incrementally.
 
 Modules: `pool` (the run: lookup, workers, retries, counts), `cache` (the SQLite
-cache and its writer thread), `stats` (`CallStats`, the one count of calls; the failed share, `CallsFailed`: exit 3),
+cache and its writer thread), `options` (`CallOptions`, how a command makes its calls),
+`stats` (`CallStats`, the one count of calls; the failed share, `CallsFailed`: exit 3),
 `pricing` (the price table).
 """
 from __future__ import annotations
 
 from rlaif.backends.base import TransientError
 from rlaif.calls.cache import CallCache, cache_key
+from rlaif.calls.options import CallOptions
 from rlaif.calls.pool import CallResult, RetryPolicy, acomplete_all, complete_all
 from rlaif.calls.pricing import price_per_mtok
 from rlaif.calls.stats import DEFAULT_MAX_FAILED, CallsFailed, CallStats, check_max_failed
 
-__all__ = ["DEFAULT_MAX_FAILED", "CallCache", "CallResult", "CallStats", "CallsFailed", "RetryPolicy",
+__all__ = ["DEFAULT_MAX_FAILED", "CallCache", "CallOptions", "CallResult", "CallStats", "CallsFailed", "RetryPolicy",
            "TransientError", "acomplete_all", "cache_key", "check_max_failed", "complete_all", "price_per_mtok"]

@@ -97,14 +97,15 @@ def label(
     Writes OUTDIR/labels.jsonl, scores.jsonl (pointwise judges), preferences.jsonl (TRL format),
     kto.jsonl and summary.json. Re-running makes no repeated calls (call cache).
     """
+    from rlaif.calls.options import CallOptions
     from rlaif.judge import load_judges, run_label
 
     judges = load_judges(judge, judge_model)
     summary = run_label(responses, judges, out, pairing=pairing, reference=reference, orders=orders, jury=jury,
                         min_agreement=min_agreement, min_p_chosen=min_p_chosen, reparse=reparse,
                         prompts_path=prompts, seed=seed,
-                        concurrency=concurrency, cache=not no_cache, base_urls=base_url or None,
-                        api_key_env=api_key_env, timeout_s=timeout, max_failed=max_failed)
+                        options=CallOptions(concurrency=concurrency, cache=not no_cache, base_urls=base_url or None,
+                                            api_key_env=api_key_env, timeout_s=timeout, max_failed=max_failed))
     _print_label_summary(summary, out)
 
 

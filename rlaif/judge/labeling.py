@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rlaif.backends.base import Completion, Request
+from rlaif.calls.options import CallOptions
 from rlaif.calls.stats import CallStats
 from rlaif.errors import ConfigError, RlaifError
 from rlaif.judge.jury import winner_of
@@ -69,6 +70,12 @@ class LiveCalls:
         self.base_urls, self.api_key_env = base_urls, api_key_env
         self.timeout_s = timeout_s  # per call, for the backends made here (None: the backends' default)
         self._backends: dict[str, Any] = {}
+
+    @classmethod
+    def of(cls, o: CallOptions) -> LiveCalls:
+        return cls(concurrency=o.concurrency, cache=o.cache, progress=o.progress,
+                   base_urls=None if o.base_urls is None else list(o.base_urls), api_key_env=o.api_key_env,
+                   timeout_s=o.timeout_s)
 
     def backend(self, judge: Judge):
         if judge.backend is not None:

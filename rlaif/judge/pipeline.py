@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rlaif.calls.stats import DEFAULT_MAX_FAILED, CallStats, check_max_failed
+from rlaif.calls.options import CallOptions
+from rlaif.calls.stats import CallStats
 from rlaif.errors import ConfigError, InputError
 from rlaif.judge.jury import JURY_METHODS, JuryMethod
 from rlaif.judge.labeling import (
@@ -118,13 +119,10 @@ def _constraints(prompts_path: Path | None) -> dict[str, list[dict]]:
 def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: str = "all",
               reference: str | None = None, orders: Orders = "both", jury: JuryMethod = "majority",
               min_agreement: float = 0.0, min_p_chosen: float = 0.0, reparse: bool = False,
-              prompts_path: Path | None = None,
-              seed: int = 0, concurrency: int = 8, cache: bool = True, progress: bool | None = None,
-              base_urls: list[str] | None = None, api_key_env: str | None = None, calls: Any = None,
-              timeout_s: float | None = None, max_failed: float = DEFAULT_MAX_FAILED) -> dict:
+              prompts_path: Path | None = None, seed: int = 0, options: CallOptions = CallOptions(),
+              calls: Any = None) -> dict:
     """`rlaif label`: label a responses file and write every output file; returns the summary.
-    More than `max_failed` of the calls failing raises CallsFailed once the outputs are written."""
-    check_max_failed(max_failed)
+    More than `options.max_failed` of the calls failing raises CallsFailed once the outputs are written."""
     if jury not in JURY_METHODS:
         raise ConfigError(f"unknown --jury '{jury}'. Fix: use one of {', '.join(JURY_METHODS)}")
     if not 0.0 <= min_agreement <= 1.0:
@@ -141,8 +139,7 @@ def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: 
     if reparse:
         calls = replay_from(out)
     elif calls is None:
-        calls = LiveCalls(concurrency=concurrency, cache=cache, progress=progress, base_urls=base_urls,
-                          api_key_env=api_key_env, timeout_s=timeout_s)
+        calls = LiveCalls.of(options)
     try:
         run = label_responses(responses, judges, pairing=pairing, reference=reference, orders=orders, seed=seed,
                               calls=calls, context=context)
@@ -152,7 +149,7 @@ def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: 
     summary = write_outputs(run, out, jury=jury, min_agreement=min_agreement, min_p_chosen=min_p_chosen,
                             pairing=pairing, orders=orders, reference=reference, reparse=reparse)
     # After the writing: the failed calls are in labels.jsonl as errors, the answered ones stay usable.
-    CallStats.total(run.stats.values()).check(max_failed, f"label -o {out}")
+    CallStats.total(run.stats.values()).check(options.max_failed, f"label -o {out}")
     return summary
 
 

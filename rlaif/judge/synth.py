@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif.backends import DEFAULT_TIMEOUT_S, is_http
+from rlaif.calls.options import CallOptions
 from rlaif.calls.stats import DEFAULT_MAX_FAILED
 from rlaif.catalog import find
 from rlaif.errors import ConfigError
@@ -56,10 +57,10 @@ def run_synth(prompts: str | Path, policies: list[str], judges: list[Judge], out
         merged += read_jsonl(f, Response)
     merged.sort(key=lambda r: (r.prompt_id, r.policy, r.sample))  # generate appends in arrival order
     responses_path = write_jsonl(out / "responses.jsonl", merged)
-    summary = run_label(responses_path, judges, out, prompts_path=prompts_path, concurrency=concurrency,
-                        base_urls=judge_base_urls if judge_base_urls is not None else base_urls,
-                        api_key_env=api_key_env, progress=progress, timeout_s=timeout_s, max_failed=max_failed,
-                        **label_opts)
+    options = CallOptions(concurrency=concurrency, progress=progress, timeout_s=timeout_s, max_failed=max_failed,
+                          base_urls=judge_base_urls if judge_base_urls is not None else base_urls,
+                          api_key_env=api_key_env)
+    summary = run_label(responses_path, judges, out, prompts_path=prompts_path, options=options, **label_opts)
     summary["synth"] = {"prompts": str(prompts_path), "policies": policies, "samples": samples,
                         "temperature": temperature, "max_tokens": max_tokens, "n_responses": len(merged)}
     write_json(out / "summary.json", summary)
