@@ -3,6 +3,7 @@ the registry of scorer kinds (each built lazily; unknown kinds named; the old ru
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +144,18 @@ def test_reward_model_judge_reaches_training_code_only_through_the_registry():
     cls = reward_model_class(j.spec.scorer)
     assert f"{cls.__module__}:{cls.__name__}" == TRAINED_REWARD_MODEL
     assert reward_model_class("rlaif.train.reward:RewardScorer") is cls  # the old spelling in a judge YAML
+
+
+def test_old_checker_path_resolves_to_the_same_function():
+    # Rater ids in stored labels name `rlaif.constraints:check`: the old spelling resolves through the
+    # registry (rlaif.scoring.RULES) to the same checker, and judges/rule.yaml's `constraints` keeps that id.
+    import yaml
+
+    import rlaif.instructions.constraints as C
+    from rlaif.scoring import rule_checker, rule_model
+
+    assert rule_checker("rlaif.constraints:check") is C.check
+    assert rule_checker("rlaif.instructions.constraints:check") is C.check
+    checker = yaml.safe_load((Path(__file__).resolve().parents[1] / "judges" / "rule.yaml").read_text())["checker"]
+    assert checker == "constraints" and rule_checker(checker) is C.check
+    assert rule_model(checker) == rule_model("rlaif.constraints:check") == "rlaif.constraints:check"

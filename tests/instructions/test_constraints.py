@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rlaif.errors import ConfigError
 from rlaif.instructions import constraints as C
@@ -106,18 +105,6 @@ def test_casing_and_phrases_combine():
 def test_unknown_or_incomplete_constraints_fail_clearly(bad):
     with pytest.raises(ConfigError, match="Fix:"):
         C.check([bad], "text")
-
-
-def test_old_checker_path_resolves_to_the_same_function():
-    # Rater ids in stored labels name `rlaif.constraints:check`: the old spelling resolves through the
-    # registry (rlaif.scoring.RULES) to the same checker, and judges/rule.yaml's `constraints` keeps that id.
-    from rlaif.scoring import rule_checker, rule_model
-
-    assert rule_checker("rlaif.constraints:check") is C.check
-    assert rule_checker("rlaif.instructions.constraints:check") is C.check
-    checker = yaml.safe_load((ROOT / "judges" / "rule.yaml").read_text())["checker"]
-    assert checker == "constraints" and rule_checker(checker) is C.check
-    assert rule_model(checker) == rule_model("rlaif.constraints:check") == "rlaif.constraints:check"
 
 
 # ---- the shipped prompt sets --------------------------------------------------------------------
