@@ -1,9 +1,9 @@
 """`CallOptions`: how a command makes its model calls, as one frozen record.
 
-The command line (and the demo, online DPO, `rlaif synth`) builds it once from the shared options
-(`--concurrency`, `--no-cache`, `--base-url`, `--api-key-env`, `--timeout`, `--max-failed`) and passes it
-whole to `run_label` / `run_eval`, which hand it to the call layer (`LiveCalls.of`) and check the failed
-share against `max_failed` at the end.
+The command line (and the demo, online DPO) builds it once from the shared options (`--concurrency`,
+`--no-cache`, `--base-url`, `--api-key-env`, `--timeout`, `--max-failed`) and passes it whole to
+`run_label`, `run_eval`, `run_synth`, `run_probes` and `rlaif serve`'s scorers, which hand it to the call
+layer (`LiveCalls.of`) and check the failed share against `max_failed` at the end.
 """
 from __future__ import annotations
 

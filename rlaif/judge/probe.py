@@ -19,7 +19,8 @@ from typing import Any
 
 from rlaif import catalog
 from rlaif.backends.base import Request
-from rlaif.calls.stats import DEFAULT_MAX_FAILED, CallStats, check_max_failed
+from rlaif.calls.options import CallOptions
+from rlaif.calls.stats import CallStats
 from rlaif.errors import ConfigError, InputError
 from rlaif.judge.jury import judge_verdicts
 from rlaif.judge.labeling import LiveCalls
@@ -112,10 +113,8 @@ def probe_rates(name: str, labels: list[Label], alpha: float = 0.05) -> dict:
 @locks_output("out", directory=True)
 def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probes_v1",
                filler: str = "probe_filler_v1", injections: str = "probe_injections_v1",
-               probes: tuple[str, ...] = PROBES, calls: Any = None, concurrency: int = 8, cache: bool = True,
-               progress: bool | None = False, alpha: float = 0.05, base_urls: list[str] | None = None,
-               api_key_env: str | None = None, timeout_s: float | None = None,
-               max_failed: float = DEFAULT_MAX_FAILED) -> dict:
+               probes: tuple[str, ...] = PROBES, calls: Any = None, alpha: float = 0.05,
+               options: CallOptions = CallOptions(progress=False)) -> dict:
     """Run the probes; returns (and writes to OUT/probe.json, OUT/probe_labels.jsonl) the report
     `{"judge", "probe_set", "probes": {name: {n, wrong, wrong_rate, ci_low, ci_high, n_ties, n_invalid}}}`."""
     unknown = [p for p in probes if p not in PROBES]
@@ -127,11 +126,9 @@ def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probe
     if judge.mode == "binary":
         raise ConfigError(f"judge '{judge.name}' is binary (good/bad), not a preference judge. "
                           "Fix: probe a pairwise or pointwise judge")
-    check_max_failed(max_failed)
     items = load_probe_items(probe_set)
     own_calls = calls is None
-    calls = calls or LiveCalls(concurrency=concurrency, cache=cache, progress=progress, base_urls=base_urls,
-                               api_key_env=api_key_env, timeout_s=timeout_s)
+    calls = calls or LiveCalls.of(options)
     stats = CallStats()
     try:
         own = None
@@ -163,5 +160,5 @@ def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probe
         out = Path(out)
         write_jsonl(out / "probe_labels.jsonl", all_labels)
         write_json(out / "probe.json", report)
-    stats.check(max_failed, f"probe {judge.rater}")
+    stats.check(options.max_failed, f"probe {judge.rater}")
     return report
