@@ -93,6 +93,9 @@ def test_every_kind_resolves_lazily_to_its_factory():
     specs = {s: scoring.kind_of_spec(s).name for k in scoring.KINDS.values() for s in k.specs}
     assert specs == {"judge": "llm", "pairwise": "llm", "rule": "rule", "rm": "reward_model", "http": "http",
                      "python": "python"}
+    from rlaif.rewards import KINDS as SPEC_KINDS
+
+    assert set(SPEC_KINDS) == set(specs)  # every --reward kind is built by the registry
 
 
 def test_unknown_kind_names_the_valid_ones():
