@@ -31,11 +31,6 @@ FAST = dict(rounds=2, k=4, steps_per_round=2, max_tokens=8, batch_size=4, micro_
             max_prompt_length=48, lr=1e-3)  # a large lr: round 1's policy must differ visibly from the start
 
 
-def parity(constraints, response: str) -> float:
-    """The test's checker: even-length responses pass."""
-    return float(len(response) % 2 == 0)
-
-
 def verdict(text: str) -> str:
     """The scripted judge: always the first answer on [first] prompts, else the shorter (then smaller) one."""
     if "[first]" in text:
@@ -60,7 +55,7 @@ def judges():
     pairwise = load_judge("pairwise", model="scripted:shorter-or-first",
                           backend=ScriptedBackend(lambda req: verdict(req.messages[-1]["content"]), model="sof"))
     rule = Judge(JudgeSpec(name="parity", kind="rule", mode="pointwise", version="v1",
-                           checker="test_online_dpo:parity"))
+                           checker="judge_helpers:parity"))  # tests/support: importable by name
     return [pairwise, rule]
 
 

@@ -16,6 +16,11 @@ def word_count_checker(constraints, response):
     return out
 
 
+def parity(constraints, response: str) -> float:
+    """The online-DPO test's checker: even-length responses pass."""
+    return float(len(response) % 2 == 0)
+
+
 class ToyRewardModel:
     """A stand-in for rlaif.train.reward_model.RewardScorer: reward = number of 'good' words."""
 
