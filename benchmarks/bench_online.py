@@ -49,8 +49,8 @@ def peak_rss_mb() -> float:
 
 
 def run_rlaif(args, out: Path) -> dict:
+    from rlaif.scoring import RewardResult
     from rlaif.train.grpo import train_grpo
-    from rlaif.train.rl.reward import RewardResult
 
     path = out.parent / "prompts.jsonl"
     path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts_for(args.prompts)))

@@ -100,7 +100,7 @@ async def _drive(url: str, scorer: str, n: int, c: int, run: str) -> dict:
 
 
 def in_process(fns: list, n: int, c: int, kind: str, run: str) -> dict:
-    from rlaif.train.rl.reward import RewardBatch
+    from rlaif.scoring import RewardBatch
 
     latencies: list[float] = []
     counter = iter(range(n))
@@ -130,7 +130,7 @@ def in_process(fns: list, n: int, c: int, kind: str, run: str) -> dict:
 
 def scorer_ceiling(fn, n: int = 64) -> tuple[float, float]:
     """Seconds for n new items scored in one batch and one at a time, in-process: the most batching can buy."""
-    from rlaif.train.rl.reward import RewardBatch
+    from rlaif.scoring import RewardBatch
 
     def items(tag: str) -> list[tuple[str, str]]:
         return [item("rm", i, tag) for i in range(n)]

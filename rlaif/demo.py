@@ -151,6 +151,7 @@ def generate_candidates(out: Path, plan: Plan) -> None:
 # ---- 2. label ------------------------------------------------------------------------------------
 
 def label_candidates(out: Path) -> None:
+    from rlaif.calls.options import CallOptions
     from rlaif.judge.pipeline import run_label
     from rlaif.judge.spec import load_judges
 
@@ -158,7 +159,7 @@ def label_candidates(out: Path) -> None:
     # Each revision against the sample it revises: the pairs that carry a signal (two failing samples
     # are a tie for the checker), and on a CPU every AI-judge call counts.
     run_label(out / "candidates.jsonl", judges, out / "labels", pairing="reference", reference="local", orders="both",
-              prompts_path=out / "prompts_train.jsonl", progress=True)
+              prompts_path=out / "prompts_train.jsonl", options=CallOptions(progress=True))
 
 
 def _raters(labels: list[Label]) -> tuple[str, str]:
@@ -273,7 +274,7 @@ def evaluate_policies(out: Path, plan: Plan) -> None:
     # --quick skips the slow judges; the full run keeps the suite's
     run_eval(_suite(plan.eval_judges), f"dpo=hf:{out / 'dpo'}", "local", out / "eval", limit=plan.eval_prompts,
              samples=plan.eval_samples, max_tokens=plan.eval_max_tokens, temperature=0.7,
-             reward_model=str(out / "rm"), kl=plan.eval_kl, prompts_offset=plan.train_pool, progress=True)
+             reward_model=str(out / "rm"), kl=plan.eval_kl, prompts_offset=plan.train_pool)
 
 
 def evaluate_online_policy(out: Path, plan: Plan) -> None:
@@ -283,7 +284,7 @@ def evaluate_online_policy(out: Path, plan: Plan) -> None:
 
     run_eval(_suite((RULE_JUDGE,)), f"{plan.rl_algorithm}=hf:{out / 'rl'}", "local", out / "eval_rl",
              limit=plan.eval_prompts, samples=plan.eval_samples, max_tokens=plan.eval_max_tokens, temperature=0.7,
-             kl=True, prompts_offset=plan.train_pool, progress=True)
+             kl=True, prompts_offset=plan.train_pool)
     leaderboard_from_eval(out)
 
 

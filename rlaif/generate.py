@@ -14,7 +14,7 @@ from typing import Any
 
 from rlaif.backends import get_backend
 from rlaif.backends.base import Backend, Completion, Request
-from rlaif.calls import DEFAULT_MAX_FAILED, CallStats, FailureCount, check_max_failed, complete_all
+from rlaif.calls import DEFAULT_MAX_FAILED, CallStats, check_max_failed, complete_all
 from rlaif.errors import ConfigError, InputError
 from rlaif.outlock import locks_output
 from rlaif.records import JsonlAppender, Prompt, Response, as_messages, drop_duplicate_rows, read_jsonl
@@ -86,5 +86,5 @@ def generate(prompts: list[Prompt], policy: str | Backend, out: str | Path, *, s
                               summary=True, description=f"generate {name}", on_error="record")
     summary.stats = result.stats
     print(f"{out}: wrote {summary.written} responses ({summary.already_done} were there already)", file=sys.stderr)
-    FailureCount.of([result.stats]).check(max_failed, f"generate {name}")
+    result.stats.check(max_failed, f"generate {name}")
     return summary

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -49,6 +49,9 @@ from rlaif.records import (
 )
 from rlaif.steps import Steps, write_audit
 from rlaif.train.config import CONFIG_DIR, CONFIGS, DPOConfig, config_data, flat_dump, resolve_config, validate
+
+if TYPE_CHECKING:
+    from rlaif.calls.options import CallOptions
 
 COMMAND = "online-dpo"
 DEFAULT_CONFIG = CONFIG_DIR / "online-dpo.yaml"
@@ -126,7 +129,7 @@ class Loop:
     start: str  # the starting policy's directory
     reference: str  # the frozen reference's directory (the starting policy unless `reference` is set)
     steps: Steps
-    calls: dict[str, Any]  # concurrency, base_urls, api_key_env, progress: how judge calls are made
+    calls: CallOptions  # how judge calls are made
 
     def dir(self, r: int) -> Path:
         return self.out / f"round_{r}"
@@ -137,11 +140,13 @@ def run_online_dpo(config: OnlineDPOConfig | dict | None = None, *, judges: list
                    progress: bool | None = None, **overrides: Any) -> dict:
     """Run (or resume) the rounds and write the report; returns online_dpo.json's content. `judges` are
     loaded Judge objects to use instead of `judges`/`judge_models` of the config (tests, library callers)."""
+    from rlaif.calls.options import CallOptions
+
     cfg = _resolve(config, overrides)
     out = Path(cfg.dpo.out).resolve()  # round.json names each round's policy by this path
     with output_lock(out, directory=True):  # one writer per OUT, before any call
-        loop = start_loop(cfg, out, judges, dict(concurrency=concurrency, base_urls=base_urls,
-                                                 api_key_env=api_key_env, progress=progress))
+        loop = start_loop(cfg, out, judges, CallOptions(concurrency=concurrency, base_urls=base_urls,
+                                                        api_key_env=api_key_env, progress=progress))
         for r in range(1, cfg.rounds + 1):
             for name, fn in (("sample", sample), ("label", label), ("audit", audit), ("train", train),
                              ("summary", summarize_round)):
@@ -150,7 +155,7 @@ def run_online_dpo(config: OnlineDPOConfig | dict | None = None, *, judges: list
         return write_report(loop)
 
 
-def start_loop(cfg: OnlineDPOConfig, out: Path, judges: list | None, calls: dict[str, Any]) -> Loop:
+def start_loop(cfg: OnlineDPOConfig, out: Path, judges: list | None, calls: CallOptions) -> Loop:
     from rlaif.train.modeling import model_path
 
     prompts_path = find("prompts", cfg.prompts)
@@ -209,7 +214,7 @@ def sample(loop: Loop, r: int) -> None:
     # A seed per round: a policy left unchanged by a round without preferences still draws fresh samples.
     generate(prompts, f"hf:{policy_of(loop, r)}", d / "responses.jsonl", samples=cfg.k,
              temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.dpo.seed + (r - 1) * cfg.k,
-             name=f"round{r}", progress=loop.calls["progress"], device=device)
+             name=f"round{r}", progress=loop.calls.progress, device=device)
 
 
 # ---- 2. label --------------------------------------------------------------------------------------
@@ -219,9 +224,7 @@ def label(loop: Loop, r: int) -> None:
 
     cfg, d, calls = loop.cfg, loop.dir(r), loop.calls
     run_label(d / "responses.jsonl", loop.judges, d / "labels", pairing="all", orders="both", jury=cfg.jury,
-              min_p_chosen=cfg.min_p_chosen, prompts_path=d / "prompts.jsonl", seed=cfg.dpo.seed,
-              concurrency=calls["concurrency"], progress=calls["progress"], base_urls=calls["base_urls"],
-              api_key_env=calls["api_key_env"])
+              min_p_chosen=cfg.min_p_chosen, prompts_path=d / "prompts.jsonl", seed=cfg.dpo.seed, options=calls)
 
 
 # ---- 3. audit --------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The dependency direction of docs/architecture.md, enforced on every module.
 
 records <- stats <- audit, eval <- cli;  records <- backends <- calls <- judge <- eval;
-records <- train (never judges, backends, calls or API SDKs); judge, train <- rewards (never cli or eval)
-<- serve (nothing below imports it); client: httpx and rlaif.errors only.
-Leaves import no torch and no SDKs.
+records <- train (never judges, backends, calls or API SDKs); judge <- rewards (never train, cli or eval)
+<- serve (never train; nothing below imports it); client: httpx and rlaif.errors only.
+Leaves (scoring among them) import no torch and no SDKs.
 """
 from __future__ import annotations
 
@@ -30,10 +30,13 @@ FORBIDDEN = {
     "rlaif.judge": ["rlaif.train", "rlaif.rewards", "rlaif.audit", "rlaif.eval", "rlaif.cli"],
     "rlaif.train": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.rewards", "rlaif.audit", "rlaif.eval",
                     "rlaif.cli", "rlaif.stats", "openai", "anthropic", "vllm"],
-    # above judge and train: turns --reward specs into the trainers' reward callable
-    "rlaif.rewards": ["rlaif.cli", "rlaif.eval", "rlaif.demo", "rlaif.serve", "rlaif.client"],
-    # the service sits above rewards, judge and train; nothing below it imports it
-    "rlaif.serve": ["rlaif.cli", "rlaif.eval", "rlaif.demo", "rlaif.client"],
+    # above judge: turns --reward specs into the trainers' reward callable; the trained reward model comes
+    # through rlaif.scoring's lazy factory, never by import
+    "rlaif.rewards": ["rlaif.train", "rlaif.cli", "rlaif.eval", "rlaif.demo", "rlaif.serve", "rlaif.client"],
+    # the service sits above rewards and judge; nothing below it imports it, and it imports no training code
+    "rlaif.serve": ["rlaif.train", "rlaif.cli", "rlaif.eval", "rlaif.demo", "rlaif.client"],
+    # the scorer contract and registry: a leaf (stdlib + errors); its factories are named, not imported
+    "rlaif.scoring": ["rlaif.", "torch", "transformers", "openai", "anthropic", "vllm", "numpy", "httpx"],
     # the client of the service: httpx and rlaif.errors only
     "rlaif.client": ["rlaif.", "torch", "transformers", "openai", "anthropic", "vllm", "numpy", "pydantic",
                      "starlette", "uvicorn"],
@@ -44,12 +47,10 @@ FORBIDDEN = {
                      "openai", "anthropic"],
     "rlaif.instructions": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit",
                            "rlaif.eval", "rlaif.cli", "torch", "transformers", "openai", "anthropic", "vllm"],
-    "rlaif.constraints": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit",
-                          "rlaif.eval", "rlaif.cli", "torch", "transformers", "openai", "anthropic", "vllm"],
 }
 # Nothing below the service imports it or its client.
 for _below in ("rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.stats",
-               "rlaif.audit", "rlaif.report", "rlaif.instructions"):
+               "rlaif.audit", "rlaif.report", "rlaif.instructions", "rlaif.scoring"):
     FORBIDDEN[_below] = [*FORBIDDEN[_below], "rlaif.serve", "rlaif.client"]
 
 
@@ -93,6 +94,28 @@ def test_no_forbidden_edges():
                     if _matches(imp, f) and not _matches(imp, owner):
                         bad.append(f"{mod} imports {imp} (forbidden: {f})")
     assert not bad, "\n".join(bad)
+
+
+def test_names_become_code_only_in_the_scorer_registry():
+    """rlaif.scoring's factories are imported by name, around the edges above; so they are checked here: no
+    factory lives in train, the trained reward model is the one name of training code, no other module of
+    ours names code of ours as 'module:attr', and no shipped judge YAML names rlaif code."""
+    import re
+
+    from rlaif import scoring
+
+    named = re.compile(r"""["']rlaif\.[\w.]+:\w+["']""")
+    for kind in scoring.KINDS.values():
+        assert not _matches(kind.factory.partition(":")[0], "rlaif.train"), kind
+    text = (PKG / "scoring.py").read_text(encoding="utf-8")
+    assert [m for m in named.findall(text) if "rlaif.train" in m] == [
+        '"rlaif.train.reward_model:RewardScorer"', '"rlaif.train.reward:RewardScorer"']  # and its old spelling
+    others = [f"{p}: {m}" for p in PKG.rglob("*.py") if p.name != "scoring.py"
+              for m in named.findall(p.read_text(encoding="utf-8"))]
+    assert not others, others
+    yamls = [p.name for p in (PKG.parent / "judges").glob("*.yaml")
+             if any("rlaif." in line.partition("#")[0] for line in p.read_text(encoding="utf-8").splitlines())]
+    assert not yamls, yamls
 
 
 def test_every_module_imports():

@@ -10,21 +10,23 @@ are retried with exponential backoff and jitter, honouring Retry-After (a server
 cannot be reached at all gets a few quick tries, then the run stops calling it); other
 failures stop the run with the server's message (or, with on_error="record", come
 back as completions with `.error` set, and commands check their share against
-`--max-failed` with `FailureCount`). Error text is redacted of keys (rlaif.redact). Results are cached and handed to
+`--max-failed` with `CallStats.check`). Error text is redacted of keys (rlaif.redact). Results are cached and handed to
 `on_result(index, completion)` as they arrive, so callers can append output
 incrementally.
 
 Modules: `pool` (the run: lookup, workers, retries, counts), `cache` (the SQLite
-cache and its writer thread), `failures` (the failed share, `CallsFailed`: exit 3),
+cache and its writer thread), `options` (`CallOptions`, how a command makes its calls),
+`stats` (`CallStats`, the one count of calls; the failed share, `CallsFailed`: exit 3),
 `pricing` (the price table).
 """
 from __future__ import annotations
 
 from rlaif.backends.base import TransientError
 from rlaif.calls.cache import CallCache, cache_key
-from rlaif.calls.failures import DEFAULT_MAX_FAILED, CallsFailed, FailureCount, check_max_failed
-from rlaif.calls.pool import CallResult, CallStats, RetryPolicy, acomplete_all, complete_all
+from rlaif.calls.options import CallOptions
+from rlaif.calls.pool import CallResult, RetryPolicy, acomplete_all, complete_all
 from rlaif.calls.pricing import price_per_mtok
+from rlaif.calls.stats import DEFAULT_MAX_FAILED, CallsFailed, CallStats, check_max_failed
 
-__all__ = ["DEFAULT_MAX_FAILED", "CallCache", "CallResult", "CallStats", "CallsFailed", "FailureCount", "RetryPolicy",
+__all__ = ["DEFAULT_MAX_FAILED", "CallCache", "CallOptions", "CallResult", "CallStats", "CallsFailed", "RetryPolicy",
            "TransientError", "acomplete_all", "cache_key", "check_max_failed", "complete_all", "price_per_mtok"]

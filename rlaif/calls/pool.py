@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -21,11 +20,12 @@ from tenacity import (
 from rlaif.backends.base import UNREACHABLE, Backend, Completion, Request, TransientError
 from rlaif.calls.cache import CallCache, cache_key
 from rlaif.calls.pricing import price_per_mtok
+from rlaif.calls.stats import CallStats
 from rlaif.errors import BackendError
 from rlaif.progress import ProgressBar
 from rlaif.redact import redact
 
-__all__ = ["CallResult", "CallStats", "RetryPolicy", "acomplete_all", "complete_all"]
+__all__ = ["CallResult", "RetryPolicy", "acomplete_all", "complete_all"]
 
 _deadline = getattr(asyncio, "timeout", None)  # Python 3.11+
 _FAILS_EVERYTHING = (401, 403, 404)  # a bad key, a forbidden or unknown model: every other request fails too
@@ -43,27 +43,6 @@ class RetryPolicy:
     # appears within the full backoff, so these get a few quick tries, and then the run stops calling.
     unreachable_attempts: int = 3
     unreachable_wait_s: float = 0.25  # doubles each retry
-
-
-@dataclass
-class CallStats:
-    requests: int = 0  # requests asked for
-    cache_hits: int = 0  # served from the cache (or a duplicate of another request in the same run)
-    calls: int = 0  # requests the backend served successfully in this run
-    failed: int = 0  # requests that failed for good
-    attempts: int = 0  # backend.complete invocations, retries included
-    retries: int = 0
-    input_tokens: int = 0  # tokens of the calls made in this run (cache hits cost nothing)
-    output_tokens: int = 0
-    cost_usd: float | None = None  # None: the price table does not know this model
-    wall_s: float = 0.0
-    errors: Counter = field(default_factory=Counter)  # error message (redacted) -> requests that failed with it
-
-    def summary(self) -> str:
-        cost = f"${self.cost_usd:.4f}" if self.cost_usd is not None else "cost unknown"
-        return (f"{self.requests} requests: {self.calls} calls, {self.cache_hits} cached, {self.failed} failed, "
-                f"{self.retries} retries; tokens in {self.input_tokens}, out {self.output_tokens}; {cost}; "
-                f"{self.wall_s:.1f}s")
 
 
 @dataclass

@@ -135,13 +135,14 @@ def eval_suite(
 ) -> None:
     """Evaluate a policy against a baseline on an eval suite: win rate per judge with intervals, the ID−OOD
     gap, compliance, diversity. Resumable; a re-run makes zero calls."""
+    from rlaif.calls.options import CallOptions
     from rlaif.eval.runner import run_eval
 
     r = run_eval(suite, policy, baseline, out, limit=limit, samples=samples, max_tokens=max_tokens,
                  temperature=temperature, reward_model=reward_model, judge_model=judge_model,
-                 base_urls=base_url or None, embedding=False if no_embedding else None, concurrency=concurrency,
-                 progress=None, prompts_offset=offset, api_key_env=api_key_env, kl=kl, timeout_s=timeout,
-                 max_failed=max_failed)
+                 embedding=False if no_embedding else None, prompts_offset=offset, kl=kl,
+                 options=CallOptions(concurrency=concurrency, progress=None, base_urls=base_url or None,
+                                     api_key_env=api_key_env, timeout_s=timeout, max_failed=max_failed))
     for split, s in r["splits"].items():
         for rater, w in s.get("win_rate", {}).items():
             if w["win_rate"] is not None:

@@ -97,14 +97,15 @@ def label(
     Writes OUTDIR/labels.jsonl, scores.jsonl (pointwise judges), preferences.jsonl (TRL format),
     kto.jsonl and summary.json. Re-running makes no repeated calls (call cache).
     """
+    from rlaif.calls.options import CallOptions
     from rlaif.judge import load_judges, run_label
 
     judges = load_judges(judge, judge_model)
     summary = run_label(responses, judges, out, pairing=pairing, reference=reference, orders=orders, jury=jury,
                         min_agreement=min_agreement, min_p_chosen=min_p_chosen, reparse=reparse,
                         prompts_path=prompts, seed=seed,
-                        concurrency=concurrency, cache=not no_cache, base_urls=base_url or None,
-                        api_key_env=api_key_env, timeout_s=timeout, max_failed=max_failed)
+                        options=CallOptions(concurrency=concurrency, cache=not no_cache, base_urls=base_url or None,
+                                            api_key_env=api_key_env, timeout_s=timeout, max_failed=max_failed))
     _print_label_summary(summary, out)
 
 
@@ -135,15 +136,17 @@ def synth(
     max_failed: MaxFailed = 0.5,
 ) -> None:
     """Generate responses from several policies and label them in one command (a synthetic preference set)."""
+    from rlaif.calls.options import CallOptions
     from rlaif.judge import load_judges
     from rlaif.judge.synth import run_synth
 
     judges = load_judges(judge, judge_model)
     summary = run_synth(prompts, policy, judges, out, samples=samples, temperature=temperature,
-                        max_tokens=max_tokens, seed=seed, concurrency=concurrency, base_urls=base_url or None,
-                        judge_base_urls=judge_base_url or None, api_key_env=api_key_env, pairing=pairing,
+                        max_tokens=max_tokens, seed=seed, judge_base_urls=judge_base_url or None, pairing=pairing,
                         reference=reference, orders=orders, jury=jury, min_agreement=min_agreement,
-                        min_p_chosen=min_p_chosen, timeout_s=timeout, max_failed=max_failed)
+                        min_p_chosen=min_p_chosen,
+                        options=CallOptions(concurrency=concurrency, base_urls=base_url or None,
+                                            api_key_env=api_key_env, timeout_s=timeout, max_failed=max_failed))
     _print_label_summary(summary, out)
 
 
@@ -164,14 +167,15 @@ def probe(
     max_failed: MaxFailed = 0.5,
 ) -> None:
     """Run a judge on bias probes with known answers; writes OUTDIR/probe.json and probe_labels.jsonl."""
+    from rlaif.calls.options import CallOptions
     from rlaif.judge import load_judge
     from rlaif.judge.probe import run_probes
 
     j = load_judge(judge, model=judge_model)
     names = tuple(p.strip() for p in probes.split(",") if p.strip())
-    report = run_probes(j, out, probe_set=probe_set, probes=names, concurrency=concurrency, progress=None,
-                        base_urls=base_url or None, api_key_env=api_key_env, timeout_s=timeout,
-                        max_failed=max_failed)
+    report = run_probes(j, out, probe_set=probe_set, probes=names,
+                        options=CallOptions(concurrency=concurrency, progress=None, base_urls=base_url or None,
+                                            api_key_env=api_key_env, timeout_s=timeout, max_failed=max_failed))
     typer.echo(f"{report['judge']} on {report['probe_set']} -> {out / 'probe.json'}")
     for name, r in report["probes"].items():
         if r["n"] == 0:

@@ -54,15 +54,17 @@ def serve(
         from rlaif.errors import MissingDependency
 
         raise MissingDependency(e.name or "uvicorn", "serve", "rlaif serve") from None
+    from rlaif.calls.options import CallOptions
     from rlaif.serve.app import Batching
     from rlaif.serve.limits import Limits
     from rlaif.serve.loading import ScorerOptions
     from rlaif.serve.server import ServeOptions
     from rlaif.serve.server import serve as run
 
-    run(ScorerOptions(judges=judge, judge_models=judge_model, reward_models=reward_model, base_urls=base_url or None,
-                      api_key_env=api_key_env, concurrency=concurrency, timeout=timeout, cache=not no_cache,
-                      device=device, reward=reward_scorer),
+    calls = CallOptions(concurrency=concurrency, cache=not no_cache, base_urls=base_url or None,
+                        api_key_env=api_key_env, timeout_s=timeout)
+    run(ScorerOptions(judges=judge, judge_models=judge_model, reward_models=reward_model, calls=calls, device=device,
+                      reward=reward_scorer),
         ServeOptions(host=host, port=port, drain_timeout=drain_timeout),
         Limits(max_body_bytes=max_body_bytes, max_items=max_items, max_text_chars=max_text_chars),
         Batching(max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue))

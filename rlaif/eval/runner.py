@@ -10,14 +10,15 @@ The ID−OOD gap pools the splits of each kind. Writes OUTDIR/eval.json, eval.md
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rlaif.backends import DEFAULT_TIMEOUT_S, get_backend
-from rlaif.calls.failures import DEFAULT_MAX_FAILED, FailureCount, check_max_failed
+from rlaif.calls.options import CallOptions
+from rlaif.calls.stats import CallStats
 from rlaif.errors import ConfigError, RlaifError
 from rlaif.eval.compliance import constraint_compliance
 from rlaif.eval.diversity import diversity_report
@@ -199,7 +200,7 @@ class _Run:
     want_kl: bool
     n_boot: int
     progress: bool | None
-    max_failed: float  # share of failed calls past which a split stops (rlaif.calls.FailureCount)
+    max_failed: float  # share of failed calls past which a split stops (rlaif.calls.CallStats.check)
     gap_parts: dict[str, dict[str, list]] = field(default_factory=dict)
 
     @property
@@ -216,18 +217,23 @@ class _SplitRun:
     labels: list[Label]
 
 
+# `rlaif eval`'s call settings unless told otherwise: a progress bar, the backends' timeout.
+EVAL_CALLS = CallOptions(progress=True, timeout_s=DEFAULT_TIMEOUT_S)
+
+
 @locks_output("out", directory=True)
 def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: str | Path, *,
              limit: int | None = None, samples: int | None = None, max_tokens: int | None = None,
              temperature: float | None = None, reward_model: str | None = None, judge_model: str | None = None,
-             base_urls: list[str] | None = None, embedding: bool | None = None, concurrency: int = 8,
-             progress: bool | None = True, prompts_offset: int = 0, api_key_env: str | None = None,
-             kl: bool | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-             max_failed: float = DEFAULT_MAX_FAILED) -> dict[str, Any]:
+             embedding: bool | None = None, prompts_offset: int = 0, kl: bool | None = None,
+             options: CallOptions = EVAL_CALLS) -> dict[str, Any]:
     """Run an eval suite; returns the eval.json dict. `policy`/`baseline` are "NAME=SPEC" or "SPEC"
     (baseline None: the suite's); `prompts_offset` skips the first N prompts of every split (e.g. those
-    trained on); `kl` (default: with a reward model) adds the KL estimate for local/hf policies."""
-    check_max_failed(max_failed)
+    trained on); `kl` (default: with a reward model) adds the KL estimate for local/hf policies; `options`:
+    how the calls are made (a timeout of None: `DEFAULT_TIMEOUT_S`)."""
+    if options.timeout_s is None:
+        options = replace(options, timeout_s=DEFAULT_TIMEOUT_S)
+    progress = options.progress
     s = suite if isinstance(suite, Suite) else load_suite(suite)
     spec = s.spec
     pol, base = _refs(s, policy, baseline)
@@ -238,13 +244,12 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
                      g.temperature if temperature is None else temperature, g.seed)
     judges = _judges(s, judge_model, reward_model)
     out = Path(out)
-    backends = _load_backends((pol, base), base_urls, api_key_env, timeout_s)
-    calls = LiveCalls(concurrency=concurrency, cache=True, progress=progress, base_urls=base_urls,
-                      api_key_env=api_key_env, timeout_s=timeout_s)
+    backends = _load_backends((pol, base), options.base_urls, options.api_key_env, options.timeout_s)
+    calls = LiveCalls.of(options)
     run = _Run(s, pol, base, backends, calls, judges, gen, offset=prompts_offset,
                embedding=spec.embedding if embedding is None else embedding,
                want_kl=bool(reward_model) if kl is None else kl, n_boot=spec.n_boot, progress=progress,
-               max_failed=max_failed)
+               max_failed=options.max_failed)
     splits: dict[str, _SplitRun] = {}
     try:
         for split, sp in spec.splits.items():
@@ -331,7 +336,7 @@ def _run_split(run: _Run, split: str, d: Path, limit: int | None) -> _SplitRun:
     write_jsonl(d / "labels.jsonl", lab.labels)
     if lab.scores:
         write_jsonl(d / "scores.jsonl", lab.scores)
-    FailureCount.of(lab.stats.values()).check(run.max_failed, f"eval {run.suite.name} split {split}")
+    CallStats.total(lab.stats.values()).check(run.max_failed, f"eval {run.suite.name} split {split}")
 
     res: dict[str, Any] = {"kind": sp.kind, "prompts": sp.prompts, "n_prompts": len(prompts),
                            "samples": run.gen.samples, "n_pairs": len(pairs)}

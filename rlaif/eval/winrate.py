@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rlaif.calls.failures import DEFAULT_MAX_FAILED, CallsFailed, FailureCount, check_max_failed
+from rlaif.calls.stats import DEFAULT_MAX_FAILED, CallsFailed, CallStats, check_max_failed
 from rlaif.errors import InputError
 from rlaif.outlock import locks_output
 from rlaif.records import Label, read_jsonl, read_prompts, read_responses, write_json, write_jsonl, write_text
@@ -155,7 +155,7 @@ def winrate_from_responses_file(responses_path: str | Path, judges: Sequence[Any
                          "generate both policies on the same prompt set (same prompt_id)")
     out = Path(out_dir)
     try:
-        FailureCount.of(run.stats.values()).check(max_failed, f"winrate {policy} vs {baseline}")
+        CallStats.total(run.stats.values()).check(max_failed, f"winrate {policy} vs {baseline}")
     except CallsFailed:  # keep what was judged: the re-run's cache hits
         _write_labels(out, run)
         raise

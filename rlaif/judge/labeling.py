@@ -7,21 +7,23 @@ judges score each response once and their pair labels follow from the two scores
 """
 from __future__ import annotations
 
+import math
 import random
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rlaif.backends.base import Completion, Request
+from rlaif.calls.options import CallOptions
+from rlaif.calls.stats import CallStats
 from rlaif.errors import ConfigError, RlaifError
 from rlaif.judge.jury import winner_of
-from rlaif.judge.nonllm import LazyRewardModel, import_object, rule_score, sigmoid
 from rlaif.judge.pairing import Pair, response_key
 from rlaif.judge.parsers import PARSERS, Score, Verdict
 from rlaif.judge.spec import Judge
 from rlaif.judge.templates import render_prompt
 from rlaif.records import Label, Record, Response, Usage, stable_id
+from rlaif.scoring import LazyRewardModel, rule_checker
 
 Orders = Literal["both", "random", "ab"]
 ORDERS = ("both", "random", "ab")
@@ -44,26 +46,12 @@ class ScoreRecord(Record):
 
 
 @dataclass
-class JudgeStats:
-    """What one judge cost in this run (cache hits cost nothing and count separately)."""
-
-    calls: int = 0
-    cache_hits: int = 0
-    failed: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    cost_known: bool = True  # False once a call was made to a model the price table does not know
-    errors: Counter = field(default_factory=Counter)  # why calls failed (redacted message -> count)
-
-
-@dataclass
 class LabelRun:
     judges: list[Judge]
     pairs: list[Pair]
     labels: list[Label] = field(default_factory=list)
     scores: list[ScoreRecord] = field(default_factory=list)
-    stats: dict[str, JudgeStats] = field(default_factory=dict)
+    stats: dict[str, CallStats] = field(default_factory=dict)
 
 
 # ---- where completions come from ----------------------------------------------------------------
@@ -83,6 +71,12 @@ class LiveCalls:
         self.timeout_s = timeout_s  # per call, for the backends made here (None: the backends' default)
         self._backends: dict[str, Any] = {}
 
+    @classmethod
+    def of(cls, o: CallOptions) -> LiveCalls:
+        return cls(concurrency=o.concurrency, cache=o.cache, progress=o.progress,
+                   base_urls=None if o.base_urls is None else list(o.base_urls), api_key_env=o.api_key_env,
+                   timeout_s=o.timeout_s)
+
     def backend(self, judge: Judge):
         if judge.backend is not None:
             return judge.backend
@@ -94,7 +88,7 @@ class LiveCalls:
                                                       api_key_env=self.api_key_env, drop_http_opts=True, **timeout)
         return self._backends[judge.model]
 
-    def run(self, judge: Judge, keys: list[str], requests: list[Request], stats: JudgeStats,
+    def run(self, judge: Judge, keys: list[str], requests: list[Request], stats: CallStats,
             what: str = "") -> list[Completion]:
         from rlaif.calls import complete_all
 
@@ -103,18 +97,9 @@ class LiveCalls:
         backend = self.backend(judge)
         res = complete_all(backend, requests, concurrency=self.concurrency, cache=self.cache,
                            progress=self.progress, on_error="record", description=what or judge.rater)
-        s = res.stats
-        stats.calls += s.calls
-        stats.cache_hits += s.cache_hits
-        stats.failed += s.failed
-        stats.errors.update(s.errors)
-        stats.input_tokens += s.input_tokens
-        stats.output_tokens += s.output_tokens
-        if s.cost_usd is not None:
-            stats.cost_usd += s.cost_usd
-        elif s.calls and backend.price_model is not None:
-            stats.cost_known = False  # a billed API model missing from the price table
-        # (a backend with no price_model is a local engine: it costs nothing)
+        # a billed API model missing from the price table makes the cost unknown; a backend with no
+        # price_model is a local engine: it costs nothing
+        stats.add(res.stats, free=backend.price_model is None)
         return list(res.completions)
 
     def close(self) -> None:
@@ -145,7 +130,7 @@ class Replay:
             raise RlaifError(f"--reparse: no stored output of {rater} for {key}. "
                              "Fix: run without --reparse to make the missing calls") from None
 
-    def run(self, judge: Judge, keys: list[str], requests: list[Request], stats: JudgeStats,
+    def run(self, judge: Judge, keys: list[str], requests: list[Request], stats: CallStats,
             what: str = "") -> list[Completion]:
         return [self.get(judge.rater, k) for k in keys]
 
@@ -229,9 +214,9 @@ def _base_label(judge: Judge, pair: Pair) -> dict:
 
 
 def judge_pairs(judge: Judge, pairs: list[Pair], calls, *, orders: Orders = "both", seed: int = 0,
-                stats: JudgeStats | None = None) -> list[Label]:
+                stats: CallStats | None = None) -> list[Label]:
     """A pairwise LLM judge on every pair in the chosen orders: one label line per call."""
-    stats = stats if stats is not None else JudgeStats()
+    stats = stats if stats is not None else CallStats()
     todo = pair_orders(pairs, orders, seed)
     keys = [f"{p.item}|{o}" for p, o in todo]
     requests = [pair_request(judge, p, o) for p, o in todo]
@@ -252,6 +237,53 @@ def judge_pairs(judge: Judge, pairs: list[Pair], calls, *, orders: Orders = "bot
 
 # ---- pointwise judges ----------------------------------------------------------------------------------
 
+# What a checker's result may carry, most informative first (rlaif.instructions.constraints' CheckResult has
+# `share_passed`; a per-constraint result has `passed`).
+_KEYS = ("share_passed", "score", "fraction", "passed", "ok", "followed")
+
+
+def _passed(x: Any) -> float:
+    """One checker result -> a number in [0, 1]."""
+    if isinstance(x, bool):
+        return float(x)
+    if isinstance(x, (int, float)):
+        return float(x)
+    if isinstance(x, dict):
+        for k in _KEYS:
+            if k in x:
+                return _passed(x[k])
+        raise TypeError(f"checker result dict has none of {', '.join(_KEYS)}: {sorted(x)}")
+    for k in _KEYS:
+        if hasattr(x, k):
+            return _passed(getattr(x, k))
+    if isinstance(x, Iterable) and not isinstance(x, str):
+        parts = [_passed(p) for p in x]
+        if not parts:
+            raise TypeError("checker returned an empty list")
+        return sum(parts) / len(parts)
+    raise TypeError(f"checker returned {type(x).__name__}; expected a bool, a number, or a list of results")
+
+
+def rule_score(checker: Callable, constraints: list[dict] | None, response: str, binary: bool) -> Score:
+    """The share of the constraints a response satisfies (binary: 1 only if it satisfies all)."""
+    if not constraints:
+        return Score(error="the prompt has no constraints to check")
+    try:
+        frac = _passed(checker(constraints, response))
+    except Exception as e:  # a malformed constraint on one prompt is that item's problem, not the run's
+        return Score(error=f"checker failed: {type(e).__name__}: {e}")
+    if not 0.0 <= frac <= 1.0:
+        return Score(error=f"checker returned {frac:g}, outside 0..1")
+    return Score(value=(1.0 if frac >= 1.0 else 0.0) if binary else frac)
+
+
+def sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
 @dataclass
 class ScoreContext:
     """What non-LLM judges need beyond the response: constraints per prompt, stored RM scores."""
@@ -270,35 +302,43 @@ def _score_record(judge: Judge, r: Response, s: Score, raw: str | None, c: Compl
 
 
 def score_responses(judge: Judge, responses: list[Response], calls, *, context: ScoreContext | None = None,
-                    stats: JudgeStats | None = None) -> list[ScoreRecord]:
-    """A pointwise or binary judge on each response (one call or check per response)."""
-    stats = stats if stats is not None else JudgeStats()
-    context = context or ScoreContext()
-    kind = judge.kind
-    if kind == "llm":
-        keys = [response_key(r) for r in responses]
-        comps = calls.run(judge, keys, [point_request(judge, r) for r in responses], stats)
-        out = []
-        for r, c in zip(responses, comps, strict=True):
-            if c.error:
-                rec = _score_record(judge, r, Score(error=f"call failed: {c.error}"), None, c)
-                rec.call_failed = True  # type: ignore[attr-defined]  (extra field: not re-parsable)
-            else:
-                rec = _score_record(judge, r, parse_point(judge, c), c.text, c)
-            out.append(rec)
-        return out
-    if kind == "rule":
-        if judge.spec.checker not in context.checkers:
-            context.checkers[judge.spec.checker] = import_object(judge.spec.checker, "rule checker")
-        check = context.checkers[judge.spec.checker]
-        out = []
-        for r in responses:
-            cons = getattr(r, "constraints", None) or context.constraints.get(r.prompt_id)
-            s = rule_score(check, cons, r.response, binary=judge.mode == "binary")
-            out.append(_score_record(judge, r, s, None if s.error else f"{s.value!r}", None))
-        return out
-    # reward model: stored scores are reused under --reparse (the model is not re-run)
-    if isinstance(calls, Replay):
+                    stats: CallStats | None = None) -> list[ScoreRecord]:
+    """A pointwise or binary judge on each response (one call or check per response), by the judge's kind."""
+    stats = stats if stats is not None else CallStats()
+    return _POINTWISE[judge.kind](judge, responses, calls, context or ScoreContext(), stats)
+
+
+def _score_llm(judge: Judge, responses: list[Response], calls, context: ScoreContext,
+               stats: CallStats) -> list[ScoreRecord]:
+    keys = [response_key(r) for r in responses]
+    comps = calls.run(judge, keys, [point_request(judge, r) for r in responses], stats)
+    out = []
+    for r, c in zip(responses, comps, strict=True):
+        if c.error:
+            rec = _score_record(judge, r, Score(error=f"call failed: {c.error}"), None, c)
+            rec.call_failed = True  # type: ignore[attr-defined]  (extra field: not re-parsable)
+        else:
+            rec = _score_record(judge, r, parse_point(judge, c), c.text, c)
+        out.append(rec)
+    return out
+
+
+def _score_rule(judge: Judge, responses: list[Response], calls, context: ScoreContext,
+                stats: CallStats) -> list[ScoreRecord]:
+    if judge.spec.checker not in context.checkers:
+        context.checkers[judge.spec.checker] = rule_checker(judge.spec.checker)
+    check = context.checkers[judge.spec.checker]
+    out = []
+    for r in responses:
+        cons = getattr(r, "constraints", None) or context.constraints.get(r.prompt_id)
+        s = rule_score(check, cons, r.response, binary=judge.mode == "binary")
+        out.append(_score_record(judge, r, s, None if s.error else f"{s.value!r}", None))
+    return out
+
+
+def _score_reward_model(judge: Judge, responses: list[Response], calls, context: ScoreContext,
+                        stats: CallStats) -> list[ScoreRecord]:
+    if isinstance(calls, Replay):  # stored scores are reused under --reparse (the model is not re-run)
         out = []
         for r in responses:
             c = calls.get(judge.rater, response_key(r))
@@ -308,6 +348,11 @@ def score_responses(judge: Judge, responses: list[Response], calls, *, context: 
     rm = context.reward_models.setdefault(key, LazyRewardModel(judge.spec.scorer, judge.model))
     values = rm.score([r.prompt for r in responses], [r.response for r in responses])
     return [_score_record(judge, r, Score(value=v), repr(v), None) for r, v in zip(responses, values, strict=True)]
+
+
+# The judge kinds that score single responses (the judge YAML's `kind`); rule checkers and the trained
+# reward model come from the registry of `rlaif.scoring`.
+_POINTWISE = {"llm": _score_llm, "rule": _score_rule, "reward_model": _score_reward_model}
 
 
 def labels_from_scores(judge: Judge, pairs: list[Pair], scores: list[ScoreRecord]) -> list[Label]:

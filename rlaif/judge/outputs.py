@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from rlaif.calls.stats import CallStats
 from rlaif.judge.jury import Consensus, JudgeVerdict, JuryMethod, consensus, judge_verdicts
-from rlaif.judge.labeling import JudgeStats, LabelRun, ScoreRecord
+from rlaif.judge.labeling import LabelRun, ScoreRecord
 from rlaif.judge.pairing import Pair, response_key
 from rlaif.records import KTORecord, Label, Preference, Response, Text, as_messages
 
@@ -112,14 +113,14 @@ def build_kto(pairs: list[Pair], prefs: PreferenceSet, scores: list[ScoreRecord]
 
 
 def judge_summary(rater: str, labels: list[Label], verdicts: dict[str, dict[str, JudgeVerdict]],
-                  stats: JudgeStats | None, scores: list[ScoreRecord]) -> dict:
+                  stats: CallStats | None, scores: list[ScoreRecord]) -> dict:
     """Per-judge figures: n label lines, invalid/tie shares, flip rate over pairs judged validly in
     both orders, and this run's spend (tokens and cost of calls not served from the cache)."""
     mine = [x for x in labels if x.rater == rater]
     valid = [x for x in mine if x.error is None and x.winner is not None]
     both = [v[rater] for v in verdicts.values() if rater in v and v[rater].flipped is not None]
     my_scores = [s for s in scores if s.rater == rater]
-    stats = stats or JudgeStats()
+    stats = stats or CallStats()
     out = {
         "n": len(mine),
         "n_pairs": sum(1 for v in verdicts.values() if rater in v),
@@ -128,7 +129,7 @@ def judge_summary(rater: str, labels: list[Label], verdicts: dict[str, dict[str,
         "tie_rate": sum(x.winner == "tie" for x in valid) / len(valid) if valid else None,
         "tokens_in": stats.input_tokens,
         "tokens_out": stats.output_tokens,
-        "cost_usd": round(stats.cost_usd, 6) if stats.cost_known else None,
+        "cost_usd": round(stats.cost_usd, 6) if stats.cost_usd is not None else None,
         "calls": stats.calls,
         "cache_hits": stats.cache_hits,
         "failed_calls": stats.failed,

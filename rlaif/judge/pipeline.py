@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rlaif.calls.failures import DEFAULT_MAX_FAILED, FailureCount, check_max_failed
+from rlaif.calls.options import CallOptions
+from rlaif.calls.stats import CallStats
 from rlaif.errors import ConfigError, InputError
 from rlaif.judge.jury import JURY_METHODS, JuryMethod
 from rlaif.judge.labeling import (
-    JudgeStats,
     LabelRun,
     LiveCalls,
     Orders,
@@ -45,7 +45,7 @@ PAIRINGS = ("all", "best-worst", "reference")
 
 def label_pairs(pairs: list[Pair], judges: list[Judge], *, orders: Orders = "both", seed: int = 0,
                 calls: Any = None, context: ScoreContext | None = None,
-                scores: list[ScoreRecord] | None = None, stats: dict[str, JudgeStats] | None = None,
+                scores: list[ScoreRecord] | None = None, stats: dict[str, CallStats] | None = None,
                 concurrency: int = 8, cache: bool = True, progress: bool = False) -> LabelRun:
     """Every judge on every pair. Pairwise LLM judges: one label per call (per order shown);
     pointwise judges: each response scored once, one label per pair from the two scores.
@@ -56,7 +56,7 @@ def label_pairs(pairs: list[Pair], judges: list[Judge], *, orders: Orders = "bot
     run = LabelRun(judges=judges, pairs=pairs, scores=list(scores or []), stats=dict(stats or {}))
     try:
         for j in judges:
-            stats = run.stats.setdefault(j.rater, JudgeStats())
+            stats = run.stats.setdefault(j.rater, CallStats())
             if j.mode == "pairwise":
                 run.labels += judge_pairs(j, pairs, calls, orders=orders, seed=seed, stats=stats)
                 continue
@@ -85,7 +85,7 @@ def label_responses(responses: list[Response], judges: list[Judge], *, pairing: 
     context = context or ScoreContext()
     try:
         scores: list[ScoreRecord] = []
-        stats: dict[str, JudgeStats] = {}
+        stats: dict[str, CallStats] = {}
         if pairing == "all":
             pairs = all_pairs(responses)
         elif pairing == "reference":
@@ -98,7 +98,7 @@ def label_responses(responses: list[Response], judges: list[Judge], *, pairing: 
                 raise ConfigError("--pairing best-worst ranks responses by a pointwise score. "
                                   "Fix: add a pointwise judge (e.g. --judge rubric, rule or reward-model)")
             scores = score_responses(scorer, responses, calls, context=context,
-                                     stats=stats.setdefault(scorer.rater, JudgeStats()))
+                                     stats=stats.setdefault(scorer.rater, CallStats()))
             by_key = {s.key: s.score for s in scores}
             pairs = best_worst_pairs(responses, lambda r: by_key.get(response_key(r)))
         run = label_pairs(pairs, judges, orders=orders, seed=seed, calls=calls, context=context, scores=scores,
@@ -119,13 +119,10 @@ def _constraints(prompts_path: Path | None) -> dict[str, list[dict]]:
 def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: str = "all",
               reference: str | None = None, orders: Orders = "both", jury: JuryMethod = "majority",
               min_agreement: float = 0.0, min_p_chosen: float = 0.0, reparse: bool = False,
-              prompts_path: Path | None = None,
-              seed: int = 0, concurrency: int = 8, cache: bool = True, progress: bool | None = None,
-              base_urls: list[str] | None = None, api_key_env: str | None = None, calls: Any = None,
-              timeout_s: float | None = None, max_failed: float = DEFAULT_MAX_FAILED) -> dict:
+              prompts_path: Path | None = None, seed: int = 0, options: CallOptions = CallOptions(),
+              calls: Any = None) -> dict:
     """`rlaif label`: label a responses file and write every output file; returns the summary.
-    More than `max_failed` of the calls failing raises CallsFailed once the outputs are written."""
-    check_max_failed(max_failed)
+    More than `options.max_failed` of the calls failing raises CallsFailed once the outputs are written."""
     if jury not in JURY_METHODS:
         raise ConfigError(f"unknown --jury '{jury}'. Fix: use one of {', '.join(JURY_METHODS)}")
     if not 0.0 <= min_agreement <= 1.0:
@@ -142,8 +139,7 @@ def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: 
     if reparse:
         calls = replay_from(out)
     elif calls is None:
-        calls = LiveCalls(concurrency=concurrency, cache=cache, progress=progress, base_urls=base_urls,
-                          api_key_env=api_key_env, timeout_s=timeout_s)
+        calls = LiveCalls.of(options)
     try:
         run = label_responses(responses, judges, pairing=pairing, reference=reference, orders=orders, seed=seed,
                               calls=calls, context=context)
@@ -153,7 +149,7 @@ def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: 
     summary = write_outputs(run, out, jury=jury, min_agreement=min_agreement, min_p_chosen=min_p_chosen,
                             pairing=pairing, orders=orders, reference=reference, reparse=reparse)
     # After the writing: the failed calls are in labels.jsonl as errors, the answered ones stay usable.
-    FailureCount.of(run.stats.values()).check(max_failed, f"label -o {out}")
+    CallStats.total(run.stats.values()).check(options.max_failed, f"label -o {out}")
     return summary
 
 

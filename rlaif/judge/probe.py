@@ -19,10 +19,11 @@ from typing import Any
 
 from rlaif import catalog
 from rlaif.backends.base import Request
-from rlaif.calls.failures import DEFAULT_MAX_FAILED, FailureCount, check_max_failed
+from rlaif.calls.options import CallOptions
+from rlaif.calls.stats import CallStats
 from rlaif.errors import ConfigError, InputError
 from rlaif.judge.jury import judge_verdicts
-from rlaif.judge.labeling import JudgeStats, LiveCalls
+from rlaif.judge.labeling import LiveCalls
 from rlaif.judge.pairing import Pair, make_pair
 from rlaif.judge.pipeline import label_pairs
 from rlaif.judge.spec import Judge
@@ -85,7 +86,7 @@ def build_probe_pairs(items: list[ProbeItem], fillers: list[str], injections: li
     return pairs
 
 
-def own_answers(judge: Judge, items: list[ProbeItem], calls: Any, stats: JudgeStats,
+def own_answers(judge: Judge, items: list[ProbeItem], calls: Any, stats: CallStats,
                 max_tokens: int = 200) -> dict[str, str]:
     """The judge model answering the probe prompts itself (greedy), for the self-preference probe."""
     reqs = [Request(messages=[{"role": "user", "content": it.prompt}], max_tokens=max_tokens, temperature=0.0)
@@ -112,10 +113,8 @@ def probe_rates(name: str, labels: list[Label], alpha: float = 0.05) -> dict:
 @locks_output("out", directory=True)
 def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probes_v1",
                filler: str = "probe_filler_v1", injections: str = "probe_injections_v1",
-               probes: tuple[str, ...] = PROBES, calls: Any = None, concurrency: int = 8, cache: bool = True,
-               progress: bool | None = False, alpha: float = 0.05, base_urls: list[str] | None = None,
-               api_key_env: str | None = None, timeout_s: float | None = None,
-               max_failed: float = DEFAULT_MAX_FAILED) -> dict:
+               probes: tuple[str, ...] = PROBES, calls: Any = None, alpha: float = 0.05,
+               options: CallOptions = CallOptions(progress=False)) -> dict:
     """Run the probes; returns (and writes to OUT/probe.json, OUT/probe_labels.jsonl) the report
     `{"judge", "probe_set", "probes": {name: {n, wrong, wrong_rate, ci_low, ci_high, n_ties, n_invalid}}}`."""
     unknown = [p for p in probes if p not in PROBES]
@@ -127,12 +126,10 @@ def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probe
     if judge.mode == "binary":
         raise ConfigError(f"judge '{judge.name}' is binary (good/bad), not a preference judge. "
                           "Fix: probe a pairwise or pointwise judge")
-    check_max_failed(max_failed)
     items = load_probe_items(probe_set)
     own_calls = calls is None
-    calls = calls or LiveCalls(concurrency=concurrency, cache=cache, progress=progress, base_urls=base_urls,
-                               api_key_env=api_key_env, timeout_s=timeout_s)
-    stats = JudgeStats()
+    calls = calls or LiveCalls.of(options)
+    stats = CallStats()
     try:
         own = None
         if "self-preference" in probes and judge.kind == "llm":
@@ -149,17 +146,13 @@ def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probe
             for lab in run.labels:
                 lab.probe = name  # type: ignore[attr-defined]  (extra field)
             all_labels += run.labels
-            s = run.stats[judge.rater]
-            for k in ("calls", "cache_hits", "failed", "input_tokens", "output_tokens", "cost_usd"):
-                setattr(stats, k, getattr(stats, k) + getattr(s, k))
-            stats.cost_known = stats.cost_known and s.cost_known
-            stats.errors.update(s.errors)
+            stats.add(run.stats[judge.rater])
             report["probes"][name] = probe_rates(name, run.labels, alpha)
             if name == "self-preference" and judge.kind != "llm":
                 report["probes"][name]["note"] = "not applicable: the judge generates no text of its own"
         report["usage"] = {"calls": stats.calls, "cache_hits": stats.cache_hits, "tokens_in": stats.input_tokens,
                            "tokens_out": stats.output_tokens,
-                           "cost_usd": round(stats.cost_usd, 6) if stats.cost_known else None}
+                           "cost_usd": round(stats.cost_usd, 6) if stats.cost_usd is not None else None}
     finally:
         if own_calls:
             calls.close()
@@ -167,5 +160,5 @@ def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probe
         out = Path(out)
         write_jsonl(out / "probe_labels.jsonl", all_labels)
         write_json(out / "probe.json", report)
-    FailureCount.of([stats]).check(max_failed, f"probe {judge.rater}")
+    stats.check(options.max_failed, f"probe {judge.rater}")
     return report

@@ -13,7 +13,8 @@ A judge is one YAML file in `judges/` (or any path passed to `--judge`):
 
 The rater stored on every label is `NAME@VERSION:MODEL`, e.g. `pairwise-logprob@v1:local`:
 VERSION comes from the template's `_vN` suffix (or `version:` for judges without a template),
-MODEL is the backend spec (the checker function for rule judges, the checkpoint for reward models).
+MODEL is the backend spec (for rule judges the checker's id: a built-in's stable id, e.g.
+`rlaif.constraints:check` for `constraints`, or the user's `module:function`; the checkpoint for reward models).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from rlaif.errors import ConfigError, InputError
 from rlaif.judge.parsers import PARSERS
 from rlaif.judge.templates import Template, load_template
 from rlaif.records import read_yaml
+from rlaif.scoring import RULES, rule_model
 
 
 class Sampling(BaseModel):
@@ -71,8 +73,8 @@ class JudgeSpec(BaseModel):
     aspects: list[str] | None = None
     soft: Literal["hard", "sigmoid"] = "hard"  # how a pointwise judge turns two scores into p_a
     scale: float = Field(default=1.0, gt=0.0)  # sigmoid((s_a - s_b) / scale)
-    checker: str | None = None  # rule: "module:function"
-    scorer: str | None = None  # reward_model: "module:Class"
+    checker: str | None = None  # rule: a built-in checker's name (rlaif.scoring.RULES) or "module:function"
+    scorer: str | None = None  # reward_model: "module:Class" standing in for the trained reward model
 
     @model_validator(mode="after")
     def _check_kind(self) -> JudgeSpec:
@@ -89,13 +91,15 @@ class JudgeSpec(BaseModel):
             if self.parser == "aspects" and not self.aspects:
                 raise ValueError("parser 'aspects' needs the list 'aspects'")
         elif self.kind == "rule":
-            if not self.checker or ":" not in self.checker:
-                raise ValueError("a rule judge needs 'checker: module:function'")
+            if not self.checker or (":" not in self.checker and self.checker not in RULES):
+                raise ValueError(f"a rule judge needs 'checker': a built-in ({', '.join(RULES)}) or "
+                                 "'module:function'")
             if self.mode == "pairwise":
                 raise ValueError("a rule judge scores single responses: mode pointwise or binary")
         elif self.kind == "reward_model":
-            if not self.scorer or ":" not in self.scorer:
-                raise ValueError("a reward_model judge needs 'scorer: module:Class'")
+            if self.scorer is not None and ":" not in self.scorer:
+                raise ValueError("a reward_model judge's 'scorer' is 'module:Class' (leave it out for the "
+                                 "reward model of `rlaif train rm`)")
             if self.mode != "pointwise":
                 raise ValueError("a reward_model judge is pointwise")
         if self.template is None and not self.version:
@@ -122,7 +126,7 @@ class Judge:
         if spec.kind == "llm":
             self.model = model or spec.model or spec.backend
         elif spec.kind == "rule":
-            self.model = model or spec.checker
+            self.model = model or rule_model(spec.checker)
         else:
             self.model = model or spec.model
             if not self.model:

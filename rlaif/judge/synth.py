@@ -7,11 +7,12 @@ outputs beside them, exactly as `rlaif label` writes them.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rlaif.backends import DEFAULT_TIMEOUT_S, is_http
-from rlaif.calls.failures import DEFAULT_MAX_FAILED
+from rlaif.calls.options import CallOptions
 from rlaif.catalog import find
 from rlaif.errors import ConfigError
 from rlaif.judge.pipeline import run_label
@@ -24,14 +25,18 @@ def _slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("_")[:80] or "policy"
 
 
+# `rlaif synth`'s call settings unless told otherwise: the backends' timeout.
+SYNTH_CALLS = CallOptions(timeout_s=DEFAULT_TIMEOUT_S)
+
+
 @locks_output("out", directory=True)
 def run_synth(prompts: str | Path, policies: list[str], judges: list[Judge], out: Path, *, samples: int = 1,
-              temperature: float = 0.7, max_tokens: int = 512, seed: int | None = None, concurrency: int = 8,
-              base_urls: list[str] | None = None, judge_base_urls: list[str] | None = None,
-              api_key_env: str | None = None, progress: bool | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-              max_failed: float = DEFAULT_MAX_FAILED, **label_opts: Any) -> dict:
+              temperature: float = 0.7, max_tokens: int = 512, seed: int | None = None,
+              judge_base_urls: list[str] | None = None, options: CallOptions = SYNTH_CALLS, **label_opts: Any) -> dict:
     """Generate `samples` responses per prompt from every policy, then label them; returns the summary.
-    Each step checks its failed calls against `max_failed` (rlaif.calls.FailureCount)."""
+    `options.base_urls` serve the HTTP policies, and the judges unless `judge_base_urls` are given.
+    Each step checks its failed calls against `options.max_failed` (rlaif.calls.CallStats.check)."""
+    o = options
     from rlaif.generate import generate
 
     if len(set(policies)) != len(policies):
@@ -47,19 +52,18 @@ def run_synth(prompts: str | Path, policies: list[str], judges: list[Judge], out
         f = out / "responses" / f"{i}-{_slug(policy)}.jsonl"
         http = is_http(policy)
         generate(records, policy, f, samples=samples, temperature=temperature, max_tokens=max_tokens, seed=seed,
-                 concurrency=concurrency, base_urls=base_urls if http else None,
-                 api_key_env=api_key_env if http else None, progress=progress, timeout_s=timeout_s,
-                 max_failed=max_failed)
+                 concurrency=o.concurrency, base_urls=o.base_urls if http else None,
+                 api_key_env=o.api_key_env if http else None, progress=o.progress, timeout_s=o.timeout_s,
+                 max_failed=o.max_failed)
         files.append(f)
     merged: list[Response] = []
     for f in files:
         merged += read_jsonl(f, Response)
     merged.sort(key=lambda r: (r.prompt_id, r.policy, r.sample))  # generate appends in arrival order
     responses_path = write_jsonl(out / "responses.jsonl", merged)
-    summary = run_label(responses_path, judges, out, prompts_path=prompts_path, concurrency=concurrency,
-                        base_urls=judge_base_urls if judge_base_urls is not None else base_urls,
-                        api_key_env=api_key_env, progress=progress, timeout_s=timeout_s, max_failed=max_failed,
-                        **label_opts)
+    if judge_base_urls is not None:
+        options = replace(options, base_urls=judge_base_urls)
+    summary = run_label(responses_path, judges, out, prompts_path=prompts_path, options=options, **label_opts)
     summary["synth"] = {"prompts": str(prompts_path), "policies": policies, "samples": samples,
                         "temperature": temperature, "max_tokens": max_tokens, "n_responses": len(merged)}
     write_json(out / "summary.json", summary)

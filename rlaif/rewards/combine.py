@@ -8,25 +8,15 @@ environment are masked in every error text.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
+from rlaif.calls.stats import CallStats
 from rlaif.errors import BackendError, ConfigError
 from rlaif.redact import redact, remember_secret
-from rlaif.rewards.local import FunctionReward, ModelReward, RuleReward, SourceScores
-from rlaif.rewards.spec import RewardSource, parse_reward_specs
-from rlaif.train.rl.reward import RewardBatch, RewardResult, combine
+from rlaif.rewards.spec import RewardSource, ScorerSettings, parse_reward_specs
+from rlaif.scoring import RewardBatch, RewardResult, SourceScores, combine, kind_of_spec, scorer_factory
 
 _KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
-
-
-@dataclass
-class SourceStats:
-    """What a judge source cost so far (cache hits cost nothing); other sources make no calls."""
-
-    calls: int = 0
-    cache_hits: int = 0
-    failed: int = 0
 
 
 class RewardFunction:
@@ -65,14 +55,10 @@ class RewardFunction:
                                                                                            strict=True)},
                        {src.name: src.weight for src in self.sources})
 
-    def stats(self) -> dict[str, SourceStats]:
-        """Per judge source: calls made, cache hits, failed calls (for the trainer's metrics)."""
-        out = {}
-        for src, sc in zip(self.sources, self.scorers, strict=True):
-            st = getattr(sc, "stats", None)
-            if st is not None:
-                out[src.name] = SourceStats(st.calls, st.cache_hits, st.failed)
-        return out
+    def stats(self) -> dict[str, CallStats]:
+        """Per source that makes calls (judges, reward models): calls made, cache hits, failed calls."""
+        return {src.name: sc.stats for src, sc in zip(self.sources, self.scorers, strict=True)
+                if getattr(sc, "stats", None) is not None}
 
     def close(self) -> None:
         for sc in self.scorers:
@@ -96,7 +82,8 @@ def build_reward_fn(specs: list[str], *, judge_model: str | None = None, base_ur
                     api_key_env: str | None = None, concurrency: int = 8, timeout: float | None = None,
                     cache: bool = True, tokenizer: Any = None, device: str | None = None,
                     http_batch_size: int = 32, http_retries: int = 3, http_backoff_s: float = 1.0) -> RewardFunction:
-    """Parse and build every `--reward` spec (bad ones raise `ConfigError` before any work is done).
+    """Parse and build every `--reward` spec (bad ones raise `ConfigError` before any work is done), each
+    by its kind's factory in the registry (`rlaif.scoring.KINDS`).
 
     judge_model / base_urls / api_key_env / concurrency / timeout / cache: the judge sources' backend and
     call layer, as `rlaif label` takes them (timeout also bounds each /get_reward request); tokenizer: the
@@ -106,7 +93,7 @@ def build_reward_fn(specs: list[str], *, judge_model: str | None = None, base_ur
     if all(s.weight == 0 for s in sources):
         raise ConfigError("every --reward has weight 0, so every reward would be 0. Fix: give one a weight, "
                           "e.g. rule@1")
-    judged = [s for s in sources if s.kind in ("judge", "pairwise")]
+    judged = [s for s in sources if kind_of_spec(s.kind).name == "llm"]
     if (base_urls or api_key_env or judge_model) and not judged:
         raise ConfigError("--judge-model, --base-url and --api-key-env apply to judge: and pairwise: rewards, "
                           "and none is given. Fix: drop them, or add --reward judge:NAME")
@@ -117,38 +104,13 @@ def build_reward_fn(specs: list[str], *, judge_model: str | None = None, base_ur
             from rlaif.rewards.judged import live_calls
 
             calls = live_calls(concurrency=concurrency, cache=cache, base_urls=base_urls, api_key_env=api_key_env)
+        settings = ScorerSettings(calls, judge_model, base_urls, api_key_env, concurrency, timeout, cache,
+                                  tokenizer, device, http_batch_size, http_retries, http_backoff_s)
         for src in sources:
-            scorers.append(_scorer(src, calls=calls, judge_model=judge_model, base_urls=base_urls,
-                                   api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
-                                   tokenizer=tokenizer, device=device, http_batch_size=http_batch_size,
-                                   http_retries=http_retries, http_backoff_s=http_backoff_s, cache=cache))
+            scorers.append(scorer_factory(kind_of_spec(src.kind).name)(src, settings))
     except BaseException:
         RewardFunction(sources[:len(scorers)], scorers, calls).close()
         raise
     for secret in _secrets(api_key_env):
         remember_secret(secret)
     return RewardFunction(sources, scorers, calls)
-
-
-def _scorer(src: RewardSource, *, calls: Any, judge_model: str | None, base_urls: list[str] | None,
-            api_key_env: str | None, concurrency: int, timeout: float | None, tokenizer: Any, device: str | None,
-            http_batch_size: int, http_retries: int, http_backoff_s: float, cache: bool) -> Any:
-    if src.kind == "rule":
-        return RuleReward(src.arg)
-    if src.kind == "rm":
-        try:
-            return ModelReward(src.arg, device=device, cache=cache)
-        except ConfigError as e:
-            raise ConfigError(f"--reward '{src.spec}': {e}") from None
-    if src.kind == "python":
-        return FunctionReward(src.spec, src.arg)
-    if src.kind == "http":
-        from rlaif.rewards.remote import HttpReward
-
-        return HttpReward(src.arg, name=src.name, tokenizer=tokenizer, timeout=timeout, batch_size=http_batch_size,
-                          concurrency=concurrency, retries=http_retries, backoff_s=http_backoff_s)
-    from rlaif.rewards.judged import JudgeReward, PairwiseReward, load_reward_judge
-
-    judge = load_reward_judge(src, judge_model=judge_model, base_urls=base_urls, api_key_env=api_key_env,
-                              timeout=timeout)
-    return (PairwiseReward if src.kind == "pairwise" else JudgeReward)(judge, calls)

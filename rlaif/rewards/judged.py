@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlaif.calls.stats import CallStats
 from rlaif.errors import ConfigError, RlaifError
-from rlaif.judge.labeling import JudgeStats, LiveCalls, ScoreContext, judge_pairs, score_responses
+from rlaif.judge.labeling import LiveCalls, ScoreContext, judge_pairs, score_responses
 from rlaif.judge.pairing import make_pair
 from rlaif.judge.spec import Judge, load_judge
 from rlaif.records import Response
-from rlaif.rewards.local import SourceScores
-from rlaif.rewards.spec import RewardSource
-from rlaif.train.rl.reward import RewardBatch
+from rlaif.rewards.spec import RewardSource, ScorerSettings
+from rlaif.scoring import RewardBatch, SourceScores
 
 POLICY, REFERENCE = "policy", "reference"
 
@@ -57,7 +57,7 @@ class JudgeReward:
 
     def __init__(self, judge: Judge, calls: Any):
         self.judge, self.calls = judge, calls
-        self.stats = JudgeStats()
+        self.stats = CallStats()
         self.context = ScoreContext()  # holds a loaded reward-model judge across batches
         rng = judge.spec.score_range
         usable = rng is not None and judge.mode != "binary" and rng[1] > rng[0]
@@ -88,7 +88,7 @@ class PairwiseReward:
 
     def __init__(self, judge: Judge, calls: Any):
         self.judge, self.calls = judge, calls
-        self.stats = JudgeStats()
+        self.stats = CallStats()
 
     def score(self, batch: RewardBatch) -> SourceScores:
         n = len(batch.responses)
@@ -125,3 +125,10 @@ def live_calls(*, concurrency: int, cache: bool, base_urls: list[str] | None,
     """One call layer for every judge source of a reward function (backends built once, reused)."""
     return LiveCalls(concurrency=concurrency, cache=cache, progress=False, base_urls=base_urls,
                      api_key_env=api_key_env)
+
+
+def judge_scorer(src: RewardSource, settings: ScorerSettings) -> JudgeReward | PairwiseReward:
+    """The registry's factory of the llm kind (`rlaif.scoring.KINDS`): `judge:NAME` or `pairwise:NAME`."""
+    judge = load_reward_judge(src, judge_model=settings.judge_model, base_urls=settings.base_urls,
+                              api_key_env=settings.api_key_env, timeout=settings.timeout)
+    return (PairwiseReward if src.kind == "pairwise" else JudgeReward)(judge, settings.calls)

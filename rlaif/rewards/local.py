@@ -1,57 +1,21 @@
 """Reward sources computed in this process: the constraint checker, a trained reward model, a Python function.
 
-Every source returns `SourceScores`: one value or None per item, and for each None the reason.
+Every source is a `rlaif.scoring.Scorer`: `score(batch)` returns `SourceScores`, one value or None per item,
+and for each None the reason. `rule_scorer`, `model_scorer` and `function_scorer` are the registry's
+factories of these kinds (`rlaif.scoring.KINDS`).
 """
 from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rlaif.calls.stats import CallStats
 from rlaif.errors import ConfigError
-from rlaif.train.rl.reward import RewardBatch
+from rlaif.scoring import RewardBatch, SourceScores, checked_list, reward_model_class, rule_checker
 
-
-@dataclass
-class SourceScores:
-    """One source's verdict on a batch: `values[i]` is None exactly when `errors[i]` says why; `raw`: the
-    judge's output per item, for sources that have one (what `rlaif serve` reports)."""
-
-    values: list[float | None]
-    errors: list[str | None]
-    raw: list[str | None] | None = None
-
-    @classmethod
-    def failed(cls, n: int, error: str) -> SourceScores:
-        return cls([None] * n, [error] * n)
-
-
-def checked_value(v: Any) -> tuple[float | None, str | None]:
-    """A reward as returned by a scorer -> (float, None), or (None, why) for a missing or non-finite one."""
-    if v is None:
-        return None, "no reward for this item (None)"
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        try:
-            v = float(v)  # numpy and torch scalars
-        except (TypeError, ValueError):
-            return None, f"not a number: {v!r}"
-    v = float(v)
-    if not math.isfinite(v):
-        return None, f"not a finite number: {v!r}"
-    return v, None
-
-
-def checked_list(values: Any, n: int, who: str) -> SourceScores:
-    """A scorer's list of rewards, length-checked and each value checked."""
-    try:
-        values = list(values)
-    except TypeError:
-        return SourceScores.failed(n, f"{who} returned {type(values).__name__}, not a list of rewards")
-    if len(values) != n:
-        return SourceScores.failed(n, f"{who} returned {len(values)} rewards for {n} items")
-    pairs = [checked_value(v) for v in values]
-    return SourceScores([v for v, _ in pairs], [None if e is None else f"{who}: {e}" for _, e in pairs])
+if TYPE_CHECKING:
+    from rlaif.rewards.spec import RewardSource, ScorerSettings
 
 
 class RuleReward:
@@ -62,8 +26,7 @@ class RuleReward:
         self.mode = mode
 
     def score(self, batch: RewardBatch) -> SourceScores:
-        from rlaif.instructions.constraints import check
-
+        check = rule_checker("constraints")
         values: list[float | None] = []
         errors: list[str | None] = []
         for response, meta in zip(batch.responses, batch.metadata, strict=True):
@@ -87,17 +50,9 @@ class RuleReward:
         pass
 
 
-@dataclass
-class ModelStats:
-    """Items a reward model scored (`calls`) and items answered from the call cache."""
-
-    calls: int = 0
-    cache_hits: int = 0
-    failed: int = 0
-
-
 class ModelReward:
-    """A reward model trained by `rlaif train rm` (`RewardScorer`: the training tokenization, batched).
+    """A reward model trained by `rlaif train rm` (`rlaif.scoring.reward_model_class`: `RewardScorer`, the
+    training tokenization, batched).
     The raw score is the reward (no squashing: its scale is what the RM's loss made it).
 
     With `cache`, each score is a row of the call cache (`$RLAIF_CACHE/calls.sqlite`, backend `rm`), keyed by
@@ -108,11 +63,10 @@ class ModelReward:
         from pathlib import Path
 
         from rlaif.backends.hf_backend import weights_fingerprint
-        from rlaif.train.reward import RewardScorer
 
-        self.scorer = RewardScorer(path, device=device, batch_size=batch_size)
+        self.scorer = reward_model_class()(path, device=device, batch_size=batch_size)
         self.path = path
-        self.stats = ModelStats()
+        self.stats = CallStats()  # calls: items the model scored; cache_hits: items the cache answered
         self.model_id = f"{Path(path).resolve()}@{weights_fingerprint(Path(path))}"
         self.cache = None
         if cache:
@@ -204,3 +158,18 @@ class FunctionReward:
 
     def close(self) -> None:
         pass
+
+
+def rule_scorer(src: RewardSource, settings: ScorerSettings) -> RuleReward:
+    return RuleReward(src.arg)
+
+
+def model_scorer(src: RewardSource, settings: ScorerSettings) -> ModelReward:
+    try:
+        return ModelReward(src.arg, device=settings.device, cache=settings.cache)
+    except ConfigError as e:
+        raise ConfigError(f"--reward '{src.spec}': {e}") from None
+
+
+def function_scorer(src: RewardSource, settings: ScorerSettings) -> FunctionReward:
+    return FunctionReward(src.spec, src.arg)

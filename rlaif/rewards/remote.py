@@ -29,8 +29,8 @@ from typing import Any
 
 from rlaif.judge.templates import render_prompt
 from rlaif.redact import remember_secret
-from rlaif.rewards.local import SourceScores, checked_list
-from rlaif.train.rl.reward import RewardBatch
+from rlaif.rewards.spec import RewardSource, ScorerSettings
+from rlaif.scoring import RewardBatch, SourceScores, checked_list
 
 DEFAULT_TIMEOUT_S = 180.0  # OpenRLHF's client timeout
 TOKEN_ENV = "RLAIF_SERVE_TOKEN"  # sent as `Authorization: Bearer ...` when set
@@ -115,3 +115,10 @@ class HttpReward:
 
     def close(self) -> None:
         self.client.close()
+
+
+def http_scorer(src: RewardSource, settings: ScorerSettings) -> HttpReward:
+    """The registry's factory of the http kind (`rlaif.scoring.KINDS`)."""
+    return HttpReward(src.arg, name=src.name, tokenizer=settings.tokenizer, timeout=settings.timeout,
+                      batch_size=settings.http_batch_size, concurrency=settings.concurrency,
+                      retries=settings.http_retries, backoff_s=settings.http_backoff_s)

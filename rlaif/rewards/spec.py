@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from rlaif.errors import ConfigError
@@ -49,6 +50,26 @@ class RewardSource:
         if self.kind == "http":
             return _without_credentials(self.arg)
         return f"{self.kind}:{self.arg}"
+
+
+@dataclass(frozen=True)
+class ScorerSettings:
+    """What the scorer factories (`rlaif.scoring.KINDS`) build a source with: the judge sources' backend and
+    call layer (`calls`: one `LiveCalls` shared by every judge source), the policy's tokenizer (for the
+    chat-template text of an http source), the device of an `rm:` model, and the http client's settings."""
+
+    calls: Any = None
+    judge_model: str | None = None
+    base_urls: list[str] | None = None
+    api_key_env: str | None = None
+    concurrency: int = 8
+    timeout: float | None = None
+    cache: bool = True
+    tokenizer: Any = None
+    device: str | None = None
+    http_batch_size: int = 32
+    http_retries: int = 3
+    http_backoff_s: float = 1.0
 
 
 def _bad(spec: str, problem: str, fix: str = "") -> ConfigError:

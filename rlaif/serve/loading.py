@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlaif.calls.options import CallOptions
 from rlaif.errors import ConfigError
-from rlaif.serve.scorers import RULE_RATER, PairScorer, PointScorer, Scorers
+from rlaif.scoring import RULE_RATER
+from rlaif.serve.scorers import PairScorer, PointScorer, Scorers
 from rlaif.serve.workers import ProcessPointScorer
 
 
@@ -20,11 +22,7 @@ class ScorerOptions:
     judges: list[str] = field(default_factory=list)
     judge_models: list[str] = field(default_factory=list)
     reward_models: list[str] = field(default_factory=list)
-    base_urls: list[str] | None = None
-    api_key_env: str | None = None
-    concurrency: int = 8
-    timeout: float | None = None
-    cache: bool = True
+    calls: CallOptions = CallOptions()  # the judges' calls: concurrency, cache, base URLs, key, timeout
     device: str | None = None
     reward: str | None = None  # default scorer of /get_reward
 
@@ -36,10 +34,11 @@ def _judge_scorer(name: str, model: str | None, o: ScorerOptions) -> PointScorer
     judge = load_judge(name, model=model)
     pairwise = judge.mode == "pairwise"
     http_opts = judge.kind == "llm"
+    c = o.calls
     fn = build_reward_fn([f"{'pairwise' if pairwise else 'judge'}:{name}"], judge_model=model,
-                         base_urls=o.base_urls if http_opts else None,
-                         api_key_env=o.api_key_env if http_opts else None, concurrency=o.concurrency,
-                         timeout=o.timeout, cache=o.cache, device=o.device)
+                         base_urls=c.base_urls if http_opts else None,
+                         api_key_env=c.api_key_env if http_opts else None, concurrency=c.concurrency,
+                         timeout=c.timeout_s, cache=c.cache, device=o.device)
     rater = fn.scorers[0].judge.rater
     return PairScorer(judge.name, rater, fn) if pairwise else PointScorer(judge.name, "judge", rater, fn)
 
@@ -59,7 +58,7 @@ def load_scorers(o: ScorerOptions) -> Scorers:
             name = "rm" if len(o.reward_models) == 1 else f"rm{i + 1}"
             try:
                 point[name] = ProcessPointScorer(name, "rm", f"rm:{path}", f"rm:{path}", device=o.device,
-                                                 cache=o.cache)
+                                                 cache=o.calls.cache)
             except ConfigError as e:  # named by this command's flag, not by the --reward spec it builds
                 reason = str(e).removeprefix(f"--reward 'rm:{path}': ")
                 raise ConfigError(f"--reward-model {path}: {reason}") from None

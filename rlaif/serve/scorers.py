@@ -17,8 +17,7 @@ from typing import Any
 
 from rlaif.errors import RlaifError
 from rlaif.redact import redact
-
-RULE_RATER = "rule@v1:rlaif.constraints:check"  # the rater id of judges/rule.yaml: the same checker
+from rlaif.scoring import RewardBatch
 
 
 @dataclass
@@ -92,8 +91,6 @@ class PointScorer:
         return PointScore(None, None, message, kind)
 
     def score_batch(self, items: list[ScoreInput]) -> list[PointScore]:
-        from rlaif.train.rl.reward import RewardBatch
-
         batch = RewardBatch([i.prompt for i in items], [i.response for i in items], [i.metadata for i in items])
         try:
             out = self.fn.score_source(0, batch)

@@ -32,7 +32,7 @@ def __getattr__(name: str):  # torch is imported only when a recipe is used
 
         return getattr(importlib.import_module(f"rlaif.train.{name.removeprefix('train_')}"), name)
     if name == "RewardScorer":
-        from rlaif.train.reward import RewardScorer
+        from rlaif.train.reward_model import RewardScorer
         return RewardScorer
     if name == "TrainResult":
         from rlaif.train.checkpoint import TrainResult

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlaif.scoring import RewardFn
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.config import GRPOConfig
 from rlaif.train.rl.losses import grpo_advantages, grpo_loss
 from rlaif.train.rl.policy import PolicyOut
 from rlaif.train.rl.prelude import start_online
-from rlaif.train.rl.reward import RewardFn
 from rlaif.train.rl.stages import (
     LogProbs,
     Micro,

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from rlaif.scoring import RewardFn
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.config import PPOConfig
 from rlaif.train.rl.losses import (
@@ -43,7 +44,6 @@ from rlaif.train.rl.losses import (
 )
 from rlaif.train.rl.policy import PolicyOut
 from rlaif.train.rl.prelude import OnlineRun, start_online
-from rlaif.train.rl.reward import RewardFn
 from rlaif.train.rl.stages import (
     LogProbs,
     Micro,

@@ -6,7 +6,7 @@
 2. model: the base model with a one-output sequence-classification head (LoRA optional);
 3. train: chosen and rejected scored in one forward pass (sharing the prompt), reward read at each
    response's last token; evaluate; save a checkpoint that AutoModelForSequenceClassification loads,
-   and that rlaif.train.reward.RewardScorer scores with.
+   and that rlaif.train.reward_model.RewardScorer scores with.
 """
 from __future__ import annotations
 

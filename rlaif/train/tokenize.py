@@ -18,8 +18,7 @@ import json
 from dataclasses import dataclass
 
 from rlaif.errors import ConfigError
-
-Messages = list[dict]
+from rlaif.scoring import Messages
 
 
 @dataclass

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from fakeserver import FakeServer
 
+from rlaif.calls import CallOptions
 from rlaif.errors import ConfigError
 from rlaif.eval.suite import load_suite, parse_policy
 from rlaif.records import Label, Response, read_jsonl, write_jsonl
@@ -66,7 +67,7 @@ def test_eval_with_known_verdicts_gives_exact_rates_and_gap(tmp_path, server):
 
     out = tmp_path / "out"
     r = run_eval(str(_suite(tmp_path)), "dpo=openai:dpo", None, out, judge_model="openai:judge",
-                 base_urls=[server.openai_url], progress=False, concurrency=4)
+                 options=CallOptions(base_urls=[server.openai_url], progress=False, concurrency=4))
     assert {"suite", "policy", "baseline", "splits", "generalization_gap"} <= set(r)
     assert (r["suite"], r["policy"], r["baseline"]) == ("toy", "dpo", "sft")
     rule, llm = "rule@v1:rlaif.constraints:check", "pairwise@v1:openai:judge"
@@ -114,7 +115,7 @@ def test_eval_with_known_verdicts_gives_exact_rates_and_gap(tmp_path, server):
     # a re-run makes zero calls and gives the same numbers
     before = server.count
     again = run_eval(str(_suite(tmp_path)), "dpo=openai:dpo", None, out, judge_model="openai:judge",
-                     base_urls=[server.openai_url], progress=False)
+                     options=CallOptions(base_urls=[server.openai_url], progress=False))
     assert server.count == before and again["calls"]["made"] == 0 and again["calls"]["cache_hits"] == 16
     strip = lambda sp: {k: v for k, v in sp.items() if k != "calls"}
     assert all(strip(again["splits"][s]) == strip(r["splits"][s]) for s in ("id", "ood"))
@@ -139,7 +140,7 @@ def test_eval_refuses_responses_of_other_settings_and_equal_names(tmp_path, serv
     from rlaif.eval.runner import run_eval
 
     suite = str(_suite(tmp_path, splits={"id": {"prompts": "id.jsonl", "kind": "id"}}))
-    kw = dict(judge_model="openai:judge", base_urls=[server.openai_url], progress=False)
+    kw = dict(judge_model="openai:judge", options=CallOptions(base_urls=[server.openai_url], progress=False))
     run_eval(suite, "dpo=openai:dpo", None, tmp_path / "o", limit=1, **kw)
     with pytest.raises(ConfigError, match="max_tokens.*Fix: use another -o"):
         run_eval(suite, "dpo=openai:dpo", None, tmp_path / "o", limit=1, max_tokens=8, **kw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rlaif.calls import CallOptions
 from rlaif.records import Label, Response, read_jsonl, read_prompts
 
 pytestmark = pytest.mark.slow
@@ -71,12 +72,12 @@ def test_ifeval_suite_on_the_local_model(tmp_path, tiny_rm_dir):
     from rlaif.eval.runner import run_eval
     from rlaif.instructions.constraints import check
     from rlaif.localmodel import local_model_dir
-    from rlaif.train.reward import RewardScorer
+    from rlaif.train.reward_model import RewardScorer
 
     out = tmp_path / "ev"
     policy = f"hot=hf:{local_model_dir()},temperature=1.3"  # the same weights as `local`, sampled hotter
-    kw = dict(limit=2, samples=1, max_tokens=16, embedding=False, progress=False, reward_model=str(tiny_rm_dir),
-              prompts_offset=3)
+    kw = dict(limit=2, samples=1, max_tokens=16, embedding=False, options=CallOptions(progress=False),
+              reward_model=str(tiny_rm_dir), prompts_offset=3)
     r = run_eval("ifeval", policy, "base=local", out, **kw)
     rule, llm, rm = "rule@v1:rlaif.constraints:check", "pairwise-logprob@v1:local", f"reward-model@v1:{tiny_rm_dir}"
     assert r["judges"] == [rule, llm, rm] and (r["policy"], r["baseline"]) == ("hot", "base")

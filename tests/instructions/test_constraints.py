@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rlaif.errors import ConfigError
 from rlaif.instructions import constraints as C
@@ -106,16 +105,6 @@ def test_casing_and_phrases_combine():
 def test_unknown_or_incomplete_constraints_fail_clearly(bad):
     with pytest.raises(ConfigError, match="Fix:"):
         C.check([bad], "text")
-
-
-def test_old_checker_path_resolves_to_the_same_function():
-    # Rater ids in stored labels and judges/rule.yaml name `rlaif.constraints:check`; the judge imports it by path.
-    from rlaif.judge.nonllm import import_object
-
-    assert import_object("rlaif.constraints:check", "rule checker") is C.check
-    assert import_object("rlaif.instructions.constraints:check", "rule checker") is C.check
-    checker = yaml.safe_load((ROOT / "judges" / "rule.yaml").read_text())["checker"]
-    assert checker == "rlaif.constraints:check" and import_object(checker, "rule checker") is C.check
 
 
 # ---- the shipped prompt sets --------------------------------------------------------------------

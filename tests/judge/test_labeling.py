@@ -10,11 +10,14 @@ from judge_helpers import ToyRewardModel
 
 from rlaif.backends.base import Completion, Request
 from rlaif.backends.scripted import ScriptedBackend
+from rlaif.calls import CallOptions
 from rlaif.errors import ConfigError, RlaifError
 from rlaif.judge import build_preferences, label_pairs, label_responses, load_judge, run_label
 from rlaif.judge.pairing import all_pairs
 from rlaif.judge.probe import run_probes
 from rlaif.records import Label, Response, read_jsonl, write_jsonl
+
+QUIET = CallOptions(progress=False)
 
 _SHOWN = re.compile(r"Answer A:\n<<<\n(.*?)\n>>>\n\nAnswer B:\n<<<\n(.*?)\n>>>", re.S)
 N = 10  # prompts; one "bad" and one "good" response each
@@ -90,7 +93,7 @@ def test_run_label_flip_rates_invalid_counts_soft_labels(tmp_path):
     judges = [judge("pairwise", oracle_flipping, "flipper"), judge("pairwise-cot", oracle_sometimes_invalid, "inv"),
               judge("pairwise-logprob", logprob_judge, "lp")]
     out = tmp_path / "out"
-    summary = run_label(rp, judges, out, jury="mean", progress=False)
+    summary = run_label(rp, judges, out, jury="mean", options=QUIET)
     assert summary["n_pairs"] == N and summary["n_labels"] == 3 * 2 * N and summary["n_invalid"] == 1
     per = summary["judges"]
     flip, inv, lp = (per[j.rater] for j in judges)
@@ -121,7 +124,7 @@ def test_run_label_flip_rates_invalid_counts_soft_labels(tmp_path):
     assert json.loads((out / "summary.json").read_text()) == summary
 
     # --min-agreement drops the pairs where the flipper disagreed
-    s2 = run_label(rp, judges, tmp_path / "strict", jury="majority", min_agreement=1.0, progress=False)
+    s2 = run_label(rp, judges, tmp_path / "strict", jury="majority", min_agreement=1.0, options=QUIET)
     assert s2["n_preferences"] == N - len(FLIP_SUBSET) and s2["n_contested"] == len(FLIP_SUBSET)
 
 
@@ -129,13 +132,13 @@ def test_rerun_makes_zero_calls_and_reparse_calls_nothing(tmp_path):
     rp = tmp_path / "responses.jsonl"
     write_jsonl(rp, responses())
     out = tmp_path / "out"
-    first = run_label(rp, [judge("pairwise", oracle_flipping, "flipper")], out, progress=False)
+    first = run_label(rp, [judge("pairwise", oracle_flipping, "flipper")], out, options=QUIET)
 
     def must_not_call(req):
         raise AssertionError("no call expected")
 
     again = judge("pairwise", must_not_call, "flipper")
-    s = run_label(rp, [again], tmp_path / "out2", progress=False)
+    s = run_label(rp, [again], tmp_path / "out2", options=QUIET)
     assert again.backend.calls == [] and s["judges"][again.rater]["cache_hits"] == 2 * N
     assert s["judges"][again.rater]["calls"] == 0 and s["n_preferences"] == first["n_preferences"]
 
@@ -144,14 +147,14 @@ def test_rerun_makes_zero_calls_and_reparse_calls_nothing(tmp_path):
     lines = [json.loads(x) for x in before.splitlines()]
     lines[0]["raw"] = "garbled"  # pretend the model had said this: the current parser must see it
     (out / "labels.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    rep = run_label(rp, [again], out, reparse=True, progress=False)
+    rep = run_label(rp, [again], out, reparse=True, options=QUIET)
     assert again.backend.calls == []
     assert rep["n_invalid"] == 1 and rep["judges"][again.rater]["calls"] == 0
     labels = read_jsonl(out / "labels.jsonl", Label)
     assert labels[0].raw == "garbled" and "no verdict" in labels[0].error
     # a judge with no stored outputs cannot be re-parsed
     with pytest.raises(RlaifError, match="run without --reparse"):
-        run_label(rp, [judge("pairwise-cot", must_not_call, "other")], out, reparse=True, progress=False)
+        run_label(rp, [judge("pairwise-cot", must_not_call, "other")], out, reparse=True, options=QUIET)
 
 
 def test_orders_random_and_ab():
@@ -200,7 +203,7 @@ def test_binary_judge_gives_kto_and_reference_pairing(tmp_path):
         return "[[GOOD]]" if "good answer" in req.messages[-1]["content"] else "[[BAD]]"
 
     b = judge("binary", good_bad, "binary")
-    s = run_label(rp, [b], tmp_path / "o", pairing="reference", reference="bad", progress=False)
+    s = run_label(rp, [b], tmp_path / "o", pairing="reference", reference="bad", options=QUIET)
     assert s["n_pairs"] == N and s["n_kto"] == 2 * N and s["n_preferences"] == N
     kto = [json.loads(x) for x in (tmp_path / "o" / "kto.jsonl").read_text().splitlines()]
     assert all(k["label"] == k["completion"].startswith("good") for k in kto)
@@ -227,7 +230,7 @@ def test_rule_judge_calls_configured_checker(tmp_path):
                        + json.dumps({"prompt_id": "p3", "prompt": "q"}) + "\n")
     rp = tmp_path / "r.jsonl"
     write_jsonl(rp, rs)
-    s = run_label(rp, [rule], tmp_path / "o", prompts_path=prompts, progress=False)
+    s = run_label(rp, [rule], tmp_path / "o", prompts_path=prompts, options=QUIET)
     labels = read_jsonl(tmp_path / "o" / "labels.jsonl", Label)
     by = {x.prompt_id: x for x in labels}
     # p1: "long" (a, sorts first) satisfies 0 of 2 constraints, "short" (b) both
@@ -288,7 +291,7 @@ def test_probes_with_scripted_judges(tmp_path):
 def test_rule_score_reads_result_objects():
     from judge_helpers import result_object_checker
 
-    from rlaif.judge.nonllm import rule_score
+    from rlaif.judge.labeling import rule_score
 
     cons = [{"word": "alpha"}, {"word": "beta"}]
     assert rule_score(result_object_checker, cons, "alpha only", binary=False).value == 0.5

@@ -14,7 +14,7 @@ from fakeserver import FakeServer, Fault
 
 from rlaif.errors import BackendError, ConfigError
 from rlaif.rewards import build_reward_fn, parse_reward_spec
-from rlaif.train.rl.reward import RewardBatch, RewardResult
+from rlaif.scoring import RewardBatch, RewardResult
 
 KEY = "sk-test-reward-key-0123456789"
 
@@ -137,7 +137,7 @@ def test_python_function_failures_are_none_with_the_reason():
 # ---- rm: a reward model -------------------------------------------------------------------------------------
 
 def test_rm_scores_equal_the_reward_scorer_in_any_batch_order(tiny_rm_dir):
-    from rlaif.train.reward import RewardScorer
+    from rlaif.train.reward_model import RewardScorer
 
     responses = ["OK! river stone", "cloud", "a much longer answer about green windows and paper", "north"]
     b = batch(responses)
@@ -174,7 +174,7 @@ def test_rm_scores_are_cached_by_weights_and_reread_by_another_process(tiny_rm_d
     assert again.rewards[:3] == first.rewards and again.errors == [None] * 4
     b = batch(responses)
     script = ("import json, sys\nfrom rlaif.rewards import build_reward_fn\n"
-              "from rlaif.train.rl.reward import RewardBatch\n"
+              "from rlaif.scoring import RewardBatch\n"
               "prompts, responses, path = json.loads(sys.argv[1])\n"
               "fn = build_reward_fn([f'rm:{path}'], device='cpu')\n"
               "r = fn(RewardBatch(prompts, responses, [{}] * len(responses)))\n"

@@ -70,7 +70,7 @@ def test_get_reward_gives_null_and_the_reason_never_zero(svc):
 def test_rlaif_remote_reward_reads_the_service(svc, smol_tokenizer, monkeypatch):
     """rlaif's own `--reward http://.../get_reward` client against the service: same rewards as in-process."""
     from rlaif.rewards import build_reward_fn
-    from rlaif.train.rl.reward import RewardBatch
+    from rlaif.scoring import RewardBatch
 
     monkeypatch.setenv("RLAIF_SERVE_TOKEN", TOKEN)  # rlaif's client sends it as the bearer token
     prompts = [[{"role": "user", "content": "Write in lowercase."}], [{"role": "user", "content": "Three words?"}]]

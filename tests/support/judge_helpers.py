@@ -22,7 +22,7 @@ def parity(constraints, response: str) -> float:
 
 
 class ToyRewardModel:
-    """A stand-in for rlaif.train.reward.RewardScorer: reward = number of 'good' words."""
+    """A stand-in for rlaif.train.reward_model.RewardScorer: reward = number of 'good' words."""
 
     loaded: list[str] = []
 

@@ -142,7 +142,7 @@ def test_gradient_accumulation_through_the_recipe(tiny_model_dir, pairs, tmp_pat
 def test_reward_model_learns_and_scores(tiny_model_dir, pairs, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
-    from rlaif.train.reward import RewardScorer
+    from rlaif.train.reward_model import RewardScorer
     from rlaif.train.rm import train_rm
 
     res = train_rm(data=str(pairs), model=str(tiny_model_dir), out=str(tmp_path), max_steps=24,
@@ -232,7 +232,7 @@ def test_rerun_extends_a_finished_run_and_refuses_a_changed_config(tiny_model_di
 def test_reward_model_with_lora_saves_a_merged_scorer(tiny_model_dir, pairs, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
-    from rlaif.train.reward import RewardScorer
+    from rlaif.train.reward_model import RewardScorer
     from rlaif.train.rm import train_rm
 
     train_rm(data=str(pairs), model=str(tiny_model_dir), out=str(tmp_path), max_steps=2, eval_fraction=0.0,

@@ -11,13 +11,12 @@ from typing import Any
 from rlaif.errors import ConfigError
 from rlaif.outlock import OutputLock
 from rlaif.records import as_messages, read_prompts
+from rlaif.scoring import Messages, RewardFn
 from rlaif.train.config import OnlineConfig, resolve_config
 from rlaif.train.modeling import attention_supports_shared_prompt, load_model, load_tokenizer, model_path
 from rlaif.train.prelude import Run, output_dir, prepare_locked, seed_everything
 from rlaif.train.rl.policy import Policy, Reference
-from rlaif.train.rl.reward import RewardFn
 from rlaif.train.runtime import setup
-from rlaif.train.tokenize import Messages
 
 
 @dataclass

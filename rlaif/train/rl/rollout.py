@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from rlaif.scoring import RewardBatch
 from rlaif.train.batching import segment_mask
 from rlaif.train.rl.losses import entropy_from_logits
-from rlaif.train.rl.reward import RewardBatch
 from rlaif.train.tokenize import ChatTokenizer, Messages
 
 

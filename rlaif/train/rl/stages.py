@@ -30,12 +30,12 @@ from typing import Any
 
 import torch
 
+from rlaif.scoring import RewardError, RewardResult
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.engine import Engine, MetricSums, NonFiniteError, run_steps
 from rlaif.train.rl.losses import kl_k1, kl_k3, masked_sum
 from rlaif.train.rl.policy import PolicyOut, evaluating
 from rlaif.train.rl.prelude import OnlineRun, PromptItem
-from rlaif.train.rl.reward import RewardError, RewardResult
 from rlaif.train.rl.rollout import Rollout, sample
 from rlaif.train.runtime import Runtime, sync_context, unwrap, wrap
 

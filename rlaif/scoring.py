@@ -1,0 +1,315 @@
+"""Scoring a response, in one place: the reward contract, the `Scorer` protocol and the registry of scorer kinds.
+
+The contract of online RL: the trainer hands a `RewardBatch` to a `RewardFn` and gets a `RewardResult`.
+A reward is a float or None; None means "this item could not be scored" (the trainer drops the item and
+counts it, never treats it as 0), and `errors` says why. `combine` makes one result of several sources
+(a weighted sum); `combine_fns` does the same for the functions themselves.
+
+A `Scorer` is one source: `score(batch) -> SourceScores` (a value or None per item, and why) and `close()`.
+Every kind of scorer is built by a lazy factory named in `KINDS` (llm judge, rule, trained reward model,
+http, python), imported only when a scorer of that kind is built, so this module stays a leaf (stdlib and
+`rlaif.errors`) that `train`, `judge`, `rewards` and `serve` all import. The factories are the only
+place a name becomes code: the trained reward model's (`TRAINED_REWARD_MODEL`, through `LazyRewardModel`)
+is the only one that reaches into `rlaif.train`; rule checkers are named in `RULES`.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rlaif.errors import ConfigError, RlaifError
+
+Messages = list[dict]  # chat messages: [{"role": ..., "content": ...}, ...]
+
+
+class RewardError(RlaifError):
+    """A reward function broke the contract or failed for too much of a batch."""
+
+
+@dataclass
+class RewardBatch:
+    """What the trainer hands the reward function: one entry per sampled response."""
+
+    prompts: list[Messages]  # chat messages of each prompt (what the policy saw)
+    responses: list[str]  # decoded response text (special tokens stripped)
+    metadata: list[dict]  # the prompt record's fields: prompt_id, constraints, reference, category, ...
+
+    def __post_init__(self):
+        if not len(self.prompts) == len(self.responses) == len(self.metadata):
+            raise ValueError(f"RewardBatch needs one prompt, response and metadata per item (got "
+                             f"{len(self.prompts)}, {len(self.responses)}, {len(self.metadata)})")
+
+    def __len__(self) -> int:
+        return len(self.responses)
+
+
+@dataclass
+class RewardResult:
+    rewards: list[float | None]  # None = this item could not be scored
+    by_source: dict[str, list[float | None]] = field(default_factory=dict)  # per source, for metrics
+    errors: list[str | None] | None = None  # why an item is None (None: no errors); filled to len(rewards)
+
+    def __post_init__(self):
+        if self.errors is None:
+            self.errors = [None] * len(self.rewards)
+        if len(self.errors) != len(self.rewards):
+            raise ValueError(f"RewardResult has {len(self.rewards)} rewards but {len(self.errors)} errors")
+
+    @property
+    def skipped(self) -> int:
+        return sum(r is None for r in self.rewards)
+
+    @property
+    def skipped_share(self) -> float:
+        return self.skipped / len(self.rewards) if self.rewards else 0.0
+
+
+RewardFn = Callable[[RewardBatch], RewardResult]
+
+
+def _checked(name: str, result: RewardResult | Sequence[float | None], n: int) -> RewardResult:
+    """The source's result with its length checked and non-finite rewards turned into errors."""
+    if not isinstance(result, RewardResult):
+        result = RewardResult(list(result))
+    if len(result.rewards) != n:
+        raise RewardError(f"reward source {name!r} returned {len(result.rewards)} rewards for {n} items. "
+                          "Fix: return one reward (or None) per response")
+    rewards, errors = list(result.rewards), list(result.errors)
+    for i, r in enumerate(rewards):
+        if r is None:
+            errors[i] = errors[i] or "no reward and no reason given"
+        elif isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r):
+            rewards[i], errors[i] = None, f"not a finite number: {r!r}"
+    return RewardResult([None if r is None else float(r) for r in rewards], result.by_source, errors)
+
+
+def combine(sources: Mapping[str, RewardResult | Sequence[float | None]],
+            weights: Mapping[str, float] | None = None) -> RewardResult:
+    """The weighted sum of several sources' results, item by item (weights default to 1).
+
+    An item is None if any source with a non-zero weight gave None (or a non-finite value) for it, and its
+    error lists each such source as "name: why". `by_source` holds every source's rewards under its name
+    (weight-0 sources too: they are logged, not optimized).
+    """
+    if not sources:
+        raise RewardError("no reward sources. Fix: pass at least one --reward")
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - set(sources))
+    if unknown:
+        raise RewardError(f"weights given for unknown reward sources {unknown}; sources are {sorted(sources)}")
+    first = next(iter(sources.values()))
+    n = len(first.rewards if isinstance(first, RewardResult) else first)
+    checked = {name: _checked(name, res, n) for name, res in sources.items()}
+    rewards: list[float | None] = [0.0] * n
+    errors: list[str | None] = [None] * n
+    for name, res in checked.items():
+        w = float(weights.get(name, 1.0))
+        if w == 0.0:
+            continue
+        for i, r in enumerate(res.rewards):
+            if r is None:
+                rewards[i] = None
+                errors[i] = "; ".join(e for e in (errors[i], f"{name}: {res.errors[i]}") if e)
+            elif rewards[i] is not None:
+                rewards[i] += w * r
+    return RewardResult(rewards, {name: res.rewards for name, res in checked.items()}, errors)
+
+
+def combine_fns(fns: Mapping[str, RewardFn], weights: Mapping[str, float] | None = None) -> RewardFn:
+    """One RewardFn calling every source on the batch and combining their results with `combine`."""
+    def reward(batch: RewardBatch) -> RewardResult:
+        return combine({name: fn(batch) for name, fn in fns.items()}, weights)
+
+    return reward
+
+
+def check_skipped(result: RewardResult, max_skipped_share: float = 0.5) -> None:
+    """Stop the run when more than `max_skipped_share` of a batch could not be scored."""
+    if result.rewards and result.skipped_share > max_skipped_share:
+        first = next((e for e in result.errors if e), "no reason given")
+        raise RewardError(f"{result.skipped} of {len(result.rewards)} responses could not be scored (more than "
+                          f"max_skipped_share={max_skipped_share}); first error: {first}. Fix: repair the reward "
+                          "source, or raise max_skipped_share")
+
+
+# ---- one source's scores and the Scorer protocol ---------------------------------------------------------
+
+@dataclass
+class SourceScores:
+    """One source's verdict on a batch: `values[i]` is None exactly when `errors[i]` says why; `raw`: the
+    judge's output per item, for sources that have one (what `rlaif serve` reports)."""
+
+    values: list[float | None]
+    errors: list[str | None]
+    raw: list[str | None] | None = None
+
+    @classmethod
+    def failed(cls, n: int, error: str) -> SourceScores:
+        return cls([None] * n, [error] * n)
+
+
+def checked_value(v: Any) -> tuple[float | None, str | None]:
+    """A reward as returned by a scorer -> (float, None), or (None, why) for a missing or non-finite one."""
+    if v is None:
+        return None, "no reward for this item (None)"
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        try:
+            v = float(v)  # numpy and torch scalars
+        except (TypeError, ValueError):
+            return None, f"not a number: {v!r}"
+    v = float(v)
+    if not math.isfinite(v):
+        return None, f"not a finite number: {v!r}"
+    return v, None
+
+
+def checked_list(values: Any, n: int, who: str) -> SourceScores:
+    """A scorer's list of rewards, length-checked and each value checked."""
+    try:
+        values = list(values)
+    except TypeError:
+        return SourceScores.failed(n, f"{who} returned {type(values).__name__}, not a list of rewards")
+    if len(values) != n:
+        return SourceScores.failed(n, f"{who} returned {len(values)} rewards for {n} items")
+    pairs = [checked_value(v) for v in values]
+    return SourceScores([v for v, _ in pairs], [None if e is None else f"{who}: {e}" for _, e in pairs])
+
+
+class Scorer(Protocol):
+    """One scoring source of any kind: a value or None (and why) per item of a batch."""
+
+    def score(self, batch: RewardBatch) -> SourceScores: ...
+
+    def close(self) -> None: ...
+
+
+# ---- the registry: kinds of scorer, each built by a lazy factory ----------------------------------------
+
+def import_object(path: str, what: str) -> Any:
+    """`package.module:attr` -> the object, with an error that says how to fix a bad path."""
+    module, _, attr = path.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise ConfigError(f"cannot import the {what} module '{module}' ({e}). "
+                          f"Fix: install the package that provides it, or point the judge's YAML at another "
+                          f"'module:name'") from None
+    try:
+        return getattr(mod, attr)
+    except AttributeError:
+        raise ConfigError(f"module '{module}' has no '{attr}' (the {what} named '{path}'). "
+                          "Fix: correct the 'module:name' in the judge's YAML") from None
+
+
+@dataclass(frozen=True)
+class ScorerKind:
+    """A kind of scorer: its factory (`module:function`, imported when a scorer of the kind is first built,
+    called as factory(source, settings) -> Scorer) and the `--reward` spec kinds that build it."""
+
+    name: str
+    factory: str
+    specs: tuple[str, ...]
+    holds: str
+
+
+KINDS: dict[str, ScorerKind] = {k.name: k for k in (
+    ScorerKind("llm", "rlaif.rewards.judged:judge_scorer", ("judge", "pairwise"),
+               "a catalog judge: a pointwise score, or P(policy wins) of a pairwise one, through rlaif.calls"),
+    ScorerKind("rule", "rlaif.rewards.local:rule_scorer", ("rule",),
+               "the constraint checker: share of the prompt's constraints met, or 1/0 for all met"),
+    ScorerKind("reward_model", "rlaif.rewards.local:model_scorer", ("rm",),
+               "a reward model trained by `rlaif train rm` (through `LazyRewardModel`)"),
+    ScorerKind("http", "rlaif.rewards.remote:http_scorer", ("http",),
+               "a remote server speaking OpenRLHF's /get_reward"),
+    ScorerKind("python", "rlaif.rewards.local:function_scorer", ("python",),
+               "a Python function(prompts, responses, metadata) -> list[float | None]"),
+)}
+
+
+def kind_of_spec(spec_kind: str) -> ScorerKind:
+    """The scorer kind a `--reward` spec kind (rule, rm, judge, pairwise, http, python) builds."""
+    for k in KINDS.values():
+        if spec_kind in k.specs:
+            return k
+    raise ConfigError(f"unknown scorer kind '{spec_kind}'. Fix: use one of "
+                      f"{', '.join(s for k in KINDS.values() for s in k.specs)}")
+
+
+def scorer_factory(kind: str) -> Callable[..., Scorer]:
+    """The factory of a kind of scorer, imported now; `ConfigError` naming the valid kinds for an unknown one."""
+    if kind not in KINDS:
+        raise ConfigError(f"unknown scorer kind '{kind}'. Fix: use one of {', '.join(KINDS)}")
+    return import_object(KINDS[kind].factory, f"{kind} scorer factory")
+
+
+# ---- rule checkers by name ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RuleChecker:
+    """A built-in rule checker: `checker(constraints, response)`. `rater_model` is what rater ids name it by:
+    kept as stored label files spell it, so their ids (and the cache keys built on them) never change."""
+
+    name: str
+    target: str
+    rater_model: str
+
+
+RULES: dict[str, RuleChecker] = {r.name: r for r in (
+    RuleChecker("constraints", "rlaif.instructions.constraints:check", "rlaif.constraints:check"),
+)}
+# Old spellings of built-in checkers (the module path they were imported by) -> their name.
+RULE_ALIASES = {"rlaif.constraints:check": "constraints", "rlaif.instructions.constraints:check": "constraints"}
+RULE_RATER = "rule@v1:rlaif.constraints:check"  # the rater id of judges/rule.yaml and of `rlaif serve`'s rule
+
+
+def rule_model(checker: str) -> str:
+    """The rater-id model of a judge YAML's `checker`: a built-in's stable id, else the user's `module:function`."""
+    name = RULE_ALIASES.get(checker, checker)
+    return RULES[name].rater_model if name in RULES else checker
+
+
+def rule_checker(checker: str) -> Callable:
+    """A judge YAML's `checker` -> the function: a built-in by name (or old spelling), else `module:function`."""
+    name = RULE_ALIASES.get(checker, checker)
+    if name in RULES:
+        return import_object(RULES[name].target, "rule checker")
+    if ":" not in checker:
+        raise ConfigError(f"unknown rule checker '{checker}'. Fix: use one of {', '.join(RULES)}, or "
+                          "'module:function'")
+    return import_object(checker, "rule checker")
+
+
+# ---- the trained reward model's factory -----------------------------------------------------------------
+
+# The only name of training code outside `rlaif.train`, `rlaif.cli` and the pipelines: loaded on first use.
+TRAINED_REWARD_MODEL = "rlaif.train.reward_model:RewardScorer"
+# The old spelling in judge YAMLs (`scorer: rlaif.train.reward:RewardScorer`) -> the built-in.
+_REWARD_MODEL_ALIASES = ("rlaif.train.reward:RewardScorer", TRAINED_REWARD_MODEL)
+
+
+def reward_model_class(scorer: str | None = None) -> Any:
+    """The trained reward model's class (`Class(path, ...)`, `.score(prompts, responses)`), or a user's
+    `module:Class` that stands in for it."""
+    target = TRAINED_REWARD_MODEL if scorer is None or scorer in _REWARD_MODEL_ALIASES else scorer
+    return import_object(target, "reward model scorer")
+
+
+class LazyRewardModel:
+    """Builds the reward model (`scorer_class(path)`) on first use (it loads torch and the checkpoint)."""
+
+    def __init__(self, scorer_path: str | None, model_path: str):
+        self.scorer_path, self.model_path = scorer_path, model_path
+        self._scorer = None
+
+    def score(self, prompts: list, responses: list[str]) -> list[float]:
+        if self._scorer is None:
+            self._scorer = reward_model_class(self.scorer_path)(self.model_path)
+        scores = [float(s) for s in self._scorer.score(prompts, responses)]
+        if len(scores) != len(responses):
+            raise ConfigError(f"reward model scorer returned {len(scores)} scores for {len(responses)} responses. "
+                              f"Fix: {self.scorer_path or TRAINED_REWARD_MODEL}.score must return one score per "
+                              "response")
+        return scores
