@@ -31,9 +31,9 @@ FORBIDDEN = {
     "rlaif.train": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.rewards", "rlaif.audit", "rlaif.eval",
                     "rlaif.cli", "rlaif.stats", "openai", "anthropic", "vllm"],
     # above judge and train: turns --reward specs into the trainers' reward callable
-    "rlaif.rewards": ["rlaif.cli", "rlaif.eval", "rlaif.demo", "rlaif.serve", "rlaif.client"],
+    "rlaif.rewards": ["rlaif.cli", "rlaif.eval", "rlaif.pipelines", "rlaif.serve", "rlaif.client"],
     # the service sits above rewards, judge and train; nothing below it imports it
-    "rlaif.serve": ["rlaif.cli", "rlaif.eval", "rlaif.demo", "rlaif.client"],
+    "rlaif.serve": ["rlaif.cli", "rlaif.eval", "rlaif.pipelines", "rlaif.client"],
     # the client of the service: httpx and rlaif.errors only
     "rlaif.client": ["rlaif.", "torch", "transformers", "openai", "anthropic", "vllm", "numpy", "pydantic",
                      "starlette", "uvicorn"],

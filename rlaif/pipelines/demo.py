@@ -33,6 +33,8 @@ from typing import Any
 
 from rlaif.catalog import find
 from rlaif.outlock import locks_output
+from rlaif.pipelines.steps import Steps, write_audit
+from rlaif.pipelines.steps import log as steps_log
 from rlaif.records import (
     Label,
     Preference,
@@ -44,8 +46,6 @@ from rlaif.records import (
     write_json,
     write_jsonl,
 )
-from rlaif.steps import Steps, write_audit
-from rlaif.steps import log as steps_log
 
 AI_JUDGE = "pairwise-logprob"
 RULE_JUDGE = "rule"

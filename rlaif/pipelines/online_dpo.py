@@ -35,6 +35,7 @@ from pydantic import Field, model_validator
 from rlaif.catalog import find
 from rlaif.errors import ConfigError
 from rlaif.outlock import output_lock
+from rlaif.pipelines.steps import Steps, write_audit
 from rlaif.records import (
     Label,
     Preference,
@@ -47,7 +48,6 @@ from rlaif.records import (
     write_jsonl,
     write_text,
 )
-from rlaif.steps import Steps, write_audit
 from rlaif.train.config import CONFIG_DIR, CONFIGS, DPOConfig, config_data, validate
 
 COMMAND = "online-dpo"
