@@ -104,7 +104,7 @@ def _plurality(votes: Sequence[int]) -> int | None:
 
 
 def _rater_model_names(rd: RaterData) -> set[str]:
-    given = {str(getattr(lb, "rater_model", "") or "").lower() for lb in rd.labels} - {""}
+    given = {str(lb.rater_model or "").lower() for lb in rd.labels} - {""}
     if given:
         return given
     name = rd.name.lower()

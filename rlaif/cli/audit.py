@@ -97,9 +97,11 @@ def elo(
 def convert(
     inputs: list[Path] = typer.Argument(..., help="files in one of the formats below", callback=input_file),
     out: Path = typer.Option(..., "-o", "--out", help="output label JSONL", callback=output_file),
-    fmt: str = typer.Option("auto", "--format", "-f", help="auto, pandalm, llmbar, arena, mt-bench, alpaca-eval"),
+    fmt: str = typer.Option("auto", "--format", "-f", help="auto, pandalm, llmbar, arena, mt-bench, alpaca-eval, or "
+                               "reorient (rlaif labels: each item's labels turned to one model_a/model_b)"),
 ) -> None:
-    """Convert PandaLM, LLMBar, Chatbot Arena, MT-Bench or AlpacaEval judgments into label JSONL."""
+    """Convert PandaLM, LLMBar, Chatbot Arena, MT-Bench or AlpacaEval judgments into label JSONL, or re-orient
+    rlaif labels."""
     from rlaif.convert import convert as run_convert
     from rlaif.records import write_jsonl
 

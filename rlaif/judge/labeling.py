@@ -11,7 +11,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from rlaif.backends.base import Completion, Request
 from rlaif.errors import ConfigError, RlaifError
@@ -41,6 +41,8 @@ class ScoreRecord(Record):
     error: str | None = None
     usage: Usage | None = None
     cached: bool | None = None
+    call_failed: bool | None = None  # the call failed: `raw` is no reply, --reparse must not read it
+    WRITTEN_WHEN_SET: ClassVar[frozenset[str]] = frozenset({"call_failed"})
 
 
 @dataclass
@@ -129,10 +131,10 @@ class Replay:
     def __init__(self, labels: list[Label], scores: list[ScoreRecord]):
         self._store: dict[tuple[str, str], Completion] = {}
         for lab in labels:
-            if lab.order is not None and lab.raw is not None and not getattr(lab, "call_failed", False):
+            if lab.order is not None and lab.raw is not None and not lab.call_failed:
                 self._store[(lab.rater, f"{lab.item}|{lab.order}")] = _stored(lab)
         for s in scores:
-            if s.raw is not None and not getattr(s, "call_failed", False):
+            if s.raw is not None and not s.call_failed:
                 self._store[(s.rater, s.key)] = _stored(s)
 
     def has(self, rater: str, key: str) -> bool:
@@ -153,11 +155,9 @@ class Replay:
         pass
 
 
-def _stored(rec: Record) -> Completion:
-    usage = getattr(rec, "usage", None)
-    if isinstance(usage, dict):
-        usage = Usage.model_validate(usage)
-    return Completion(text=rec.raw or "", top_logprobs=getattr(rec, "top_logprobs", None),
+def _stored(rec: Label | ScoreRecord) -> Completion:
+    usage = rec.usage
+    return Completion(text=rec.raw or "", top_logprobs=rec.top_logprobs if isinstance(rec, Label) else None,
                       input_tokens=usage.input_tokens if usage else 0,
                       output_tokens=usage.output_tokens if usage else 0, cached=True)
 
@@ -282,7 +282,7 @@ def score_responses(judge: Judge, responses: list[Response], calls, *, context: 
         for r, c in zip(responses, comps, strict=True):
             if c.error:
                 rec = _score_record(judge, r, Score(error=f"call failed: {c.error}"), None, c)
-                rec.call_failed = True  # type: ignore[attr-defined]  (extra field: not re-parsable)
+                rec.call_failed = True
             else:
                 rec = _score_record(judge, r, parse_point(judge, c), c.text, c)
             out.append(rec)

@@ -204,7 +204,7 @@ def build_preference_set(out: Path) -> None:
         prefs.append(Preference(
             prompt=lb.prompt, chosen=lb.response_a if a_wins else lb.response_b,
             rejected=lb.response_b if a_wins else lb.response_a, p_chosen=p_a if a_wins else 1.0 - p_a,
-            prompt_id=getattr(lb, "prompt_id", None),
+            prompt_id=lb.prompt_id,
             chosen_policy=lb.model_a if a_wins else lb.model_b, rejected_policy=lb.model_b if a_wins else lb.model_a,
             judges=[rule] + ([ai] if w > 0 else []), agreement=None if p_ai is None else float((p_ai > 0.5) == a_wins)))
     write_jsonl(out / "preferences.jsonl", prefs)

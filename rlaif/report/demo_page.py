@@ -219,8 +219,7 @@ def _examples(out: Path, summary: dict, limit: int = 12) -> Any:
                 title=f"{split}: {lb.item}", fields={"prompt": lb.prompt, f"A: {lb.model_a}": lb.response_a,
                                                      f"B: {lb.model_b}": lb.response_b},
                 side_by_side=(f"A: {lb.model_a}", f"B: {lb.model_b}"),
-                notes={"checker verdict": lb.winner, "score A": getattr(lb, "score_a", None),
-                       "score B": getattr(lb, "score_b", None)}))
+                notes={"checker verdict": lb.winner, "score A": lb.score_a, "score B": lb.score_b}))
             if len(items) >= limit:
                 break
     return examples(items, heading="Evaluation pairs as the checker saw them", limit=limit)

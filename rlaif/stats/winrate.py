@@ -327,9 +327,8 @@ class LabelOutcomes:
 
 
 def _prompt_key(label: Label) -> str:
-    pid = getattr(label, "prompt_id", None)
-    if pid is not None:
-        return str(pid)
+    if label.prompt_id is not None:
+        return str(label.prompt_id)
     if label.prompt is not None:
         return stable_id(label.prompt)
     return label.item
@@ -373,7 +372,7 @@ def outcomes_from_labels(labels: Iterable[Label], policy: str, baseline: str, *,
         la = len(first.response_a) if first.response_a is not None else None
         lb = len(first.response_b) if first.response_b is not None else None
         lp, lbase = (la, lb) if side == "a" else (lb, la)
-        cat = getattr(first, "category", None) or (categories or {}).get(pid)
+        cat = first.category or (categories or {}).get(pid)
         outcomes.append(Outcome(pid, verdict, sum(ps) / len(ps) if ps else None, lp, lbase, cat))
     used = sum(len(r) for r in groups.values())
     return LabelOutcomes(outcomes, n_labels, used, n_errors, n_other)
