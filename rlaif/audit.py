@@ -6,8 +6,11 @@ and LLM annotations converted with `rlaif convert`). Keys and definitions are li
 in README.md ("Auditing judges and labelers"); the statistics live in `rlaif.stats`.
 
 Conventions:
-- A rater's verdict on a pair combines all its valid labels on it: the same winner in
-  every one gives that winner, otherwise a tie (MT-Bench's conservative rule for two orders).
+- A rater's verdict on a pair combines all its valid labels on it by `rlaif.stats.verdicts`'
+  `unanimous_or_tie` rule: the same winner in every one gives that winner, otherwise a tie
+  (MT-Bench's conservative rule for two orders). Every statistic on verdicts uses it (verdict
+  counts, agreement, consensus, gold agreement, self-preference, Dawid–Skene); the per-label
+  rates (invalid, tie, position, first position, length, accuracy, calibration) read labels.
 - Every rate carries k (numerator), n (denominator) and a 95% bootstrap interval; the
   bootstrap resamples items (pairs), seeded, shared by all statistics of one audit.
 - Undefined numbers are null, never NaN.
@@ -40,6 +43,7 @@ from rlaif.stats.agreement import (
 )
 from rlaif.stats.bootstrap import DEFAULT_ROUNDS, DEFAULT_SEED, Estimate, ItemBootstrap, ratio, sum_statistic
 from rlaif.stats.dawid_skene import dawid_skene
+from rlaif.stats.verdicts import unanimous_or_tie
 
 VERDICTS = ("a", "b", "tie")
 CODE = {"a": 0, "b": 1, "tie": 2}
@@ -79,12 +83,12 @@ def _rater_data(name: str, labels: list[Label], index: dict[str, int]) -> RaterD
 
 
 def combine_verdicts(item: np.ndarray, winner: np.ndarray) -> dict[int, int]:
-    """Per item, the combined verdict of one rater's valid labels (unanimous winner, else tie)."""
+    """Per item, the combined verdict of one rater's valid labels (`unanimous_or_tie`)."""
     seen: dict[int, set[int]] = defaultdict(set)
     for i, w in zip(item.tolist(), winner.tolist(), strict=True):
         if w >= 0:
             seen[i].add(w)
-    return {i: next(iter(ws)) if len(ws) == 1 else CODE["tie"] for i, ws in seen.items()}
+    return {i: unanimous_or_tie(ws, CODE["tie"]) for i, ws in seen.items()}
 
 
 def _est(e: Estimate, **extra) -> dict:

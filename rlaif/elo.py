@@ -1,8 +1,9 @@
 """Leaderboards from battles (`rlaif elo`): Bradley–Terry ratings with bootstrap intervals.
 
 Input: rlaif label JSONL (one battle per rater and pair: the rater's combined verdict over
-its labels on that pair, MT-Bench's rule) or Chatbot-Arena-style battles (`model_a`,
-`model_b`, `winner`: model_a | model_b | tie | tie (bothbad)), as JSONL or a JSON list.
+its labels on that pair, `rlaif.stats.verdicts.unanimous_or_tie`, MT-Bench's rule) or
+Chatbot-Arena-style battles (`model_a`, `model_b`, `winner`: model_a | model_b | tie |
+tie (bothbad)), as JSONL or a JSON list.
 Output (`leaderboard()`): {"method", "n_battles", "n_models", "anchor", "bootstrap_rounds",
 "seed", "ratings": [{model, rating, ci_low, ci_high, rank, n_battles, win_rate}], ...}.
 """
@@ -21,6 +22,7 @@ from rlaif.records import Label, LabelDuplicates
 from rlaif.records import _describe as describe_validation_error
 from rlaif.stats import ranking
 from rlaif.stats.bootstrap import clean
+from rlaif.stats.verdicts import unanimous_or_tie
 
 ARENA_WINNERS = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
 LABEL_WINNERS = {"a": 1.0, "b": 0.0, "tie": 0.5}
@@ -83,7 +85,7 @@ def read_battles(path: str | Path) -> BattleFile:
         if not c["winners"]:
             continue  # no valid verdict on this pair
         lb = c["lb"]
-        w = next(iter(c["winners"])) if len(c["winners"]) == 1 else "tie"
+        w = unanimous_or_tie(c["winners"], "tie")
         bf.model_a.append(lb.model_a)
         bf.model_b.append(lb.model_b)
         bf.outcome.append(LABEL_WINNERS[w])

@@ -1,8 +1,9 @@
 """From label lines to one verdict per judge per pair (both orders averaged), then a jury consensus.
 
-Per judge and pair: p_a is the mean of the valid labels' p_a (one per order shown); the winner
-is a if p_a > 0.5, b if < 0.5, tie at 0.5. A pair *flips* when both orders gave a valid verdict
-and the winners differ. Invalid labels (error set) are left out everywhere.
+Per judge and pair, `rlaif.stats.verdicts`' `mean_p_a` rule: p_a is the mean of the valid labels' p_a
+(one per order shown); the winner is a if p_a > 0.5, b if < 0.5, tie at 0.5 (`winner_of`). A pair
+*flips* when both orders gave a valid verdict and the winners differ. Invalid labels (error set) are
+left out everywhere.
 
 Jury methods over the judges with a valid verdict on a pair:
 - `majority`: the most common winner (a tie between a and b votes is a tie); p_a = mean p_a.
@@ -20,20 +21,10 @@ from typing import Literal
 from rlaif.errors import ConfigError
 from rlaif.judge.dawid_skene import dawid_skene
 from rlaif.records import Label
+from rlaif.stats.verdicts import mean_p_a, winner_of
 
 JuryMethod = Literal["majority", "mean", "dawid-skene"]
 JURY_METHODS = ("majority", "mean", "dawid-skene")
-_TOL = 1e-9
-
-
-def winner_of(p_a: float | None) -> str | None:
-    if p_a is None:
-        return None
-    if p_a > 0.5 + _TOL:
-        return "a"
-    if p_a < 0.5 - _TOL:
-        return "b"
-    return "tie"
 
 
 @dataclass
@@ -58,7 +49,7 @@ def judge_verdicts(labels: list[Label]) -> dict[str, dict[str, JudgeVerdict]]:
     out: dict[str, dict[str, JudgeVerdict]] = defaultdict(dict)
     for (item, rater), labs in groups.items():
         valid = [x for x in labs if x.error is None and x.p_a is not None]
-        p = sum(x.p_a for x in valid) / len(valid) if valid else None
+        p = mean_p_a([x.p_a for x in valid])
         by_order = {x.order: x.winner for x in valid if x.order}
         flipped = (by_order["ab"] != by_order["ba"]) if {"ab", "ba"} <= by_order.keys() else None
         out[item][rater] = JudgeVerdict(item, rater, p, winner_of(p), len(labs), len(valid),
