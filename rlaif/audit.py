@@ -4,6 +4,8 @@
 audit.json from `rlaif.records.Label` records (the output of `rlaif label`, or human
 and LLM annotations converted with `rlaif convert`). Keys and definitions are listed
 in README.md ("Auditing judges and labelers"); the statistics live in `rlaif.stats`.
+`run_audit` is the command, called alike by `rlaif audit`, the demo and online DPO: the audit
+written to OUT/audit.json, audit.md and audit.html, returned as an `AuditRun`.
 
 Conventions:
 - A rater's verdict on a pair combines all its valid labels on it by `rlaif.stats.verdicts`'
@@ -28,11 +30,12 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 
 from rlaif.errors import ConfigError
-from rlaif.records import Label
+from rlaif.records import Label, write_json, write_text
 from rlaif.stats import bias
 from rlaif.stats.agreement import (
     cohen_kappa,
@@ -400,3 +403,36 @@ def read_gold(path) -> list[Label]:
     if not out:
         raise InputError(path, None, "no gold labels", 'add lines like {"item": "...", "winner": "a"}')
     return out
+
+
+@dataclass
+class AuditRun:
+    """What `run_audit` wrote: audit.json's content and the folder holding audit.json, audit.md, audit.html."""
+
+    result: dict
+    out: Path
+
+    @property
+    def summary(self) -> str:
+        return (f"audited {self.result['n_raters']} raters on {self.result['n_items']} items -> {self.out}/audit.json, "
+                "audit.md, audit.html")
+
+
+def run_audit(labels: Sequence[Label], out: str | Path, gold: str | None = None, *, gold_file: str | Path | None = None,
+              rounds: int = DEFAULT_ROUNDS, seed: int = DEFAULT_SEED, length_margin: int = 30) -> AuditRun:
+    """`rlaif audit`: audit the raters of `labels` against gold — the rater named `gold` among them, the labels
+    of `gold_file` (JSONL lines with item and winner), or none — into OUT/audit.json, audit.md and audit.html."""
+    from rlaif.report.audit_page import render_audit_html, render_audit_md
+
+    out = Path(out)
+    labels = list(labels)
+    gold_labels = read_gold(gold_file) if gold_file is not None else []
+    result = audit_labels(labels, gold_labels or gold, rounds=rounds, seed=seed, length_margin=length_margin)
+    if gold_labels:
+        result["gold"]["source"] = f"file:{gold_file}"
+    html = render_audit_html(result, labels, gold_labels)
+    md = render_audit_md(result)
+    write_json(out / "audit.json", result)
+    write_text(out / "audit.md", md)
+    write_text(out / "audit.html", html)
+    return AuditRun(result, out)

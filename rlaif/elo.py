@@ -6,6 +6,8 @@ Chatbot-Arena-style battles (`model_a`, `model_b`, `winner`: model_a | model_b |
 tie (bothbad)), as JSONL or a JSON list.
 Output (`leaderboard()`): {"method", "n_battles", "n_models", "anchor", "bootstrap_rounds",
 "seed", "ratings": [{model, rating, ci_low, ci_high, rank, n_battles, win_rate}], ...}.
+`run_leaderboard` is the command (`rlaif elo`, the demo): the board written to OUT/leaderboard.json,
+.csv, .svg and .html, returned as a `LeaderboardRun`.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from pydantic import ValidationError
 
 from rlaif.convert import load_records
 from rlaif.errors import ConfigError, InputError
-from rlaif.records import Label, LabelDuplicates
+from rlaif.records import Label, LabelDuplicates, write_json, write_text
 from rlaif.records import _describe as describe_validation_error
 from rlaif.stats import ranking
 from rlaif.stats.bootstrap import clean
@@ -187,3 +189,31 @@ def leaderboard_csv(board: dict) -> str:
             cells.append('"' + s.replace('"', '""') + '"' if any(ch in s for ch in ',"\n') else s)
         lines.append(",".join(cells))
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class LeaderboardRun:
+    """What `run_leaderboard` wrote: leaderboard.json's content and the folder holding leaderboard.json, .csv,
+    .svg and .html."""
+
+    board: dict
+    out: Path
+
+    @property
+    def summary(self) -> str:
+        top = self.board["ratings"][0]
+        return (f"{self.board['n_models']} models, {self.board['n_battles']} battles; top: {top['model']} "
+                f"({top['rating']:.1f}) -> {self.out}/leaderboard.json, .csv, .svg, .html")
+
+
+def run_leaderboard(battles: BattleFile, out: str | Path, **settings) -> LeaderboardRun:
+    """`rlaif elo`: `leaderboard(battles, **settings)` written to OUT/leaderboard.json, .csv, .svg and .html."""
+    from rlaif.report.elo_page import leaderboard_svg, render_elo_html
+
+    out = Path(out)
+    board = leaderboard(battles, **settings)
+    write_json(out / "leaderboard.json", board)
+    write_text(out / "leaderboard.csv", leaderboard_csv(board))
+    write_text(out / "leaderboard.svg", leaderboard_svg(board))
+    write_text(out / "leaderboard.html", render_elo_html(board))
+    return LeaderboardRun(board, out)
