@@ -51,6 +51,11 @@ FORBIDDEN = {
 for _below in ("rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.stats",
                "rlaif.audit", "rlaif.report", "rlaif.instructions"):
     FORBIDDEN[_below] = [*FORBIDDEN[_below], "rlaif.serve", "rlaif.client"]
+# The pipelines (demo, online DPO) sit above everything but the CLI; the report renders their typed results.
+for _below in ("rlaif.records", "rlaif.outlock", "rlaif.stats", "rlaif.backends", "rlaif.calls", "rlaif.progress",
+               "rlaif.judge", "rlaif.train", "rlaif.rewards", "rlaif.serve", "rlaif.audit", "rlaif.eval",
+               "rlaif.report", "rlaif.instructions", "rlaif.constraints"):
+    FORBIDDEN[_below] = [*FORBIDDEN[_below], "rlaif.pipelines"]
 
 
 def _module_name(path: Path) -> str:
