@@ -11,6 +11,8 @@ Jury methods over the judges with a valid verdict on a pair:
 - `dawid-skene`: p_a = the Dawid–Skene posterior, which weights each judge by its estimated
   confusion matrix over all pairs (a judge that always says the same thing gets no weight).
 `agreement` is the share of the pair's judges whose verdict equals the consensus winner.
+
+`checker_led` is the demo's jury: a rule checker decides, one judge only softens p_a by its weight.
 """
 from __future__ import annotations
 
@@ -94,4 +96,23 @@ def consensus(verdicts: dict[str, dict[str, JudgeVerdict]], method: JuryMethod =
             win = winner_of(p)
         agree = sum(v.winner == win for v in valid) / len(valid)
         out[item] = Consensus(item, p, win, agree, [v.rater for v in valid])
+    return out
+
+
+def checker_led(verdicts: dict[str, dict[str, JudgeVerdict]], checker: str, judge: str,
+                weight: float) -> dict[str, Consensus]:
+    """The checker's decisive verdicts (a or b) are the winners; the judge only softens p_a:
+    p_a = (p_checker + weight · p_judge) / (1 + weight) where the judge has a verdict and weight > 0.
+    `agreement` is whether the judge's p_a sides with the checker's winner (None without a judge verdict);
+    `raters` are the checker, and the judge when it has a weight."""
+    out = {}
+    for item, per in verdicts.items():
+        c = per.get(checker)
+        if c is None or c.winner not in ("a", "b"):
+            continue
+        v = per.get(judge)
+        p_judge = None if v is None else v.p_a
+        p_a = c.p_a if p_judge is None or weight == 0 else (c.p_a + weight * p_judge) / (1.0 + weight)
+        agreement = None if p_judge is None else float((p_judge > 0.5) == (c.winner == "a"))
+        out[item] = Consensus(item, p_a, c.winner, agreement, [checker] + ([judge] if weight > 0 else []))
     return out

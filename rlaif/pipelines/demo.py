@@ -37,11 +37,10 @@ from typing import Any
 
 from rlaif.catalog import find
 from rlaif.outlock import locks_output
-from rlaif.pipelines.steps import Steps
-from rlaif.pipelines.steps import log as steps_log
+from rlaif.pipelines.resume import Steps
+from rlaif.pipelines.resume import log as steps_log
 from rlaif.records import (
     Label,
-    Preference,
     Prompt,
     Response,
     read_json_file,
@@ -107,7 +106,7 @@ def run_demo(out: Path, quick: bool = False) -> dict:
     step("generate_candidates", generate_candidates, out, plan)
     step("label_revisions", label_revisions, out)
     step("audit_ai_judge", audit_ai_judge, out)
-    step("build_preferences", build_preferences, out)
+    step("build_preferences", build_demo_preferences, out)
     step("train_reward_model", train_reward_model, out, plan)
     step("train_dpo", train_dpo_policy, out, plan)
     step("train_online_rl", train_online_policy, out, plan)
@@ -193,27 +192,18 @@ def judge_weight(audit: dict, rater: str) -> tuple[float, float | None]:
     return max(0.0, 2.0 * value - 1.0), value
 
 
-def build_preferences(out: Path) -> None:
-    from rlaif.judge.jury import judge_verdicts
+def build_demo_preferences(out: Path) -> None:
+    """`rlaif label`'s preference builder on the labeled pairs, with the checker-led jury weighted by the audit."""
+    from rlaif.judge.jury import checker_led
+    from rlaif.judge.pairing import reference_pairs
+    from rlaif.judge.preferences import build_preferences
 
     labels = read_jsonl(out / "labels" / "labels.jsonl", Label)
     ai, rule = _raters(labels)
     audit = read_json_file(out / "audit" / "audit.json")
     w, acc = judge_weight(audit, ai)
-    verdicts = judge_verdicts(labels)  # per item, per rater: both orders combined
-    rule_labels = {lb.item: lb for lb in labels if lb.rater == rule and lb.winner in ("a", "b")}
-    prefs = []
-    for item, lb in rule_labels.items():
-        ai_v = verdicts.get(item, {}).get(ai)
-        p_ai = None if ai_v is None else ai_v.p_a
-        p_a = lb.p_a if p_ai is None or w == 0 else (lb.p_a + w * p_ai) / (1.0 + w)
-        a_wins = lb.winner == "a"
-        prefs.append(Preference(
-            prompt=lb.prompt, chosen=lb.response_a if a_wins else lb.response_b,
-            rejected=lb.response_b if a_wins else lb.response_a, p_chosen=p_a if a_wins else 1.0 - p_a,
-            prompt_id=lb.prompt_id,
-            chosen_policy=lb.model_a if a_wins else lb.model_b, rejected_policy=lb.model_b if a_wins else lb.model_a,
-            judges=[rule] + ([ai] if w > 0 else []), agreement=None if p_ai is None else float((p_ai > 0.5) == a_wins)))
+    pairs = reference_pairs(read_jsonl(out / "candidates.jsonl", Response), "local")  # the pairs label_revisions made
+    prefs = build_preferences(pairs, labels, jury=lambda v: checker_led(v, rule, ai, w)).preferences
     write_jsonl(out / "preferences.jsonl", prefs)
     write_json(out / "preferences_summary.json", {
         "n_pairs": len({lb.item for lb in labels}), "n_preferences": len(prefs),

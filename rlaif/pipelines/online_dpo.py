@@ -35,7 +35,7 @@ from pydantic import Field, model_validator
 from rlaif.catalog import find
 from rlaif.errors import ConfigError
 from rlaif.outlock import output_lock
-from rlaif.pipelines.steps import Steps
+from rlaif.pipelines.resume import Steps
 from rlaif.records import (
     Label,
     Preference,
