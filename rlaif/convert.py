@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rlaif.errors import ConfigError, InputError
-from rlaif.records import Label, iter_json_lines, os_error, read_jsonl, read_text, stable_id
+from rlaif.records import Label, iter_json_lines, os_error, read_jsonl, read_text, stable_id, write_jsonl
 
 FORMATS = ("pandalm", "llmbar", "arena", "mt-bench", "alpaca-eval", "reorient")
 
@@ -88,6 +89,25 @@ def convert(fmt: str, paths: list[str | Path]) -> list[Label]:
         out += {"pandalm": _pandalm, "llmbar": _llmbar, "arena": _arena, "mt-bench": _mt_bench,
                 "alpaca-eval": _alpaca_eval, "reorient": _reorient}[f](ps)
     return out
+
+
+@dataclass
+class ConvertRun:
+    """What `run_convert` wrote: the labels and the label JSONL file holding them."""
+
+    labels: list[Label]
+    out: Path
+
+    @property
+    def summary(self) -> str:
+        return f"{len(self.labels)} labels by {len({lb.rater for lb in self.labels})} raters -> {self.out}"
+
+
+def run_convert(fmt: str, paths: list[str | Path], out: str | Path) -> ConvertRun:
+    """`rlaif convert`: `convert(fmt, paths)` written to the label JSONL file `out`."""
+    labels = convert(fmt, paths)
+    write_jsonl(out, labels)
+    return ConvertRun(labels, Path(out))
 
 
 def _text(x: Any) -> str | None:

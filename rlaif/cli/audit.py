@@ -83,9 +83,6 @@ def convert(
 ) -> None:
     """Convert PandaLM, LLMBar, Chatbot Arena, MT-Bench or AlpacaEval judgments into label JSONL, or re-orient
     rlaif labels."""
-    from rlaif.convert import convert as run_convert
-    from rlaif.records import write_jsonl
+    from rlaif.convert import run_convert
 
-    labels = run_convert(fmt, list(inputs))
-    write_jsonl(out, labels)
-    typer.echo(f"{len(labels)} labels by {len({lb.rater for lb in labels})} raters -> {out}")
+    typer.echo(run_convert(fmt, list(inputs), out).summary)
