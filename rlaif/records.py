@@ -66,6 +66,9 @@ class Response(Record):
     sample: int = 0
     response: str
     usage: Usage | None = None
+    constraints: list[dict[str, Any]] | None = None  # the prompt's, when a responses file carries them (rule judge)
+    revised_from: str | None = None  # a rule-guided revision (the demo): the POLICY#SAMPLE it revises
+    WRITTEN_WHEN_SET: ClassVar[frozenset[str]] = frozenset({"constraints", "revised_from"})
 
 
 Winner = Literal["a", "b", "tie"]

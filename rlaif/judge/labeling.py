@@ -293,7 +293,7 @@ def score_responses(judge: Judge, responses: list[Response], calls, *, context: 
         check = context.checkers[judge.spec.checker]
         out = []
         for r in responses:
-            cons = getattr(r, "constraints", None) or context.constraints.get(r.prompt_id)
+            cons = r.constraints or context.constraints.get(r.prompt_id)
             s = rule_score(check, cons, r.response, binary=judge.mode == "binary")
             out.append(_score_record(judge, r, s, None if s.error else f"{s.value!r}", None))
         return out
