@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlaif.catalog import find
 from rlaif.outlock import locks_output
@@ -49,6 +49,9 @@ from rlaif.records import (
     write_json,
     write_jsonl,
 )
+
+if TYPE_CHECKING:
+    from rlaif.report.demo_page import DemoReport
 
 AI_JUDGE = "pairwise-logprob"
 RULE_JUDGE = "rule"
@@ -82,10 +85,10 @@ class DemoSize:
 
 
 FULL = DemoSize(train_pool=120, train_prompts=32, samples=2, max_tokens=48, rm_seconds=30, dpo_seconds=150,
-            eval_prompts=12, eval_samples=2, eval_max_tokens=48)
+                eval_prompts=12, eval_samples=2, eval_max_tokens=48)
 QUICK = DemoSize(train_pool=120, train_prompts=8, samples=2, max_tokens=48, rm_seconds=10, dpo_seconds=30,
-             eval_prompts=5, eval_samples=2, eval_max_tokens=48, eval_judges=("rule",), eval_kl=False,
-             rl_max_steps=2, rl_batch=1)
+                 eval_prompts=5, eval_samples=2, eval_max_tokens=48, eval_judges=("rule",), eval_kl=False,
+                 rl_max_steps=2, rl_batch=1)
 # The constraint types where the base policy sometimes complies (20-65% of its samples pass, measured), so
 # a group of samples gets different rewards; format:title (83%) and the never-met types are left out.
 RL_TYPES = frozenset({"words", "include", "exclude", "characters", "frequency"})
@@ -96,7 +99,10 @@ def log(msg: str) -> None:
 
 
 @locks_output("out", directory=True)
-def run_demo(out: Path, quick: bool = False) -> dict:
+def run_demo(out: Path, quick: bool = False) -> DemoReport:
+    """`rlaif demo`: run (or resume) every step; the result is what report.html shows (demo.json and its pairs)."""
+    from rlaif.pipelines.demo_summary import demo_report
+
     plan = QUICK if quick else FULL
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -114,9 +120,8 @@ def run_demo(out: Path, quick: bool = False) -> dict:
     step("evaluate_online_rl", evaluate_online_policy, out, plan)
     step("rank_policies", rank_policies, out)
     step("write_report", write_report, out, plan, steps)
-    summary = read_json_file(out / "demo.json")
     log(f"finished in {time.perf_counter() - t_start:.0f} s: open {out / 'report.html'}")
-    return summary
+    return demo_report(out, read_json_file(out / "demo.json"))
 
 
 # ---- generate_candidates ---------------------------------------------------------------------------
