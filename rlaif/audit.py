@@ -4,10 +4,15 @@
 audit.json from `rlaif.records.Label` records (the output of `rlaif label`, or human
 and LLM annotations converted with `rlaif convert`). Keys and definitions are listed
 in README.md ("Auditing judges and labelers"); the statistics live in `rlaif.stats`.
+`run_audit` is the command, called alike by `rlaif audit`, the demo and online DPO: the audit
+written to OUT/audit.json, audit.md and audit.html, returned as an `AuditRun`.
 
 Conventions:
-- A rater's verdict on a pair combines all its valid labels on it: the same winner in
-  every one gives that winner, otherwise a tie (MT-Bench's conservative rule for two orders).
+- A rater's verdict on a pair combines all its valid labels on it by `rlaif.stats.verdicts`'
+  `unanimous_or_tie` rule: the same winner in every one gives that winner, otherwise a tie
+  (MT-Bench's conservative rule for two orders). Every statistic on verdicts uses it (verdict
+  counts, agreement, consensus, gold agreement, self-preference, Dawid–Skene); the per-label
+  rates (invalid, tie, position, first position, length, accuracy, calibration) read labels.
 - Every rate carries k (numerator), n (denominator) and a 95% bootstrap interval; the
   bootstrap resamples items (pairs), seeded, shared by all statistics of one audit.
 - Undefined numbers are null, never NaN.
@@ -25,11 +30,12 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 
 from rlaif.errors import ConfigError
-from rlaif.records import Label
+from rlaif.records import Label, write_json, write_text
 from rlaif.stats import bias
 from rlaif.stats.agreement import (
     cohen_kappa,
@@ -40,6 +46,7 @@ from rlaif.stats.agreement import (
 )
 from rlaif.stats.bootstrap import DEFAULT_ROUNDS, DEFAULT_SEED, Estimate, ItemBootstrap, ratio, sum_statistic
 from rlaif.stats.dawid_skene import dawid_skene
+from rlaif.stats.verdicts import unanimous_or_tie
 
 VERDICTS = ("a", "b", "tie")
 CODE = {"a": 0, "b": 1, "tie": 2}
@@ -79,12 +86,12 @@ def _rater_data(name: str, labels: list[Label], index: dict[str, int]) -> RaterD
 
 
 def combine_verdicts(item: np.ndarray, winner: np.ndarray) -> dict[int, int]:
-    """Per item, the combined verdict of one rater's valid labels (unanimous winner, else tie)."""
+    """Per item, the combined verdict of one rater's valid labels (`unanimous_or_tie`)."""
     seen: dict[int, set[int]] = defaultdict(set)
     for i, w in zip(item.tolist(), winner.tolist(), strict=True):
         if w >= 0:
             seen[i].add(w)
-    return {i: next(iter(ws)) if len(ws) == 1 else CODE["tie"] for i, ws in seen.items()}
+    return {i: unanimous_or_tie(ws, CODE["tie"]) for i, ws in seen.items()}
 
 
 def _est(e: Estimate, **extra) -> dict:
@@ -104,7 +111,7 @@ def _plurality(votes: Sequence[int]) -> int | None:
 
 
 def _rater_model_names(rd: RaterData) -> set[str]:
-    given = {str(getattr(lb, "rater_model", "") or "").lower() for lb in rd.labels} - {""}
+    given = {str(lb.rater_model or "").lower() for lb in rd.labels} - {""}
     if given:
         return given
     name = rd.name.lower()
@@ -396,3 +403,36 @@ def read_gold(path) -> list[Label]:
     if not out:
         raise InputError(path, None, "no gold labels", 'add lines like {"item": "...", "winner": "a"}')
     return out
+
+
+@dataclass
+class AuditRun:
+    """What `run_audit` wrote: audit.json's content and the folder holding audit.json, audit.md, audit.html."""
+
+    result: dict
+    out: Path
+
+    @property
+    def summary(self) -> str:
+        return (f"audited {self.result['n_raters']} raters on {self.result['n_items']} items -> {self.out}/audit.json, "
+                "audit.md, audit.html")
+
+
+def run_audit(labels: Sequence[Label], out: str | Path, gold: str | None = None, *, gold_file: str | Path | None = None,
+              rounds: int = DEFAULT_ROUNDS, seed: int = DEFAULT_SEED, length_margin: int = 30) -> AuditRun:
+    """`rlaif audit`: audit the raters of `labels` against gold — the rater named `gold` among them, the labels
+    of `gold_file` (JSONL lines with item and winner), or none — into OUT/audit.json, audit.md and audit.html."""
+    from rlaif.report.audit_page import render_audit_html, render_audit_md
+
+    out = Path(out)
+    labels = list(labels)
+    gold_labels = read_gold(gold_file) if gold_file is not None else []
+    result = audit_labels(labels, gold_labels or gold, rounds=rounds, seed=seed, length_margin=length_margin)
+    if gold_labels:
+        result["gold"]["source"] = f"file:{gold_file}"
+    html = render_audit_html(result, labels, gold_labels)
+    md = render_audit_md(result)
+    write_json(out / "audit.json", result)
+    write_text(out / "audit.md", md)
+    write_text(out / "audit.html", html)
+    return AuditRun(result, out)

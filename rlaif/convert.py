@@ -14,6 +14,10 @@ Formats (the layouts of the public releases):
   shown first, `g2_winner` with model_2 shown first, `judge`: [model, prompt]).
 - `alpaca-eval`: AlpacaEval / AlpacaFarm annotations (`output_1`, `output_2`, `preference`: 1, 2,
   1.5 or 0 = tie, a float in [1, 2] = 2 - P(output_1 better), null = no verdict).
+- `reorient` (named, never detected): rlaif label JSONL whose labels of one item name the two models in
+  different orientations (annotators shown a pair either way round, each label kept as shown): every
+  label is turned to its item's first label's `model_a`/`model_b`, so `rlaif audit` compares verdicts on
+  the same models (it refuses the file otherwise).
 
 Item ids are stable: MT-Bench items are (question, turn, model pair) with the pair in sorted
 order (winners flipped to match), so judges and humans who saw the models in different
@@ -23,13 +27,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rlaif.errors import ConfigError, InputError
-from rlaif.records import Label, iter_json_lines, os_error, read_text, stable_id
+from rlaif.records import Label, iter_json_lines, os_error, read_jsonl, read_text, stable_id, write_jsonl
 
-FORMATS = ("pandalm", "llmbar", "arena", "mt-bench", "alpaca-eval")
+FORMATS = ("pandalm", "llmbar", "arena", "mt-bench", "alpaca-eval", "reorient")
 
 
 def load_records(path: str | Path) -> Iterator[tuple[int, dict]]:
@@ -82,8 +87,27 @@ def convert(fmt: str, paths: list[str | Path]) -> list[Label]:
     out: list[Label] = []
     for f, ps in groups.items():
         out += {"pandalm": _pandalm, "llmbar": _llmbar, "arena": _arena, "mt-bench": _mt_bench,
-                "alpaca-eval": _alpaca_eval}[f](ps)
+                "alpaca-eval": _alpaca_eval, "reorient": _reorient}[f](ps)
     return out
+
+
+@dataclass
+class ConvertRun:
+    """What `run_convert` wrote: the labels and the label JSONL file holding them."""
+
+    labels: list[Label]
+    out: Path
+
+    @property
+    def summary(self) -> str:
+        return f"{len(self.labels)} labels by {len({lb.rater for lb in self.labels})} raters -> {self.out}"
+
+
+def run_convert(fmt: str, paths: list[str | Path], out: str | Path) -> ConvertRun:
+    """`rlaif convert`: `convert(fmt, paths)` written to the label JSONL file `out`."""
+    labels = convert(fmt, paths)
+    write_jsonl(out, labels)
+    return ConvertRun(labels, Path(out))
 
 
 def _text(x: Any) -> str | None:
@@ -294,3 +318,39 @@ def _alpaca_eval(paths: list[Path]) -> list[Label]:
                                  obj.get("raw_completion"), str) else None,
                              error=None if winner else "no preference"))
     return out
+
+
+# ---- re-orientation of rlaif labels ----
+
+_MISSING = object()
+_SWAPPED = (("model_a", "model_b"), ("response_a", "response_b"), ("sample_a", "sample_b"), ("score_a", "score_b"))
+
+
+def swap_sides(lb: Label) -> Label:
+    """The same verdict with a and b exchanged: models, responses, samples, scores, winner, p_a and the order
+    shown (the response shown first is now b)."""
+    d = lb.model_dump()
+    for x, y in _SWAPPED:
+        vx, vy = d.pop(x, _MISSING), d.pop(y, _MISSING)
+        d.update({k: v for k, v in ((x, vy), (y, vx)) if v is not _MISSING})
+    d["winner"] = _FLIP[lb.winner]
+    d["p_a"] = None if lb.p_a is None else 1.0 - lb.p_a
+    d["order"] = {"ab": "ba", "ba": "ab", None: None}[lb.order]
+    return Label.model_validate(d)
+
+
+def reorient(labels: list[Label]) -> list[Label]:
+    """Every label in its item's first label's orientation (model_a, model_b); others unchanged."""
+    first: dict[str, tuple[str, str]] = {}
+    out = []
+    for lb in labels:
+        if lb.model_a and lb.model_b and lb.model_a != lb.model_b:
+            ma, mb = first.setdefault(lb.item, (lb.model_a, lb.model_b))
+            if (lb.model_a, lb.model_b) == (mb, ma):
+                lb = swap_sides(lb)
+        out.append(lb)
+    return out
+
+
+def _reorient(paths: list[Path]) -> list[Label]:
+    return reorient([lb for p in paths for lb in read_jsonl(p, Label)])

@@ -1,10 +1,13 @@
 """Leaderboards from battles (`rlaif elo`): Bradley–Terry ratings with bootstrap intervals.
 
 Input: rlaif label JSONL (one battle per rater and pair: the rater's combined verdict over
-its labels on that pair, MT-Bench's rule) or Chatbot-Arena-style battles (`model_a`,
-`model_b`, `winner`: model_a | model_b | tie | tie (bothbad)), as JSONL or a JSON list.
+its labels on that pair, `rlaif.stats.verdicts.unanimous_or_tie`, MT-Bench's rule) or
+Chatbot-Arena-style battles (`model_a`, `model_b`, `winner`: model_a | model_b | tie |
+tie (bothbad)), as JSONL or a JSON list.
 Output (`leaderboard()`): {"method", "n_battles", "n_models", "anchor", "bootstrap_rounds",
 "seed", "ratings": [{model, rating, ci_low, ci_high, rank, n_battles, win_rate}], ...}.
+`run_leaderboard` is the command (`rlaif elo`, the demo): the board written to OUT/leaderboard.json,
+.csv, .svg and .html, returned as a `LeaderboardRun`.
 """
 from __future__ import annotations
 
@@ -17,10 +20,11 @@ from pydantic import ValidationError
 
 from rlaif.convert import load_records
 from rlaif.errors import ConfigError, InputError
-from rlaif.records import Label, LabelDuplicates
+from rlaif.records import Label, LabelDuplicates, write_json, write_text
 from rlaif.records import _describe as describe_validation_error
 from rlaif.stats import ranking
 from rlaif.stats.bootstrap import clean
+from rlaif.stats.verdicts import unanimous_or_tie
 
 ARENA_WINNERS = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
 LABEL_WINNERS = {"a": 1.0, "b": 0.0, "tie": 0.5}
@@ -83,7 +87,7 @@ def read_battles(path: str | Path) -> BattleFile:
         if not c["winners"]:
             continue  # no valid verdict on this pair
         lb = c["lb"]
-        w = next(iter(c["winners"])) if len(c["winners"]) == 1 else "tie"
+        w = unanimous_or_tie(c["winners"], "tie")
         bf.model_a.append(lb.model_a)
         bf.model_b.append(lb.model_b)
         bf.outcome.append(LABEL_WINNERS[w])
@@ -185,3 +189,31 @@ def leaderboard_csv(board: dict) -> str:
             cells.append('"' + s.replace('"', '""') + '"' if any(ch in s for ch in ',"\n') else s)
         lines.append(",".join(cells))
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class LeaderboardRun:
+    """What `run_leaderboard` wrote: leaderboard.json's content and the folder holding leaderboard.json, .csv,
+    .svg and .html."""
+
+    board: dict
+    out: Path
+
+    @property
+    def summary(self) -> str:
+        top = self.board["ratings"][0]
+        return (f"{self.board['n_models']} models, {self.board['n_battles']} battles; top: {top['model']} "
+                f"({top['rating']:.1f}) -> {self.out}/leaderboard.json, .csv, .svg, .html")
+
+
+def run_leaderboard(battles: BattleFile, out: str | Path, **settings) -> LeaderboardRun:
+    """`rlaif elo`: `leaderboard(battles, **settings)` written to OUT/leaderboard.json, .csv, .svg and .html."""
+    from rlaif.report.elo_page import leaderboard_svg, render_elo_html
+
+    out = Path(out)
+    board = leaderboard(battles, **settings)
+    write_json(out / "leaderboard.json", board)
+    write_text(out / "leaderboard.csv", leaderboard_csv(board))
+    write_text(out / "leaderboard.svg", leaderboard_svg(board))
+    write_text(out / "leaderboard.html", render_elo_html(board))
+    return LeaderboardRun(board, out)

@@ -16,9 +16,9 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, TypeVar
+from typing import IO, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 from rlaif.errors import InputError
 
@@ -27,9 +27,20 @@ Text = str | list[Message]  # a prompt or response: a string or a chat message l
 
 
 class Record(BaseModel):
-    """Base record: unknown fields are kept, so files from other tools round-trip."""
+    """Base record: unknown fields are kept, so files from other tools round-trip.
+
+    Fields named in `WRITTEN_WHEN_SET` are declared (typed, readable without getattr) but written only when
+    the record was given them: a label of a rule checker carries no `usage`, a converted label no `judge`."""
 
     model_config = ConfigDict(extra="allow")
+    WRITTEN_WHEN_SET: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        for name in self.WRITTEN_WHEN_SET - self.model_fields_set:
+            data.pop(name, None)
+        return data
 
 
 class Usage(Record):
@@ -55,6 +66,9 @@ class Response(Record):
     sample: int = 0
     response: str
     usage: Usage | None = None
+    constraints: list[dict[str, Any]] | None = None  # the prompt's, when a responses file carries them (rule judge)
+    revised_from: str | None = None  # a rule-guided revision (the demo): the POLICY#SAMPLE it revises
+    WRITTEN_WHEN_SET: ClassVar[frozenset[str]] = frozenset({"constraints", "revised_from"})
 
 
 Winner = Literal["a", "b", "tie"]
@@ -76,6 +90,25 @@ class Label(Record):
     response_b: str | None = None
     raw: str | None = None
     error: str | None = None
+    # What `rlaif label` writes beside the verdict (each only where it applies), and what converted files may
+    # carry; declared after the fields above, in the order `rlaif label` has always written them.
+    judge: str | None = None  # the judge's name (rater is name@version:model)
+    prompt_id: str | int | None = None  # other tools' files may number their prompts
+    sample_a: int | None = None
+    sample_b: int | None = None
+    parse: str | None = None  # how the verdict was read from the reply (LLM judges)
+    usage: Usage | None = None
+    cached: bool | None = None
+    latency_s: float | None = None
+    top_logprobs: list[dict[str, float]] | None = None
+    call_failed: bool | None = None  # the call failed: `raw` is no reply, --reparse must not read it
+    score_a: float | None = None  # pointwise judges: the two scores the verdict came from
+    score_b: float | None = None
+    rater_model: str | None = None  # the model behind the rater, for self-preference (converted files)
+    category: str | int | None = None  # the prompt's category, for per-category win rates
+    WRITTEN_WHEN_SET: ClassVar[frozenset[str]] = frozenset({
+        "judge", "prompt_id", "sample_a", "sample_b", "parse", "usage", "cached", "latency_s", "top_logprobs",
+        "call_failed", "score_a", "score_b", "rater_model", "category"})
 
 
 class Preference(Record):
@@ -258,17 +291,34 @@ class LabelDuplicates:
 
 
 def read_labels(path: str | Path) -> tuple[list[Label], LabelDuplicates]:
-    """Label records without repeated (item, rater, order) lines, and what was dropped."""
+    """Label records without repeated (item, rater, order) lines, and what was dropped. Every label of an item
+    must name its two models in one orientation (`check_orientation`)."""
     out: list[Label] = []
     dup = LabelDuplicates(str(path))
+    first: dict[str, tuple[str, str, int]] = {}
     for n, obj in iter_json_lines(path):
         try:
             lb = Label.model_validate(obj)
         except ValidationError as e:
             raise InputError(path, n, f"not a valid Label record: {_describe(e)}", _fix_hint(Label)) from None
         if not dup.is_repeat(lb, n):
+            check_orientation(lb, path, n, first)
             out.append(lb)
     return out, dup
+
+
+def check_orientation(lb: Label, path: str | Path, line: int, first: dict[str, tuple[str, str, int]]) -> None:
+    """Refuse a label whose model_a/model_b are swapped relative to the first label of its item (`first`: item ->
+    (model_a, model_b, line), filled as the file is read): verdicts are compared letter by letter, so a swapped
+    label's "a" would count as agreeing with another label's "a" although it names the other model."""
+    if not lb.model_a or not lb.model_b or lb.model_a == lb.model_b:
+        return
+    model_a, model_b, at = first.setdefault(lb.item, (lb.model_a, lb.model_b, line))
+    if (lb.model_a, lb.model_b) == (model_b, model_a):
+        raise InputError(path, line, f"item '{lb.item}': model_a = '{lb.model_a}', model_b = '{lb.model_b}' are "
+                         f"swapped relative to line {at}, so its a/b verdicts would be compared letter by letter",
+                         f"re-orient every label of an item to its first label's models: rlaif convert -f reorient "
+                         f"{path} -o REORIENTED.jsonl")
 
 
 def _fix_hint(model: type[BaseModel]) -> str:

@@ -32,9 +32,9 @@ FORBIDDEN = {
                     "rlaif.cli", "rlaif.stats", "openai", "anthropic", "vllm"],
     # above judge: turns --reward specs into the trainers' reward callable; the trained reward model comes
     # through rlaif.scoring's lazy factory, never by import
-    "rlaif.rewards": ["rlaif.train", "rlaif.cli", "rlaif.eval", "rlaif.demo", "rlaif.serve", "rlaif.client"],
+    "rlaif.rewards": ["rlaif.train", "rlaif.cli", "rlaif.eval", "rlaif.pipelines", "rlaif.serve", "rlaif.client"],
     # the service sits above rewards and judge; nothing below it imports it, and it imports no training code
-    "rlaif.serve": ["rlaif.train", "rlaif.cli", "rlaif.eval", "rlaif.demo", "rlaif.client"],
+    "rlaif.serve": ["rlaif.train", "rlaif.cli", "rlaif.eval", "rlaif.pipelines", "rlaif.client"],
     # the scorer contract and registry: a leaf (stdlib + errors); its factories are named, not imported
     "rlaif.scoring": ["rlaif.", "torch", "transformers", "openai", "anthropic", "vllm", "numpy", "httpx"],
     # the client of the service: httpx and rlaif.errors only
@@ -52,6 +52,11 @@ FORBIDDEN = {
 for _below in ("rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.stats",
                "rlaif.audit", "rlaif.report", "rlaif.instructions", "rlaif.scoring"):
     FORBIDDEN[_below] = [*FORBIDDEN[_below], "rlaif.serve", "rlaif.client"]
+# The pipelines (demo, online DPO) sit above everything but the CLI; the report renders their typed results.
+for _below in ("rlaif.records", "rlaif.outlock", "rlaif.stats", "rlaif.backends", "rlaif.calls", "rlaif.progress",
+               "rlaif.judge", "rlaif.train", "rlaif.rewards", "rlaif.serve", "rlaif.audit", "rlaif.eval",
+               "rlaif.report", "rlaif.instructions", "rlaif.scoring"):
+    FORBIDDEN[_below] = [*FORBIDDEN[_below], "rlaif.pipelines"]
 
 
 def _module_name(path: Path) -> str:

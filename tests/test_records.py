@@ -8,6 +8,7 @@ from rlaif.records import (
     Label,
     Preference,
     read_jsonl,
+    read_labels,
     read_prompts,
     stable_id,
     write_jsonl,
@@ -96,3 +97,29 @@ def test_written_files_get_normal_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_label_declares_what_rlaif_writes_and_writes_it_only_when_set(tmp_path):
+    judged = Label(item="i", rater="r", judge="pairwise", prompt_id="p0", sample_a=0, sample_b=1, winner="a",
+                   usage={"input_tokens": 3, "output_tokens": 1}, cached=False, call_failed=True)
+    assert (judged.judge, judged.prompt_id, judged.usage.output_tokens, judged.call_failed) == \
+        ("pairwise", "p0", 1, True)
+    plain = Label(item="i", rater="r", tool_field=1)
+    out = write_jsonl(tmp_path / "l.jsonl", [judged, plain])
+    first, second = (json.loads(line) for line in out.read_text().splitlines())
+    assert list(first)[-7:] == ["judge", "prompt_id", "sample_a", "sample_b", "usage", "cached", "call_failed"]
+    assert "judge" not in second and "usage" not in second and second["tool_field"] == 1
+    assert read_jsonl(out, Label) == [judged, plain]
+
+
+def test_read_labels_refuses_an_item_whose_models_are_swapped(tmp_path):
+    path = _write(tmp_path / "l.jsonl", [
+        json.dumps({"item": "i", "rater": "r1", "model_a": "x", "model_b": "y", "winner": "a"}),
+        json.dumps({"item": "j", "rater": "r1", "model_a": "y", "model_b": "x", "winner": "a"}),
+        json.dumps({"item": "i", "rater": "r2", "model_a": "x", "model_b": "y", "winner": "b"}),
+        json.dumps({"item": "i", "rater": "r3", "model_a": "y", "model_b": "x", "winner": "b"})])
+    with pytest.raises(InputError) as e:
+        read_labels(path)
+    assert f"{path}:4:" in str(e.value) and "swapped relative to line 1" in str(e.value)
+    assert "rlaif convert -f reorient" in str(e.value)
+    assert len(read_labels(_write(tmp_path / "ok.jsonl", path.read_text().splitlines()[:3]))[0]) == 3

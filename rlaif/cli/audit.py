@@ -25,30 +25,19 @@ def audit(
                                       "by to count in longer_preferred_rate"),
 ) -> None:
     """Audit judges and labelers: position and length bias, self-preference, accuracy, agreement."""
-    from rlaif.audit import audit_labels, read_gold
+    from rlaif.audit import run_audit
     from rlaif.errors import InputError
-    from rlaif.records import read_labels, write_json, write_text
-    from rlaif.report.audit_page import render_audit_html, render_audit_md
+    from rlaif.records import read_labels
 
     rows, duplicates = read_labels(labels)
     if not rows:
         raise InputError(labels, None, "the file holds no labels",
                          "pass a label JSONL file (`rlaif label` or `rlaif convert` output) with at least one line")
     warn(duplicates.warning())
-    gold_arg, gold_labels = gold, []
-    if gold is not None and Path(gold).is_file():
-        gold_labels = read_gold(gold)
-        gold_arg = gold_labels
-    result = audit_labels(rows, gold_arg, rounds=bootstrap, seed=seed, length_margin=length_margin)
-    if gold_labels:
-        result["gold"]["source"] = f"file:{gold}"
-    html = render_audit_html(result, rows, gold_labels)
-    md = render_audit_md(result)
-    write_json(out / "audit.json", result)
-    write_text(out / "audit.md", md)
-    write_text(out / "audit.html", html)
-    typer.echo(f"audited {result['n_raters']} raters on {result['n_items']} items -> {out}/audit.json, "
-               "audit.md, audit.html")
+    is_file = gold is not None and Path(gold).is_file()
+    run = run_audit(rows, out, None if is_file else gold, gold_file=gold if is_file else None, rounds=bootstrap,
+                    seed=seed, length_margin=length_margin)
+    typer.echo(run.summary)
 
 
 @app.command()
@@ -69,40 +58,31 @@ def elo(
     """Rank models: Bradley–Terry ratings with bootstrap intervals and CI-aware ranks."""
     from rich.progress import Progress
 
-    from rlaif.elo import leaderboard, leaderboard_csv, parse_anchor, read_battles
+    from rlaif.elo import parse_anchor, read_battles, run_leaderboard
     from rlaif.progress import stderr_console
-    from rlaif.records import write_json, write_text
-    from rlaif.report.elo_page import leaderboard_svg, render_elo_html
 
     with Progress(transient=True, console=stderr_console()) as bar:
         task = bar.add_task("bootstrap", total=1.0)
         battle_file = read_battles(battles)
-        board = leaderboard(battle_file, rounds=bootstrap, seed=seed, anchor=parse_anchor(anchor),
-                            method="elo" if online else "bt", k=k, style=style_control,
-                            progress=lambda f: bar.update(task, completed=f))
+        run = run_leaderboard(battle_file, out, rounds=bootstrap, seed=seed, anchor=parse_anchor(anchor),
+                              method="elo" if online else "bt", k=k, style=style_control,
+                              progress=lambda f: bar.update(task, completed=f))
     warn(battle_file.duplicates.warning() if battle_file.duplicates else None)
-    if not board["comparison_graph_connected"]:
+    if not run.board["comparison_graph_connected"]:
         typer.secho("warning: the models fall into groups that never met; ratings across groups are not "
                     "comparable", err=True, fg="yellow")
-    write_json(out / "leaderboard.json", board)
-    write_text(out / "leaderboard.csv", leaderboard_csv(board))
-    write_text(out / "leaderboard.svg", leaderboard_svg(board))
-    write_text(out / "leaderboard.html", render_elo_html(board))
-    top = board["ratings"][0]
-    typer.echo(f"{board['n_models']} models, {board['n_battles']} battles; top: {top['model']} "
-               f"({top['rating']:.1f}) -> {out}/leaderboard.json, .csv, .svg, .html")
+    typer.echo(run.summary)
 
 
 @app.command()
 def convert(
     inputs: list[Path] = typer.Argument(..., help="files in one of the formats below", callback=input_file),
     out: Path = typer.Option(..., "-o", "--out", help="output label JSONL", callback=output_file),
-    fmt: str = typer.Option("auto", "--format", "-f", help="auto, pandalm, llmbar, arena, mt-bench, alpaca-eval"),
+    fmt: str = typer.Option("auto", "--format", "-f", help="auto, pandalm, llmbar, arena, mt-bench, alpaca-eval, or "
+                               "reorient (rlaif labels: each item's labels turned to one model_a/model_b)"),
 ) -> None:
-    """Convert PandaLM, LLMBar, Chatbot Arena, MT-Bench or AlpacaEval judgments into label JSONL."""
-    from rlaif.convert import convert as run_convert
-    from rlaif.records import write_jsonl
+    """Convert PandaLM, LLMBar, Chatbot Arena, MT-Bench or AlpacaEval judgments into label JSONL, or re-orient
+    rlaif labels."""
+    from rlaif.convert import run_convert
 
-    labels = run_convert(fmt, list(inputs))
-    write_jsonl(out, labels)
-    typer.echo(f"{len(labels)} labels by {len({lb.rater for lb in labels})} raters -> {out}")
+    typer.echo(run_convert(fmt, list(inputs), out).summary)

@@ -163,6 +163,6 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="a smaller, faster run"),
 ) -> None:
     """Run the RLAIF loop offline on the embedded default model."""
-    from rlaif.demo import run_demo
+    from rlaif.pipelines.demo import run_demo
 
     run_demo(out, quick=quick)

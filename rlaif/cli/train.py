@@ -111,7 +111,7 @@ def _check_train_flags(recipe: str, *, data, prompts, reward, judge, judge_model
 def _train_online_dpo(overrides: list[str], *, prompts, judge, judge_model, model, out, config, data, base_url,
                       api_key_env, concurrency) -> None:
     from rlaif.errors import ConfigError
-    from rlaif.online_dpo import DEFAULT_CONFIG, load_online_config, run_online_dpo
+    from rlaif.pipelines.online_dpo import DEFAULT_CONFIG, load_online_config, run_online_dpo
 
     if data is not None:
         raise ConfigError("online-dpo makes its own preference data each round. Fix: drop --data, pass --prompts")

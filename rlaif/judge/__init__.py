@@ -10,9 +10,9 @@ The public functions other areas call:
 """
 from rlaif.judge.jury import Consensus, JudgeVerdict, consensus, judge_verdicts
 from rlaif.judge.labeling import LabelRun, LiveCalls, Replay, ScoreRecord
-from rlaif.judge.outputs import build_kto, build_preferences, summarize
 from rlaif.judge.pairing import Pair, all_pairs, best_worst_pairs, make_pair, reference_pairs
 from rlaif.judge.pipeline import label_pairs, label_responses, run_label, write_outputs
+from rlaif.judge.preferences import build_kto, build_preferences, summarize
 from rlaif.judge.spec import Judge, JudgeSpec, load_judge, load_judges
 
 __all__ = [

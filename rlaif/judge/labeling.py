@@ -11,7 +11,7 @@ import math
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from rlaif.backends.base import Completion, Request
 from rlaif.calls.options import CallOptions
@@ -43,6 +43,8 @@ class ScoreRecord(Record):
     error: str | None = None
     usage: Usage | None = None
     cached: bool | None = None
+    call_failed: bool | None = None  # the call failed: `raw` is no reply, --reparse must not read it
+    WRITTEN_WHEN_SET: ClassVar[frozenset[str]] = frozenset({"call_failed"})
 
 
 @dataclass
@@ -114,10 +116,10 @@ class Replay:
     def __init__(self, labels: list[Label], scores: list[ScoreRecord]):
         self._store: dict[tuple[str, str], Completion] = {}
         for lab in labels:
-            if lab.order is not None and lab.raw is not None and not getattr(lab, "call_failed", False):
+            if lab.order is not None and lab.raw is not None and not lab.call_failed:
                 self._store[(lab.rater, f"{lab.item}|{lab.order}")] = _stored(lab)
         for s in scores:
-            if s.raw is not None and not getattr(s, "call_failed", False):
+            if s.raw is not None and not s.call_failed:
                 self._store[(s.rater, s.key)] = _stored(s)
 
     def has(self, rater: str, key: str) -> bool:
@@ -138,11 +140,9 @@ class Replay:
         pass
 
 
-def _stored(rec: Record) -> Completion:
-    usage = getattr(rec, "usage", None)
-    if isinstance(usage, dict):
-        usage = Usage.model_validate(usage)
-    return Completion(text=rec.raw or "", top_logprobs=getattr(rec, "top_logprobs", None),
+def _stored(rec: Label | ScoreRecord) -> Completion:
+    usage = rec.usage
+    return Completion(text=rec.raw or "", top_logprobs=rec.top_logprobs if isinstance(rec, Label) else None,
                       input_tokens=usage.input_tokens if usage else 0,
                       output_tokens=usage.output_tokens if usage else 0, cached=True)
 
@@ -316,7 +316,7 @@ def _score_llm(judge: Judge, responses: list[Response], calls, context: ScoreCon
     for r, c in zip(responses, comps, strict=True):
         if c.error:
             rec = _score_record(judge, r, Score(error=f"call failed: {c.error}"), None, c)
-            rec.call_failed = True  # type: ignore[attr-defined]  (extra field: not re-parsable)
+            rec.call_failed = True
         else:
             rec = _score_record(judge, r, parse_point(judge, c), c.text, c)
         out.append(rec)
@@ -330,7 +330,7 @@ def _score_rule(judge: Judge, responses: list[Response], calls, context: ScoreCo
     check = context.checkers[judge.spec.checker]
     out = []
     for r in responses:
-        cons = getattr(r, "constraints", None) or context.constraints.get(r.prompt_id)
+        cons = r.constraints or context.constraints.get(r.prompt_id)
         s = rule_score(check, cons, r.response, binary=judge.mode == "binary")
         out.append(_score_record(judge, r, s, None if s.error else f"{s.value!r}", None))
     return out

@@ -25,8 +25,8 @@ from rlaif.judge.labeling import (
     score_responses,
     unique_responses,
 )
-from rlaif.judge.outputs import build_kto, build_preferences, summarize
 from rlaif.judge.pairing import Pair, all_pairs, best_worst_pairs, reference_pairs, response_key
+from rlaif.judge.preferences import build_kto, build_preferences, summarize
 from rlaif.judge.spec import Judge
 from rlaif.outlock import locks_output
 from rlaif.records import (

@@ -1,15 +1,11 @@
-"""The demo's report: demo.json (every headline number, stable keys) and one self-contained report.html.
-
-Reads only the files the demo's steps wrote, so the report can be rebuilt from a finished run.
-The conclusions are computed from the intervals, never written in advance: a trained policy
-whose interval covers 0.5 is reported as not distinguishable from the base.
-"""
+"""The demo's report.html, self-contained, from a `DemoReport`: demo.json's content (every number and verdict,
+computed by `rlaif.pipelines.demo_summary`) and the evaluation pairs it shows. Reads no files."""
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from rlaif.records import Label, Response, iter_json_lines, read_json_file, read_jsonl
+from rlaif.records import Label
 from rlaif.report.html import (
     Example,
     Section,
@@ -28,149 +24,24 @@ from rlaif.report.html import (
 DIVERSITY = ("distinct_1", "distinct_2", "ead", "self_bleu", "embedding")
 
 
+@dataclass
+class EvalPair:
+    """One evaluation pair as the checker saw it: the split and the checker's label."""
+
+    split: str
+    label: Label
+
+
+@dataclass
+class DemoReport:
+    """What the demo's report renders: demo.json's content (`rlaif.pipelines.demo_summary`) and the pairs it shows."""
+
+    summary: dict
+    pairs: list[EvalPair]
+
+
 def _value(x: Any) -> Any:
     return x.get("value") if isinstance(x, dict) else x
-
-
-def _get(d: Any, *path: str) -> Any:
-    for p in path:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(p)
-    return d
-
-
-def _curve(path: Path) -> list[dict]:
-    return [obj for _, obj in iter_json_lines(path)] if path.exists() else []
-
-
-def _training(run: Path) -> dict | None:
-    if not (run / "train_result.json").exists():
-        return None
-    res = read_json_file(run / "train_result.json")
-    rows = _curve(run / "metrics.jsonl")
-    keys = ("step", "loss", "reward_accuracy", "reward_margin", "kl")
-    return {"steps": res["steps"], "stopped_by": res["stopped_by"], "train_seconds": res["train_seconds"],
-            "reference_seconds": res.get("reference_seconds"),
-            "final_train": {k: res["train"].get(k) for k in keys if k in res["train"]},
-            "final_eval": {k: res["eval"].get(k) for k in keys if k in res["eval"]} if res.get("eval") else None,
-            "curve": [{k: r.get(k) for k in keys} | {"split": r.get("split")} for r in rows]}
-
-
-def _gap(g: dict | None) -> dict | None:
-    """ID − OOD differences per judge (win rate) and per policy (compliance), with their intervals."""
-    if not g:
-        return None
-    keep = ("id", "ood", "gap", "ci_low", "ci_high", "warnings")
-    return {kind: {who: {k: v.get(k) for k in keep} for who, v in (g.get(kind) or {}).items()}
-            for kind in ("win_rate", "compliance")}
-
-
-def verdict_sentence(split: str, wr: dict | None, policy: str, baseline: str) -> str:
-    """The honest reading of one win rate and its 95% interval."""
-    if not wr or wr.get("win_rate") is None:
-        return f"{split}: no decisive comparisons, so no verdict."
-    w, lo, hi = wr["win_rate"], wr.get("ci_low"), wr.get("ci_high")
-    span = f"win rate {w:.2f} (95% CI {lo:.2f}-{hi:.2f}, n = {wr.get('n')})" if lo is not None else f"win rate {w:.2f}"
-    if lo is not None and lo > 0.5:
-        return f"{split}: {policy} beats {baseline}: {span}."
-    if hi is not None and hi < 0.5:
-        return f"{split}: {policy} is worse than {baseline}: {span}."
-    return f"{split}: {policy} does not beat {baseline} detectably: {span}; the interval includes 0.5."
-
-
-def _eval_splits(ev: dict, policy: str, baseline: str) -> tuple[dict, list[str], dict]:
-    """Per split: win rates, compliance, diversity, reward/KL; the verdict sentences; the checker's win rates."""
-    splits, verdicts, primaries = {}, [], {}
-    for name, sp in (ev.get("splits") or {}).items():
-        by_judge = sp.get("win_rate") or {}
-        rule_key = next((k for k in by_judge if k.startswith("rule@")), None)
-        primary = by_judge.get(rule_key) if rule_key else next(iter(by_judge.values()), None)
-        splits[name] = {
-            "kind": sp.get("kind"), "n_prompts": sp.get("n_prompts"), "samples": sp.get("samples"),
-            "win_rate": {k: {f: v.get(f) for f in ("n", "wins", "losses", "ties", "win_rate", "ci_low", "ci_high",
-                                                    "soft_win_rate", "lc_win_rate")} for k, v in by_judge.items()},
-            "compliance": sp.get("compliance"), "diversity": sp.get("diversity"), "reward": sp.get("reward"),
-        }
-        primaries[name] = primary
-        verdicts.append(verdict_sentence(f"{name} ({sp.get('kind')})", primary, policy, baseline))
-    return splits, verdicts, primaries
-
-
-def build_demo_summary(out: Path, plan: dict, step_seconds: dict) -> dict:
-    out = Path(out)
-    cands = read_jsonl(out / "candidates.jsonl", Response)
-    base = [r for r in cands if r.policy == "local"]
-    label_summary = read_json_file(out / "labels" / "summary.json")
-    audit = read_json_file(out / "audit" / "audit.json")
-    prefs = read_json_file(out / "preferences_summary.json")
-    ai = prefs["ai_judge"]
-    r = audit["raters"].get(ai, {})
-    ev = read_json_file(out / "eval" / "eval.json") if (out / "eval" / "eval.json").exists() else {}
-    policy, baseline = ev.get("policy", "dpo"), ev.get("baseline", "local")
-    splits, verdicts, _ = _eval_splits(ev, policy, baseline)
-    return {
-        "plan": plan,
-        "step_seconds": step_seconds,
-        "total_seconds": round(sum(step_seconds.values()), 1),
-        "candidates": {"n_prompts": len({r.prompt_id for r in base}), "n_base": len(base),
-                       "n_revisions": len(cands) - len(base)},
-        "labels": {k: label_summary.get(k) for k in ("n_pairs", "n_labels", "n_invalid")}
-        | {"judges": label_summary.get("judges")},
-        "judge_audit": {"rater": ai, "gold": prefs["checker"]} | {
-            k: r.get(k) for k in ("accuracy", "accuracy_by_order", "accuracy_both_orders", "position_consistency",
-                                  "first_position_rate", "preference_fairness", "longer_preferred_rate",
-                                  "invalid_rate", "ece")},
-        "preferences": prefs,
-        "training": {"rm": _training(out / "rm"), "dpo": _training(out / "dpo")},
-        "evaluation": {"policy": policy, "baseline": baseline, "splits": splits,
-                       "generalization_gap": _gap(ev.get("generalization_gap"))},
-        "leaderboard": read_json_file(out / "eval" / "leaderboard.json")["ratings"]
-        if (out / "eval" / "leaderboard.json").exists() else None,
-        "verdicts": verdicts,
-        "online_rl": online_rl_summary(out, plan),
-    }
-
-
-AIM = "a detectable win over the base on the ID split by the checker (95% CI above 0.5)"
-
-
-def _rl_curve(run: Path) -> list[dict]:
-    keys = ("step", "reward", "reward_std", "kl_k3", "kl_k1", "entropy", "response_length", "no_eos_share", "step_s")
-    return [{k: r.get(k) for k in keys} for r in _curve(run / "metrics.jsonl") if r.get("split", "train") == "train"]
-
-
-def online_rl_summary(out: Path, plan: dict) -> dict | None:
-    """The online RL step: its run (steps, seconds, reward curve, KL to the base) and its evaluation against
-    the base on the same splits as DPO, with the aim's verdict computed from the ID interval."""
-    run = out / "rl"
-    if not (run / "train_result.json").exists():
-        return None
-    res = read_json_file(run / "train_result.json")
-    curve = _rl_curve(run)
-    ev = read_json_file(out / "eval_rl" / "eval.json") if (out / "eval_rl" / "eval.json").exists() else {}
-    policy, baseline = ev.get("policy", plan.get("rl_algorithm")), ev.get("baseline", "local")
-    splits, verdicts, primaries = _eval_splits(ev, policy, baseline)
-    wr = primaries.get("id") or {}
-    reached = wr.get("ci_low") is not None and wr["ci_low"] > 0.5
-    measured = (f"ID win rate {wr['win_rate']:.2f}, 95% CI {wr['ci_low']:.2f}-{wr['ci_high']:.2f}"
-                if wr.get("ci_low") is not None else "no ID win rate")
-    settings = {k[3:]: v for k, v in plan.items() if k.startswith("rl_")}
-    return {
-        "algorithm": plan.get("rl_algorithm"), "reward": "rule (share of constraints met)", "settings": settings,
-        "n_prompts": sum(1 for _ in iter_json_lines(out / "prompts_rl.jsonl")) if (out / "prompts_rl.jsonl").exists()
-        else None,
-        "steps": res["steps"], "stopped_by": res["stopped_by"], "seconds": res["train_seconds"],
-        "reward_first": curve[0]["reward"] if curve else None,
-        "reward_last": curve[-1]["reward"] if curve else None,
-        "kl_last": {k: res["train"].get(k) for k in ("kl_k1", "kl_k3") if k in res["train"]},
-        "curve": curve,
-        "evaluation": {"policy": policy, "baseline": baseline, "splits": splits,
-                       "generalization_gap": _gap(ev.get("generalization_gap"))},
-        "verdicts": verdicts,
-        "aim": AIM, "aim_reached": reached,
-        "aim_sentence": f"Aim {'reached' if reached else 'not reached'}: {AIM}; measured {measured}.",
-    }
 
 
 # ---- HTML ----------------------------------------------------------------------------------------
@@ -204,25 +75,12 @@ def _curve_plot(train: dict, title: str) -> Any:
                                f"stopped by {train['stopped_by']}).")
 
 
-def _examples(out: Path, summary: dict, limit: int = 12) -> Any:
-    items = []
-    for split in summary["evaluation"]["splits"]:
-        path = out / "eval" / split / "labels.jsonl"
-        if not path.exists():
-            continue
-        seen = set()
-        for lb in read_jsonl(path, Label):
-            if not lb.rater.startswith("rule@") or lb.item in seen:
-                continue
-            seen.add(lb.item)
-            items.append(Example(
-                title=f"{split}: {lb.item}", fields={"prompt": lb.prompt, f"A: {lb.model_a}": lb.response_a,
-                                                     f"B: {lb.model_b}": lb.response_b},
-                side_by_side=(f"A: {lb.model_a}", f"B: {lb.model_b}"),
-                notes={"checker verdict": lb.winner, "score A": getattr(lb, "score_a", None),
-                       "score B": getattr(lb, "score_b", None)}))
-            if len(items) >= limit:
-                break
+def _examples(pairs: list[EvalPair], limit: int = 12) -> Any:
+    items = [Example(title=f"{p.split}: {lb.item}", fields={"prompt": lb.prompt, f"A: {lb.model_a}": lb.response_a,
+                                                           f"B: {lb.model_b}": lb.response_b},
+                     side_by_side=(f"A: {lb.model_a}", f"B: {lb.model_b}"),
+                     notes={"checker verdict": lb.winner, "score A": lb.score_a, "score B": lb.score_b})
+             for p in pairs for lb in (p.label,)]
     return examples(items, heading="Evaluation pairs as the checker saw them", limit=limit)
 
 
@@ -399,7 +257,8 @@ def _online_rl_section(rl: dict) -> Section:
              "met, advantages are relative to the group, and a KL term keeps the policy near the base.")
 
 
-def render_demo_html(out: Path, s: dict) -> str:
+def render_demo_html(report: DemoReport) -> str:
+    s = report.summary
     ev = s["evaluation"]
     sections = [_summary_section(s), _judge_section(s["judge_audit"]), _preferences_section(s["preferences"]),
                 _training_section(s["training"])]
@@ -408,6 +267,6 @@ def render_demo_html(out: Path, s: dict) -> str:
     sections += [_win_rate_section(ev), _compliance_section(ev)]
     if s.get("leaderboard"):
         sections.append(_leaderboard_section(s["leaderboard"]))
-    sections += [_diversity_section(ev), Section("Examples", [_examples(out, s)])]
+    sections += [_diversity_section(ev), Section("Examples", [_examples(report.pairs)])]
     return render_page("rlaif demo report", sections,
                        subtitle="RL from AI feedback, end to end, on a 135M model and a CPU")

@@ -27,16 +27,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from scipy.special import expit
 
 from rlaif.records import Label, stable_id
 from rlaif.stats.intervals import wilson_interval
+from rlaif.stats.verdicts import SCORE, Verdict, side_score, verdict_of_score
 
-Verdict = Literal["win", "loss", "tie"]
-SCORE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
 SMALL_N = 30  # prompts; below this the interval also covers Wilson's
 LC_WARN = 0.1
 N_BOOT = 10_000
@@ -327,9 +326,8 @@ class LabelOutcomes:
 
 
 def _prompt_key(label: Label) -> str:
-    pid = getattr(label, "prompt_id", None)
-    if pid is not None:
-        return str(pid)
+    if label.prompt_id is not None:
+        return str(label.prompt_id)
     if label.prompt is not None:
         return stable_id(label.prompt)
     return label.item
@@ -339,10 +337,11 @@ def outcomes_from_labels(labels: Iterable[Label], policy: str, baseline: str, *,
                          categories: dict[str, str] | None = None) -> LabelOutcomes:
     """Turn label records into policy-vs-baseline outcomes.
 
-    Both orders of a pair by one rater are combined into one outcome: the policy's score in each
-    label (1 win, ½ tie, 0 loss, whichever side a/b it was on) is averaged, and the mean maps to a
-    win (> ½), loss (< ½) or tie (= ½), so a judge that always picks the first-shown response
-    yields a tie, not a win. `p_a` becomes the policy's win probability and is averaged the same way.
+    Both orders of a pair by one rater are combined into one outcome by `rlaif.stats.verdicts`'
+    `mean_score` rule: the policy's score in each label (1 win, ½ tie, 0 loss, whichever side a/b it
+    was on) is averaged, and the mean maps to a win (> ½), loss (< ½) or tie (= ½), so a judge that
+    always picks the first-shown response yields a tie, not a win. `p_a` becomes the policy's win
+    probability and is averaged the same way.
     Lengths are character counts of the two responses. The cluster is the label's `prompt_id` field
     when present, else a hash of the prompt text, else the item.
     """
@@ -360,20 +359,20 @@ def outcomes_from_labels(labels: Iterable[Label], policy: str, baseline: str, *,
         if lab.winner is None:
             n_errors += 1
             continue
-        s = 0.5 if lab.winner == "tie" else float(lab.winner == side)
+        s = side_score(lab.winner, side)
         p = None if lab.p_a is None else (lab.p_a if side == "a" else 1 - lab.p_a)
         groups.setdefault((lab.item, lab.rater), []).append((s, p, lab, side))
     outcomes = []
     for (_item, _rater), rows in groups.items():
         mean = sum(r[0] for r in rows) / len(rows)
-        verdict: Verdict = "win" if mean > 0.5 else "loss" if mean < 0.5 else "tie"
+        verdict = verdict_of_score(mean)
         ps = [r[1] for r in rows if r[1] is not None]
         first, side = rows[0][2], rows[0][3]
         pid = _prompt_key(first)
         la = len(first.response_a) if first.response_a is not None else None
         lb = len(first.response_b) if first.response_b is not None else None
         lp, lbase = (la, lb) if side == "a" else (lb, la)
-        cat = getattr(first, "category", None) or (categories or {}).get(pid)
+        cat = first.category or (categories or {}).get(pid)
         outcomes.append(Outcome(pid, verdict, sum(ps) / len(ps) if ps else None, lp, lbase, cat))
     used = sum(len(r) for r in groups.values())
     return LabelOutcomes(outcomes, n_labels, used, n_errors, n_other)

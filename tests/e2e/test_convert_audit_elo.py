@@ -183,3 +183,48 @@ def test_elo_from_labels_combines_orders(tmp_path):
     assert board["n_battles"] == 6
     x = next(b for b in board["ratings"] if b["model"] == "x")
     assert x["win_rate"] == pytest.approx(5.5 / 6)
+
+
+def _shown_either_way(tmp_path: Path) -> Path:
+    """Two annotators who agree that x beats y on i1 and i2, but the second kept each pair as shown to them
+    (model_a = y): compared letter by letter they never agree. On i3 they disagree."""
+    rows = []
+    for item in ("i1", "i2"):
+        rows.append({"item": item, "rater": "ann1", "model_a": "x", "model_b": "y", "winner": "a", "p_a": 0.9,
+                     "order": "ab", "response_a": "X", "response_b": "Y"})
+        rows.append({"item": item, "rater": "ann2", "model_a": "y", "model_b": "x", "winner": "b", "p_a": 0.2,
+                     "order": "ab", "response_a": "Y", "response_b": "X"})
+    rows.append({"item": "i3", "rater": "ann1", "model_a": "x", "model_b": "y", "winner": "a"})
+    rows.append({"item": "i3", "rater": "ann2", "model_a": "x", "model_b": "y", "winner": "b"})
+    return write_jsonl(tmp_path / "shown.jsonl", rows)
+
+
+def test_audit_refuses_swapped_models_and_reorient_fixes_it(tmp_path):
+    from rlaif.audit import audit_labels
+    from rlaif.convert import reorient
+    from rlaif.records import Label
+
+    shown = _shown_either_way(tmp_path)
+    r = run("audit", shown, "-o", tmp_path / "refused")
+    assert r.returncode == 2 and f"{shown}:2:" in r.stderr and "swapped relative to line 1" in r.stderr
+    assert "Fix:" in r.stderr and "rlaif convert -f reorient" in r.stderr
+    assert not (tmp_path / "refused").exists()
+
+    fixed = tmp_path / "reoriented.jsonl"
+    r = run("convert", shown, "-f", "reorient", "-o", fixed)
+    assert r.returncode == 0, r.stderr
+    back = [json.loads(line) for line in fixed.read_text().splitlines()]
+    turned = back[1]  # ann2 on i1, now in ann1's orientation: same verdict (x wins), shown second
+    assert (turned["model_a"], turned["model_b"], turned["winner"], turned["order"]) == ("x", "y", "a", "ba")
+    assert (turned["response_a"], turned["response_b"]) == ("X", "Y") and abs(turned["p_a"] - 0.8) < 1e-12
+    given = [Label.model_validate(json.loads(line)) for line in shown.read_text().splitlines()]
+    assert [Label.model_validate(b) for b in back][4:] == given[4:]  # i3 unchanged
+
+    r = run("audit", fixed, "--bootstrap", "0", "-o", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    agreement = json.loads((tmp_path / "out" / "audit.json").read_text())["agreement"]
+    assert agreement["percent_agreement"]["value"] == pytest.approx(2 / 3)
+    # what the letters said before: no agreement at all
+    letters = audit_labels(given, rounds=0)
+    assert letters["agreement"]["percent_agreement"]["value"] == 0.0
+    assert reorient(reorient([Label.model_validate(b) for b in back])) == [Label.model_validate(b) for b in back]

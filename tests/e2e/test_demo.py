@@ -37,7 +37,7 @@ def demo_run(tmp_path_factory):
     proc = _demo(out, env)
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
-        if state.exists() and "3_audit" in json.loads(state.read_text()).get("done", {}):
+        if state.exists() and "audit_ai_judge" in json.loads(state.read_text()).get("done", {}):
             break
         time.sleep(0.5)
     assert proc.poll() is None, proc.communicate()[0][-3000:]
@@ -53,12 +53,13 @@ def demo_run(tmp_path_factory):
 
 def test_resume_skips_finished_steps(demo_run):
     out, before, log = demo_run
-    assert {"1_generate", "2_label", "3_audit"} <= set(before)
+    assert {"generate_candidates", "label_revisions", "audit_ai_judge"} <= set(before)
     for step in before:
         assert f"{step}: done in an earlier run, skipped" in log
     done = json.loads((out / "state.json").read_text())["done"]
-    assert [k for k in done] == ["1_generate", "2_label", "3_audit", "4_preferences", "5_train_rm", "5_train_dpo",
-                                 "5_train_rl", "6_evaluate", "6_evaluate_rl", "7_report"]
+    assert [k for k in done] == ["generate_candidates", "label_revisions", "audit_ai_judge", "build_preferences",
+                                 "train_reward_model", "train_dpo", "train_online_rl", "evaluate_dpo",
+                                 "evaluate_online_rl", "rank_policies", "write_report"]
     assert all(done[k] == before[k] for k in before)  # not redone
 
 
@@ -152,6 +153,7 @@ def _check_online_rl(out, s):
 def test_report_renders_in_chromium_and_escapes_model_text(demo_run, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    from rlaif.pipelines.demo_summary import demo_report
     from rlaif.records import read_json_file
     from rlaif.report.demo_page import render_demo_html
 
@@ -165,7 +167,7 @@ def test_report_renders_in_chromium_and_escapes_model_text(demo_run, tmp_path):
     for r in rows:
         r["response_a"] = evil
     (copy / "eval" / "id" / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (copy / "report.html").write_text(render_demo_html(copy, read_json_file(out / "demo.json")))
+    (copy / "report.html").write_text(render_demo_html(demo_report(copy, read_json_file(out / "demo.json"))))
 
     shots = []
     with sync_playwright() as pw:

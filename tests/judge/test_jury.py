@@ -9,8 +9,8 @@ from rlaif.errors import ConfigError
 from rlaif.judge.dawid_skene import dawid_skene
 from rlaif.judge.jury import consensus, judge_verdicts
 from rlaif.judge.labeling import ScoreRecord
-from rlaif.judge.outputs import build_kto, build_preferences
 from rlaif.judge.pairing import all_pairs, best_worst_pairs, make_pair, reference_pairs
+from rlaif.judge.preferences import build_kto, build_preferences
 from rlaif.judge.probe import build_probe_pairs, load_lines, load_probe_items, probe_rates
 from rlaif.records import Label, Preference, Response, write_jsonl
 from rlaif.stats.intervals import wilson_interval
@@ -253,3 +253,24 @@ def test_probe_rates():
     other = probe_rates("verbosity", labels)
     assert (other["n"], other["wrong"], other["n_ties"], other["n_invalid"]) == (5, 1, 1, 1)
     assert other["ci_low"] < other["wrong_rate"] == 0.2 < other["ci_high"]
+
+
+def test_checker_led_jury_decides_by_the_checker_and_softens_by_the_judge():
+    from rlaif.judge.jury import checker_led
+
+    rs = [R("q1", "rev", "fixed"), R("q1", "base", "broken"), R("q2", "rev", "fixed 2"), R("q2", "base", "b2"),
+          R("q3", "rev", "r3"), R("q3", "base", "b3")]
+    pairs = reference_pairs(rs, "base")
+    i1, i2, i3 = (p.item for p in pairs)
+    labels = [L(i1, "rule", None, "a", 1.0), L(i1, "ai", "ab", "a", 0.8), L(i1, "ai", "ba", "b", 0.2),
+              L(i2, "rule", None, "a", 1.0),  # no judge verdict: the checker alone
+              L(i3, "rule", None, "tie", 0.5), L(i3, "ai", "ab", "a", 0.9)]  # the checker does not decide: none
+    cons = checker_led(judge_verdicts(labels), "rule", "ai", 0.5)
+    assert set(cons) == {i1, i2}
+    assert cons[i1].p_a == pytest.approx((1.0 + 0.5 * 0.5) / 1.5) and cons[i1].agreement == 0.0
+    assert cons[i1].raters == ["rule", "ai"] and (cons[i2].p_a, cons[i2].agreement) == (1.0, None)
+    assert checker_led(judge_verdicts(labels), "rule", "ai", 0.0)[i1].raters == ["rule"]
+    prefs = build_preferences(pairs, labels, jury=lambda v: checker_led(v, "rule", "ai", 0.5))
+    assert [(p.chosen, p.rejected, p.judges) for p in prefs.preferences] == [
+        ("fixed", "broken", ["rule", "ai"]), ("fixed 2", "b2", ["rule", "ai"])]
+    assert prefs.preferences[0].p_chosen == pytest.approx(0.8333333333) and prefs.n_no_verdict == 1

@@ -15,7 +15,7 @@ from rlaif.errors import ConfigError, RlaifError
 from rlaif.judge import build_preferences, label_pairs, label_responses, load_judge, run_label
 from rlaif.judge.pairing import all_pairs
 from rlaif.judge.probe import run_probes
-from rlaif.records import Label, Response, read_jsonl, write_jsonl
+from rlaif.records import Label, Response, Usage, read_jsonl, write_jsonl
 
 QUIET = CallOptions(progress=False)
 
@@ -109,7 +109,7 @@ def test_run_label_flip_rates_invalid_counts_soft_labels(tmp_path):
     assert all(x.parse == "logprob" and x.top_logprobs for x in lp_labels)
     bad = [x for x in labels if x.error]
     assert len(bad) == 1 and bad[0].raw == "I cannot decide between these." and bad[0].order == "ab"
-    assert bad[0].usage == {"input_tokens": bad[0].usage["input_tokens"], "output_tokens": 5}
+    assert bad[0].usage == Usage(input_tokens=bad[0].usage.input_tokens, output_tokens=5)
 
     prefs = [json.loads(line) for line in (out / "preferences.jsonl").read_text().splitlines()]
     assert len(prefs) == N == summary["n_preferences"]

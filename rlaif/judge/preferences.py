@@ -7,6 +7,7 @@ message), so `datasets.load_dataset("json", ...)` reads the file as one consiste
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rlaif.calls.stats import CallStats
@@ -40,13 +41,17 @@ class PreferenceSet:
     items_kept: list[str] = field(default_factory=list)
 
 
-def build_preferences(pairs: list[Pair], labels: list[Label], *, jury: JuryMethod = "majority",
+Jury = Callable[[dict[str, dict[str, JudgeVerdict]]], dict[str, Consensus]]  # verdicts -> consensus per item
+
+
+def build_preferences(pairs: list[Pair], labels: list[Label], *, jury: JuryMethod | Jury = "majority",
                       min_agreement: float = 0.0, min_p_chosen: float = 0.0) -> PreferenceSet:
     """One preference per pair whose consensus names a winner with at least `min_agreement` and
     `p_chosen` >= `min_p_chosen`. `p_chosen` is the consensus probability that the chosen response
-    is better (a judge that only follows the position gives about 0.5)."""
+    is better (a judge that only follows the position gives about 0.5). `jury` is a method of
+    `rlaif.judge.jury.consensus` or a function of the per-judge verdicts (e.g. `jury.checker_led`)."""
     verdicts = judge_verdicts(labels)
-    cons = consensus(verdicts, jury)
+    cons = jury(verdicts) if callable(jury) else consensus(verdicts, jury)
     chat = _conversational(pairs)
     out = PreferenceSet([], cons, verdicts)
     for pair in pairs:
@@ -57,7 +62,7 @@ def build_preferences(pairs: list[Pair], labels: list[Label], *, jury: JuryMetho
         if c.winner == "tie":
             out.n_ties += 1
             continue
-        if c.agreement < min_agreement:
+        if c.agreement is not None and c.agreement < min_agreement:
             out.n_contested += 1
             continue
         chosen, rejected = (pair.a, pair.b) if c.winner == "a" else (pair.b, pair.a)

@@ -1,27 +1,31 @@
 """`rlaif demo`: the whole RLAIF loop, offline, on the embedded default model and the CPU.
 
 Read top to bottom; every step writes plain files under OUT and is skipped on a re-run once its
-outputs exist (state.json records finished steps), so a killed demo resumes where it stopped —
-model calls come back from the call cache, training from its last checkpoint.
+outputs exist (state.json records finished steps by the names below), so a killed demo resumes where it
+stopped — model calls come back from the call cache, training from its last checkpoint.
 
-1. generate  candidates for the in-distribution instruction prompts (the base policy, K samples),
-             plus a rule-guided revision of each failing sample (rlaif.instructions.revise): the checker's
-             nearest compliant rewrite, so every prompt has candidates that pass and that fail;
-2. label     each revision against its original with the AI judge (local model, both orders) and
-             with the rule checker;
-3. audit     the AI judge against the checker (accuracy, position consistency, first-position
-             rate, length bias);
-4. prefs     one preference per pair the checker decides; p_chosen mixes the checker's verdict with
-             the AI judge's probability, the judge weighted by its measured accuracy above chance
-             (2·accuracy − 1, floored at 0): a judge with no signal gets no say;
-5. train     a reward model and a DPO policy for a fixed time budget, then online RL (GRPO) for a
-             fixed time budget: the policy samples k answers per training prompt, the checker
-             scores each by the share of its constraints met, group-relative advantages, a k3 KL
-             leash to the base; on the families where the base sometimes complies (keywords and
-             length), so that a group's rewards differ and its advantages are not all zero;
-6. evaluate  each trained policy vs base on later in-distribution prompts (never trained on) and on
-             the held-out constraint families (OOD): win rate with CIs, compliance, diversity, KL, gap;
-7. report    report.html (self-contained) plus demo.json, next to every JSON file behind them.
+generate_candidates  the base policy's K samples for the in-distribution instruction prompts, plus a
+                     rule-guided revision of each failing sample (rlaif.instructions.revise): the checker's
+                     nearest compliant rewrite, so every prompt has candidates that pass and that fail;
+label_revisions      each revision against its original with the AI judge (local model, both orders) and
+                     with the rule checker (`run_label`);
+audit_ai_judge       the AI judge against the checker (`run_audit`: accuracy, position consistency,
+                     first-position rate, length bias);
+build_preferences    one preference per pair the checker decides; p_chosen mixes the checker's verdict with
+                     the AI judge's probability, the judge weighted by its measured accuracy above chance
+                     (2·accuracy − 1, floored at 0): a judge with no signal gets no say;
+train_reward_model   a reward model and
+train_dpo            a DPO policy, each for a fixed time budget;
+train_online_rl      online RL (GRPO) for a fixed time budget: the policy samples k answers per training
+                     prompt, the checker scores each by the share of its constraints met, group-relative
+                     advantages, a k3 KL leash to the base; on the families where the base sometimes complies
+                     (keywords and length), so that a group's rewards differ and its advantages are not all zero;
+evaluate_dpo         each trained policy vs base (`run_eval`) on later in-distribution prompts (never trained
+evaluate_online_rl   on) and on the held-out constraint families (OOD): win rate with CIs, compliance,
+                     diversity, KL, gap;
+rank_policies        Bradley–Terry ratings of base, DPO and RL policy from the checker's verdicts
+                     (`run_leaderboard`);
+write_report         demo.json (`demo_summary`) and report.html (self-contained), next to every file behind them.
 """
 from __future__ import annotations
 
@@ -29,13 +33,14 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlaif.catalog import find
 from rlaif.outlock import locks_output
+from rlaif.pipelines.resume import Steps
+from rlaif.pipelines.resume import log as steps_log
 from rlaif.records import (
     Label,
-    Preference,
     Prompt,
     Response,
     read_json_file,
@@ -44,8 +49,9 @@ from rlaif.records import (
     write_json,
     write_jsonl,
 )
-from rlaif.steps import Steps, write_audit
-from rlaif.steps import log as steps_log
+
+if TYPE_CHECKING:
+    from rlaif.report.demo_page import DemoReport
 
 AI_JUDGE = "pairwise-logprob"
 RULE_JUDGE = "rule"
@@ -53,7 +59,7 @@ REVISION_POLICY = "rule-revision"
 
 
 @dataclass(frozen=True)
-class Plan:
+class DemoSize:
     """How big the run is. `train_pool` ID prompts are reserved for training; evaluation starts after them."""
 
     train_pool: int  # the first N in-distribution prompts (training candidates are drawn only from these)
@@ -78,11 +84,11 @@ class Plan:
     rl_beta: float = 0.04
 
 
-FULL = Plan(train_pool=120, train_prompts=32, samples=2, max_tokens=48, rm_seconds=30, dpo_seconds=150,
-            eval_prompts=12, eval_samples=2, eval_max_tokens=48)
-QUICK = Plan(train_pool=120, train_prompts=8, samples=2, max_tokens=48, rm_seconds=10, dpo_seconds=30,
-             eval_prompts=5, eval_samples=2, eval_max_tokens=48, eval_judges=("rule",), eval_kl=False,
-             rl_max_steps=2, rl_batch=1)
+FULL = DemoSize(train_pool=120, train_prompts=32, samples=2, max_tokens=48, rm_seconds=30, dpo_seconds=150,
+                eval_prompts=12, eval_samples=2, eval_max_tokens=48)
+QUICK = DemoSize(train_pool=120, train_prompts=8, samples=2, max_tokens=48, rm_seconds=10, dpo_seconds=30,
+                 eval_prompts=5, eval_samples=2, eval_max_tokens=48, eval_judges=("rule",), eval_kl=False,
+                 rl_max_steps=2, rl_batch=1)
 # The constraint types where the base policy sometimes complies (20-65% of its samples pass, measured), so
 # a group of samples gets different rewards; format:title (83%) and the never-met types are left out.
 RL_TYPES = frozenset({"words", "include", "exclude", "characters", "frequency"})
@@ -93,31 +99,34 @@ def log(msg: str) -> None:
 
 
 @locks_output("out", directory=True)
-def run_demo(out: Path, quick: bool = False) -> dict:
+def run_demo(out: Path, quick: bool = False) -> DemoReport:
+    """`rlaif demo`: run (or resume) every step; the result is what report.html shows (demo.json and its pairs)."""
+    from rlaif.pipelines.demo_summary import demo_report
+
     plan = QUICK if quick else FULL
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     steps = Steps(out, asdict(plan), command="demo")  # another plan (--quick after a full run) starts over
     t_start = time.perf_counter()
     step = steps.run
-    step("1_generate", generate_candidates, out, plan)
-    step("2_label", label_candidates, out)
-    step("3_audit", audit_judge, out)
-    step("4_preferences", build_preference_set, out)
-    step("5_train_rm", train_reward_model, out, plan)
-    step("5_train_dpo", train_policy, out, plan)
-    step("5_train_rl", train_online_policy, out, plan)
-    step("6_evaluate", evaluate_policies, out, plan)
-    step("6_evaluate_rl", evaluate_online_policy, out, plan)
-    step("7_report", write_report, out, plan, steps)
-    summary = read_json_file(out / "demo.json")
+    step("generate_candidates", generate_candidates, out, plan)
+    step("label_revisions", label_revisions, out)
+    step("audit_ai_judge", audit_ai_judge, out)
+    step("build_preferences", build_demo_preferences, out)
+    step("train_reward_model", train_reward_model, out, plan)
+    step("train_dpo", train_dpo_policy, out, plan)
+    step("train_online_rl", train_online_policy, out, plan)
+    step("evaluate_dpo", evaluate_dpo_policy, out, plan)
+    step("evaluate_online_rl", evaluate_online_policy, out, plan)
+    step("rank_policies", rank_policies, out)
+    step("write_report", write_report, out, plan, steps)
     log(f"finished in {time.perf_counter() - t_start:.0f} s: open {out / 'report.html'}")
-    return summary
+    return demo_report(out, read_json_file(out / "demo.json"))
 
 
-# ---- 1. generate ---------------------------------------------------------------------------------
+# ---- generate_candidates ---------------------------------------------------------------------------
 
-def training_prompts(plan: Plan) -> list[Prompt]:
+def training_prompts(plan: DemoSize) -> list[Prompt]:
     """From the first `train_pool` ID prompts, those whose every constraint a rule can repair."""
     from rlaif.instructions.revise import revisable
 
@@ -126,7 +135,7 @@ def training_prompts(plan: Plan) -> list[Prompt]:
     return usable[: plan.train_prompts]
 
 
-def generate_candidates(out: Path, plan: Plan) -> None:
+def generate_candidates(out: Path, plan: DemoSize) -> None:
     from rlaif.generate import generate
     from rlaif.instructions.constraints import check
     from rlaif.instructions.revise import revise
@@ -148,9 +157,9 @@ def generate_candidates(out: Path, plan: Plan) -> None:
     write_jsonl(out / "candidates.jsonl", [*base, *revisions])
 
 
-# ---- 2. label ------------------------------------------------------------------------------------
+# ---- label_revisions ------------------------------------------------------------------------------
 
-def label_candidates(out: Path) -> None:
+def label_revisions(out: Path) -> None:
     from rlaif.calls.options import CallOptions
     from rlaif.judge.pipeline import run_label
     from rlaif.judge.spec import load_judges
@@ -168,15 +177,17 @@ def _raters(labels: list[Label]) -> tuple[str, str]:
     return ai, rule
 
 
-# ---- 3. audit ------------------------------------------------------------------------------------
+# ---- audit_ai_judge -------------------------------------------------------------------------------
 
-def audit_judge(out: Path) -> None:
+def audit_ai_judge(out: Path) -> None:
+    from rlaif.audit import run_audit
+
     labels = read_jsonl(out / "labels" / "labels.jsonl", Label)
     _, rule = _raters(labels)
-    write_audit(labels, out / "audit", gold=rule)
+    run_audit(labels, out / "audit", gold=rule)
 
 
-# ---- 4. preferences ------------------------------------------------------------------------------
+# ---- build_preferences ----------------------------------------------------------------------------
 
 def judge_weight(audit: dict, rater: str) -> tuple[float, float | None]:
     """(weight, accuracy): accuracy against the checker above chance, 2·acc − 1 floored at 0."""
@@ -187,27 +198,18 @@ def judge_weight(audit: dict, rater: str) -> tuple[float, float | None]:
     return max(0.0, 2.0 * value - 1.0), value
 
 
-def build_preference_set(out: Path) -> None:
-    from rlaif.judge.jury import judge_verdicts
+def build_demo_preferences(out: Path) -> None:
+    """`rlaif label`'s preference builder on the labeled pairs, with the checker-led jury weighted by the audit."""
+    from rlaif.judge.jury import checker_led
+    from rlaif.judge.pairing import reference_pairs
+    from rlaif.judge.preferences import build_preferences
 
     labels = read_jsonl(out / "labels" / "labels.jsonl", Label)
     ai, rule = _raters(labels)
     audit = read_json_file(out / "audit" / "audit.json")
     w, acc = judge_weight(audit, ai)
-    verdicts = judge_verdicts(labels)  # per item, per rater: both orders combined
-    rule_labels = {lb.item: lb for lb in labels if lb.rater == rule and lb.winner in ("a", "b")}
-    prefs = []
-    for item, lb in rule_labels.items():
-        ai_v = verdicts.get(item, {}).get(ai)
-        p_ai = None if ai_v is None else ai_v.p_a
-        p_a = lb.p_a if p_ai is None or w == 0 else (lb.p_a + w * p_ai) / (1.0 + w)
-        a_wins = lb.winner == "a"
-        prefs.append(Preference(
-            prompt=lb.prompt, chosen=lb.response_a if a_wins else lb.response_b,
-            rejected=lb.response_b if a_wins else lb.response_a, p_chosen=p_a if a_wins else 1.0 - p_a,
-            prompt_id=getattr(lb, "prompt_id", None),
-            chosen_policy=lb.model_a if a_wins else lb.model_b, rejected_policy=lb.model_b if a_wins else lb.model_a,
-            judges=[rule] + ([ai] if w > 0 else []), agreement=None if p_ai is None else float((p_ai > 0.5) == a_wins)))
+    pairs = reference_pairs(read_jsonl(out / "candidates.jsonl", Response), "local")  # the pairs label_revisions made
+    prefs = build_preferences(pairs, labels, jury=lambda v: checker_led(v, rule, ai, w)).preferences
     write_jsonl(out / "preferences.jsonl", prefs)
     write_json(out / "preferences_summary.json", {
         "n_pairs": len({lb.item for lb in labels}), "n_preferences": len(prefs),
@@ -218,7 +220,7 @@ def build_preference_set(out: Path) -> None:
     })
 
 
-# ---- 5. train ------------------------------------------------------------------------------------
+# ---- train_reward_model, train_dpo, train_online_rl ----------------------------------------------
 
 def _train_common(out: Path, seconds: float) -> dict[str, Any]:
     return dict(data=str(out / "preferences.jsonl"), model="local", max_seconds=seconds, epochs=4,
@@ -226,25 +228,25 @@ def _train_common(out: Path, seconds: float) -> dict[str, Any]:
                 save_every=5, seed=0)
 
 
-def train_reward_model(out: Path, plan: Plan) -> None:
+def train_reward_model(out: Path, plan: DemoSize) -> None:
     from rlaif.train import train_rm
 
     train_rm(out=str(out / "rm"), lr=2e-5, **_train_common(out, plan.rm_seconds))
 
 
-def train_policy(out: Path, plan: Plan) -> None:
+def train_dpo_policy(out: Path, plan: DemoSize) -> None:
     from rlaif.train import train_dpo
 
     train_dpo(out=str(out / "dpo"), lr=2e-5, beta=0.1, **_train_common(out, plan.dpo_seconds))
 
 
-def rl_prompts(plan: Plan) -> list[Prompt]:
+def rl_prompts(plan: DemoSize) -> list[Prompt]:
     """From the training pool only, the prompts whose every constraint is of a type in RL_TYPES."""
     pool = read_prompts(find("prompts", "ifeval_id"))[: plan.train_pool]
     return [p for p in pool if p.constraints and all(c["type"] in RL_TYPES for c in p.constraints)]
 
 
-def train_online_policy(out: Path, plan: Plan) -> None:
+def train_online_policy(out: Path, plan: DemoSize) -> None:
     from rlaif.rewards import build_reward_fn
     from rlaif.train import train
 
@@ -257,7 +259,7 @@ def train_online_policy(out: Path, plan: Plan) -> None:
               epochs=100, max_steps=plan.rl_max_steps, max_seconds=plan.rl_seconds, save_every=2, threads=2, seed=0)
 
 
-# ---- 6. evaluate ---------------------------------------------------------------------------------
+# ---- evaluate_dpo, evaluate_online_rl, rank_policies ----------------------------------------------
 
 def _suite(judges: tuple[str, ...] | None):
     from rlaif.eval.suite import load_suite, suite_from_dict
@@ -268,7 +270,7 @@ def _suite(judges: tuple[str, ...] | None):
     return suite_from_dict(suite.spec.model_dump() | {"judges": list(judges)}, suite.path)
 
 
-def evaluate_policies(out: Path, plan: Plan) -> None:
+def evaluate_dpo_policy(out: Path, plan: DemoSize) -> None:
     from rlaif.eval.runner import run_eval
 
     # --quick skips the slow judges; the full run keeps the suite's
@@ -277,7 +279,7 @@ def evaluate_policies(out: Path, plan: Plan) -> None:
              reward_model=str(out / "rm"), kl=plan.eval_kl, prompts_offset=plan.train_pool)
 
 
-def evaluate_online_policy(out: Path, plan: Plan) -> None:
+def evaluate_online_policy(out: Path, plan: DemoSize) -> None:
     """The RL policy against the same base on the same prompts and samples (the base's answers come back
     from the call cache); judged by the checker, the reward it was trained on, with the KL beside it."""
     from rlaif.eval.runner import run_eval
@@ -285,28 +287,27 @@ def evaluate_online_policy(out: Path, plan: Plan) -> None:
     run_eval(_suite((RULE_JUDGE,)), f"{plan.rl_algorithm}=hf:{out / 'rl'}", "local", out / "eval_rl",
              limit=plan.eval_prompts, samples=plan.eval_samples, max_tokens=plan.eval_max_tokens, temperature=0.7,
              kl=True, prompts_offset=plan.train_pool)
-    leaderboard_from_eval(out)
 
 
-def leaderboard_from_eval(out: Path) -> None:
+def rank_policies(out: Path) -> None:
     """Bradley–Terry ratings of the policies from the checker's verdicts on every evaluation pair (base vs DPO
-    and base vs the RL policy: three policies on one scale)."""
-    from rlaif.elo import leaderboard, read_battles
+    and base vs the RL policy: three policies on one scale) -> eval/battles.jsonl, eval/leaderboard.*."""
+    from rlaif.elo import read_battles, run_leaderboard
 
     battles = [lb for ev in ("eval", "eval_rl") for split in sorted((out / ev).iterdir())
                if (split / "labels.jsonl").exists()
                for lb in read_jsonl(split / "labels.jsonl", Label) if lb.rater.startswith(RULE_JUDGE + "@")]
     write_jsonl(out / "eval" / "battles.jsonl", battles)
-    board = leaderboard(read_battles(out / "eval" / "battles.jsonl"), rounds=1000, seed=0)
-    write_json(out / "eval" / "leaderboard.json", board)
+    run_leaderboard(read_battles(out / "eval" / "battles.jsonl"), out / "eval", rounds=1000, seed=0)
 
 
-# ---- 7. report -----------------------------------------------------------------------------------
+# ---- write_report ---------------------------------------------------------------------------------
 
-def write_report(out: Path, plan: Plan, steps: Steps) -> None:
+def write_report(out: Path, plan: DemoSize, steps: Steps) -> None:
+    from rlaif.pipelines.demo_summary import build_demo_summary, demo_report
     from rlaif.records import write_text
-    from rlaif.report.demo_page import build_demo_summary, render_demo_html
+    from rlaif.report.demo_page import render_demo_html
 
     summary = build_demo_summary(out, asdict(plan), steps.done)
     write_json(out / "demo.json", summary)
-    write_text(out / "report.html", render_demo_html(out, summary))
+    write_text(out / "report.html", render_demo_html(demo_report(out, summary)))

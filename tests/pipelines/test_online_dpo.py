@@ -25,7 +25,7 @@ from fakeserver import FakeServer
 from rlaif.errors import ConfigError
 from rlaif.records import Label, Preference, read_jsonl
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ANSWERS = re.compile(r"Answer A:\n<<<\n(.*?)\n>>>\n\nAnswer B:\n<<<\n(.*?)\n>>>", re.S)
 FAST = dict(rounds=2, k=4, steps_per_round=2, max_tokens=8, batch_size=4, micro_batch_size=4, max_length=64,
             max_prompt_length=48, lr=1e-3)  # a large lr: round 1's policy must differ visibly from the start
@@ -61,7 +61,7 @@ def judges():
 
 @pytest.fixture(scope="module")
 def run(tiny_model_dir, tmp_path_factory):
-    from rlaif.online_dpo import run_online_dpo
+    from rlaif.pipelines.online_dpo import run_online_dpo
 
     tmp = tmp_path_factory.mktemp("online-dpo")
     with pytest.MonkeyPatch.context() as mp:  # the per-test cache fixture does not reach a module fixture
@@ -188,7 +188,7 @@ def test_the_reference_stays_the_starting_model(run, tiny_model_dir, tmp_path):
 
 
 def test_a_changed_setting_is_refused_on_the_same_out(run, tiny_model_dir):
-    from rlaif.online_dpo import run_online_dpo
+    from rlaif.pipelines.online_dpo import run_online_dpo
 
     out, _ = run
     with pytest.raises(ConfigError, match="beta changed"):
@@ -197,7 +197,7 @@ def test_a_changed_setting_is_refused_on_the_same_out(run, tiny_model_dir):
 
 
 def test_config_keys_are_checked_with_hints():
-    from rlaif.online_dpo import DEFAULT_CONFIG, load_online_config
+    from rlaif.pipelines.online_dpo import DEFAULT_CONFIG, load_online_config
 
     assert "rlaif train online-dpo --prompts" in DEFAULT_CONFIG.read_text().splitlines()[1]
     cfg = load_online_config(overrides=["rounds=5", "beta=0.2", "lora.r=8"])

@@ -1,5 +1,5 @@
 """What the multi-step commands (`rlaif demo`, `rlaif train online-dpo`) share: finished steps recorded in
-OUT/state.json, so a killed run resumes at the first unfinished step, and the audit step they both run.
+OUT/state.json, so a killed run resumes at the first unfinished step.
 
 Every step writes plain files under OUT; a step is marked done only after its last file is written, so a
 step killed halfway is redone (its model calls come back from the call cache, training from its checkpoint).
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif.errors import ConfigError
-from rlaif.records import Label, read_json_file, write_json
+from rlaif.records import read_json_file, write_json
 
 
 def log(command: str, msg: str) -> None:
@@ -59,16 +59,3 @@ class Steps:
         self.mark(name, time.perf_counter() - t)
         log(self.command, f"{name}: {time.perf_counter() - t:.1f} s")
 
-
-def write_audit(labels: list[Label], out: Path, gold: str | None) -> dict:
-    """Audit the raters of `labels` (against rater `gold` when given) into OUT/audit.json, .md and .html."""
-    from rlaif.audit import audit_labels
-    from rlaif.records import write_text
-    from rlaif.report.audit_page import render_audit_html, render_audit_md
-
-    result = audit_labels(labels, gold=gold)
-    write_json(out / "audit.json", result)
-    write_text(out / "audit.md", render_audit_md(result))
-    write_text(out / "audit.html", render_audit_html(result, [lb for lb in labels if lb.rater != gold],
-                                                     [lb for lb in labels if lb.rater == gold]))
-    return result

@@ -12,7 +12,7 @@ Each round r writes OUT/round_{r}/:
            summary). The jury (`mean` by default) averages each judge's two orders, so a pair whose
            order-flipped verdicts disagree gets a soft p_chosen instead of a hard one;
 3. audit   the judges: position consistency, first-position rate, accuracy against the checker as gold
-           (`rlaif.audit`) -> audit/;
+           (`rlaif.audit.run_audit`, as `rlaif audit`) -> audit/;
 4. train   `steps_per_round` DPO steps on the round's preferences, starting from the current policy, against
            the FROZEN reference: the starting model (or `reference`), never the previous round's policy
            -> dpo/ (the next round's policy);
@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rlaif.catalog import find
 from rlaif.errors import ConfigError
 from rlaif.outlock import output_lock
+from rlaif.pipelines.resume import Steps
 from rlaif.records import (
     Label,
     Preference,
@@ -47,7 +48,6 @@ from rlaif.records import (
     write_jsonl,
     write_text,
 )
-from rlaif.steps import Steps, write_audit
 from rlaif.train.config import CONFIG_DIR, CONFIGS, DPOConfig, config_data, flat_dump, resolve_config, validate
 
 if TYPE_CHECKING:
@@ -230,13 +230,15 @@ def label(loop: Loop, r: int) -> None:
 # ---- 3. audit --------------------------------------------------------------------------------------
 
 def audit(loop: Loop, r: int) -> None:
+    from rlaif.audit import run_audit
+
     d = loop.dir(r)
     labels = read_jsonl(d / "labels" / "labels.jsonl", Label)
     if not labels:  # every sample of every prompt was the same text: no pair to judge
         write_json(d / "audit" / "audit.json", None)
         return
     judged = any(lb.rater != loop.checker for lb in labels)
-    write_audit(labels, d / "audit", gold=loop.checker if judged else None)
+    run_audit(labels, d / "audit", gold=loop.checker if judged else None)
 
 
 # ---- 4. train --------------------------------------------------------------------------------------
