@@ -30,6 +30,8 @@ from rlaif.errors import ConfigError, InputError
 from rlaif.records import Label, iter_json_lines, os_error, read_text, stable_id
 
 FORMATS = ("pandalm", "llmbar", "arena", "mt-bench", "alpaca-eval")
+# Human annotation exports (canonical CSV, Label Studio, Argilla, Prodigy): rlaif.annotations reads them.
+ANNOTATION_FORMATS = ("csv", "annotations", "label-studio", "argilla", "prodigy")
 
 
 def load_records(path: str | Path) -> Iterator[tuple[int, dict]]:
@@ -73,8 +75,12 @@ def detect_format(path: str | Path) -> str:
 
 def convert(fmt: str, paths: list[str | Path]) -> list[Label]:
     """Convert files of one format (or "auto": detect per file) into label records."""
+    if fmt in ANNOTATION_FORMATS:
+        from rlaif.annotations import import_annotations
+
+        return import_annotations(fmt, paths).labels
     if fmt != "auto" and fmt not in FORMATS:
-        raise ConfigError(f"unknown format {fmt!r}. Fix: use one of auto, {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown format {fmt!r}. Fix: use one of auto, {', '.join(FORMATS + ANNOTATION_FORMATS)}")
     groups: dict[str, list[Path]] = {}
     for p in paths:
         f = detect_format(p) if fmt == "auto" else fmt

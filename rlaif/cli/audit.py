@@ -97,12 +97,38 @@ def elo(
 def convert(
     inputs: list[Path] = typer.Argument(..., help="files in one of the formats below", callback=input_file),
     out: Path = typer.Option(..., "-o", "--out", help="output label JSONL", callback=output_file),
-    fmt: str = typer.Option("auto", "--format", "-f", help="auto, pandalm, llmbar, arena, mt-bench, alpaca-eval"),
+    fmt: str = typer.Option("auto", "--format", "-f", help="auto, pandalm, llmbar, arena, mt-bench, alpaca-eval; "
+                            "human annotations: csv (= annotations), label-studio, argilla, prodigy"),
+    mapping: list[str] = typer.Option(None, "--map", help="annotations: rename a column, data key or question, "
+                                      "SOURCE=NAME (e.g. worker_id=annotator, verdict=choice)"),
+    values: list[str] = typer.Option(None, "--values", help="annotations: a choice spelling, SPELLING=a|b|tie"
+                                     "[:STRENGTH] (e.g. a-is-better=a:clear); a = the response shown first"),
+    annotators: Path = typer.Option(None, "--annotators", help="annotations: annotators.csv (`annotator` plus any "
+                                    "columns) checked against the labels' annotators", callback=input_file),
 ) -> None:
-    """Convert PandaLM, LLMBar, Chatbot Arena, MT-Bench or AlpacaEval judgments into label JSONL."""
+    """Convert PandaLM, LLMBar, Chatbot Arena, MT-Bench or AlpacaEval judgments, or human annotation exports
+    (canonical CSV, Label Studio, Argilla, Prodigy), into label JSONL."""
+    from rlaif.convert import ANNOTATION_FORMATS
     from rlaif.convert import convert as run_convert
     from rlaif.records import write_jsonl
 
-    labels = run_convert(fmt, list(inputs))
-    write_jsonl(out, labels)
-    typer.echo(f"{len(labels)} labels by {len({lb.rater for lb in labels})} raters -> {out}")
+    if fmt not in ANNOTATION_FORMATS:
+        if mapping or values or annotators:
+            from rlaif.errors import ConfigError
+
+            raise ConfigError("--map, --values and --annotators read human annotation exports. "
+                              "Fix: add -f csv, annotations, label-studio, argilla or prodigy, or drop them")
+        labels = run_convert(fmt, list(inputs))
+        write_jsonl(out, labels)
+        typer.echo(f"{len(labels)} labels by {len({lb.rater for lb in labels})} raters -> {out}")
+        return
+    from rlaif.annotations import import_annotations, read_annotators
+
+    known = read_annotators(annotators) if annotators else None  # checked before anything is written
+    result = import_annotations(fmt, list(inputs), mapping, values)
+    write_jsonl(out, result.labels)
+    typer.echo(f"{result.summary()} -> {out}")
+    if known is not None:
+        unknown = known.unknown(lb.rater for lb in result.labels)
+        warn(f"{len(unknown)} annotator(s) not in {annotators}: {', '.join(unknown[:10])}"
+             f"{' ...' if len(unknown) > 10 else ''}" if unknown else None)
