@@ -65,10 +65,12 @@ def read_config(path: Path) -> Config:
     except ET.ParseError as e:
         raise InputError(path, e.position[0], f"not a valid labeling config ({e})", "fix the XML") from None
     cfg = Config()
-    for el in root.iter():
+    for el in root.iter():  # object tags first: a control may come before the texts it points at
         name, value = el.get("name"), el.get("value", "")
         if name and value.startswith("$"):
             cfg.tag_keys[name] = value[1:]
+    for el in root.iter():
+        name = el.get("name")
         if name and el.tag.lower() in _CONTROLS:
             cfg.controls[name] = _CONTROLS[el.tag.lower()]
             if el.tag.lower() == "pairwise":
@@ -200,6 +202,9 @@ def _verdict(where: str, rater: str, data: dict, results: list, cfg: Config, tab
     """One annotation's results -> a shown-order verdict (or a Dropped "no choice")."""
     found: dict[str, tuple[str, str | None]] = {}  # tag type -> (choice, strength)
     ratings: dict[str, float] = {}
+    # with a pairwise tag, choices tags are side questions (kept by name) unless --map names one the choice
+    pairwise = "pairwise" in cfg.controls.values() or any(isinstance(r, dict) and r.get("type") == "pairwise"
+                                                          for r in results)
     for r in results:
         if not isinstance(r, dict) or not isinstance(r.get("value"), dict):
             raise where_error(where, "a result that is not an object with a `value` object",
@@ -214,7 +219,7 @@ def _verdict(where: str, rater: str, data: dict, results: list, cfg: Config, tab
             extra[role] = number_or_text(raw) if role != "topic" else str(raw)
         elif kind == "pairwise":
             found.setdefault("pairwise", read_choice(raw, table, where, "pairwise selected"))
-        elif kind == "choices" and (role == "choice" or "choice" not in cfg.roles.values()):
+        elif kind == "choices" and (role == "choice" or not (pairwise or "choice" in cfg.roles.values())):
             found.setdefault("choices", read_choice(raw, table, where, f"{name} choice"))
         elif kind == "ranker":
             found.setdefault("ranker", _ranked(raw, where))
