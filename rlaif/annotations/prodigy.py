@@ -62,7 +62,8 @@ def _choice_task(where: str, task: dict, table: dict) -> tuple[Side, Side, str, 
     if chosen[0] in (a["id"], b["id"]):
         return sides[0], sides[1], "first" if chosen[0] == a["id"] else "second", None
     picked = next((o for o in options if o["id"] == chosen[0]), {"id": chosen[0]})
-    choice, strength = read_choice(picked.get("text", picked["id"]), table, where, "chosen option")
+    spelled = str(picked["id"]) if str(picked["id"]).strip().lower() in table else picked.get("text", picked["id"])
+    choice, strength = read_choice(spelled, table, where, "chosen option")
     return sides[0], sides[1], choice, strength
 
 
