@@ -29,6 +29,7 @@ from rlaif.annotations.core import (
 from rlaif.errors import InputError
 from rlaif.records import Label, iter_json_lines, read_json_file, read_text
 
+_KNOWN = frozenset(CANONICAL) | frozenset(Label.model_fields)
 _FIX = ("the canonical file needs the columns annotator, choice and model_a/model_b or response_a/response_b "
         "(rename yours with --map COLUMN=NAME)")
 
@@ -70,14 +71,9 @@ def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]
 
 
 def rename(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    out = {}
-    for k, v in row.items():
-        out[mapping.get(k, k)] = v
-    return out
-
-
-def _blank(v: Any) -> bool:
-    return v is None or (isinstance(v, str) and not v.strip())
+    """The row under canonical names, blank cells dropped (so a missing and an empty cell read alike)."""
+    return {mapping.get(k, k): v for k, v in row.items()
+            if v is not None and not (isinstance(v, str) and (not v or v.isspace()))}
 
 
 def read_canonical(paths: list[Path], mapping: dict[str, str], table: dict) -> tuple[list[Shown], list[Dropped]]:
@@ -87,12 +83,12 @@ def read_canonical(paths: list[Path], mapping: dict[str, str], table: dict) -> t
         for n, raw in load_rows(path):
             row = rename(raw, mapping)
             where = f"{path}:{n}"
-            status = None if _blank(row.get("status")) else str(row["status"]).strip().lower()
+            status = str(row["status"]).strip().lower() if "status" in row else None
             if status in DROPPED_STATUS:
                 dropped.append(Dropped(DROPPED_STATUS[status], where))
                 continue
-            if _blank(row.get("choice")):
-                if "choice" not in row:
+            if "choice" not in row:
+                if not any(mapping.get(k, k) == "choice" for k in raw):  # no such column at all
                     raise InputError(path, n, "no choice column", _FIX)
                 dropped.append(Dropped("no choice", where))
                 continue
@@ -102,21 +98,20 @@ def read_canonical(paths: list[Path], mapping: dict[str, str], table: dict) -> t
 
 def _row(row: dict[str, Any], where: str, table: dict, status: str | None) -> Shown:
     rater = annotator_id(row.get("annotator"), where)
-    sides = [Side(model=None if _blank(row.get(f"model_{s}")) else str(row[f"model_{s}"]).strip(),
-                  response=None if _blank(row.get(f"response_{s}")) else row[f"response_{s}"]) for s in "ab"]
-    if any(s.model is None and s.response is None for s in sides):
+    ma, mb, ra, rb = row.get("model_a"), row.get("model_b"), row.get("response_a"), row.get("response_b")
+    if (ma is None and ra is None) or (mb is None and rb is None):
         raise where_error(where, "a side has neither a model nor a response", _FIX)
     choice, strength = read_choice(row["choice"], table, where)
     extra: dict[str, Any] = {
         "created_at": parse_time(row.get("created_at"), where),
         "lead_time_s": parse_seconds(row.get("lead_time_s"), where),
-        "strength": number_or_text(row.get("strength")) if not _blank(row.get("strength")) else strength,
+        "strength": number_or_text(row["strength"]) if "strength" in row else strength,
         "confidence": number_or_text(row.get("confidence")),
-        "topic": None if _blank(row.get("topic")) else str(row["topic"]).strip(),
+        "topic": str(row["topic"]).strip() if "topic" in row else None,
         "status": status,
     }
-    extra.update({k: v for k, v in row.items()
-                  if k not in CANONICAL and k not in Label.model_fields and not _blank(v)})
-    return Shown(where=where, rater=rater, first=sides[0], second=sides[1], choice=choice,
-                 item=None if _blank(row.get("item")) else str(row["item"]).strip(),
-                 prompt=None if _blank(row.get("prompt")) else row["prompt"], extra=extra)
+    extra.update({k: v for k, v in row.items() if k not in _KNOWN})
+    item = row.get("item")
+    return Shown(where=where, rater=rater, first=Side(model=None if ma is None else str(ma).strip(), response=ra),
+                 second=Side(model=None if mb is None else str(mb).strip(), response=rb), choice=choice,
+                 item=None if item is None else str(item).strip(), prompt=row.get("prompt"), extra=extra)

@@ -8,6 +8,7 @@ same annotator's repeats on an item, and turns all of it into `Label` records.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -244,8 +245,8 @@ def orient(shown: list[Shown], dropped: list[Dropped]) -> ImportResult:
         result.n_repeats += n > 1
         result.labels.append(Label(
             item=item, rater=s.rater, winner=winner, order="ba" if flipped else "ab", model_a=a.model,
-            model_b=b.model, prompt=s.prompt if s.prompt is not None else ref.prompt, response_a=_text(a.response),
-            response_b=_text(b.response), repeat=n - 1 if n > 1 else None,
+            model_b=b.model, prompt=_prompt(s.prompt if s.prompt is not None else ref.prompt),
+            response_a=_text(a.response), response_b=_text(b.response), repeat=n - 1 if n > 1 else None,
             error=None if winner else "no verdict", **s.extra))
     return result
 
@@ -253,6 +254,11 @@ def orient(shown: list[Shown], dropped: list[Dropped]) -> ImportResult:
 def _text(x: Any) -> str | None:
     if x is None or isinstance(x, str):
         return x
-    import json
-
     return json.dumps(x, ensure_ascii=False)
+
+
+def _prompt(x: Any) -> Any:
+    """A prompt as Label types it: a string or a chat message list, else its JSON text."""
+    if x is None or isinstance(x, str) or (isinstance(x, list) and all(isinstance(m, dict) for m in x)):
+        return x
+    return _text(x)
