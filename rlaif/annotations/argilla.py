@@ -101,6 +101,9 @@ def read_argilla(paths: list[Path], mapping: dict[str, str], table: dict) -> tup
         for n, rec in load_rows(path):
             where = f"{path}:{n}"
             data, responses, suggestions = _record_view(rec)
+            if not any(responses.values()) and not suggestions:
+                dropped.append(Dropped("records without responses", where))
+                continue
             q = _question(where, responses, suggestions, mapping)
             for resp in responses.get(q, []):
                 status = str(resp.get("status") or "submitted").lower()

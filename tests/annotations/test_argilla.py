@@ -32,13 +32,14 @@ def test_nested_records_ranking_answers_statuses_and_suggestions(tmp_path):
                {"value": None, "user_id": "u-5", "status": "draft"}]},
            "suggestions": {"preference": {"value": ["response1", "response2"], "score": 0.7, "agent": "gpt-4o"}},
            "vectors": {}}
-    r = import_annotations("argilla", [_jsonl(tmp_path, [rec])])
+    unannotated = {"id": "rec-2", "fields": FIELDS, "metadata": META, "responses": {}, "suggestions": {}}
+    r = import_annotations("argilla", [_jsonl(tmp_path, [rec, unannotated])])
     got = [(lb.rater, lb.winner, lb.order, lb.model_a, lb.item, lb.status) for lb in r.labels]
     assert got == [("u-1", "b", "ab", "m1", "rec-1", "submitted"), ("u-2", "a", "ab", "m1", "rec-1", "submitted"),
                    ("u-3", "tie", "ab", "m1", "rec-1", "submitted"),
                    ("suggestion:gpt-4o", "a", "ab", "m1", "rec-1", "suggestion")]
     assert r.labels[3].confidence == 0.7 and r.labels[0].topic == "networking" and r.labels[0].prompt == "Explain DNS"
-    assert dict(r.dropped) == {"discarded": 1, "draft": 1}
+    assert dict(r.dropped) == {"discarded": 1, "draft": 1, "records without responses": 1}
 
 
 def test_flat_columns_with_a_label_question_and_a_strength_question(tmp_path):

@@ -102,6 +102,7 @@ BAD = {
                               json.dumps({"id": "r", "fields": {"prompt": "P", "response1": "x", "response2": "y"},
                                           "responses": {"q": [{"value": ["response1", "response2"]}]}}) + "\n",
                               ":1: annotation without an annotator"),
+    "empty export": ("label-studio", "export.json", "[]", ": no annotations found in 1 file(s)"),
     "prodigy not db-out": ("prodigy", "db.jsonl", json.dumps({"text": "hi", "answer": "accept", "_annotator_id": "a"})
                            + "\n", ":1: neither a compare task"),
 }
@@ -133,3 +134,11 @@ def test_annotation_options_need_an_annotation_format(tmp_path):
     assert r.code == 2 and "--map, --values and --annotators read human annotation exports" in r.stderr
     r = rlaif("convert", "-f", "csv", src, "--map", "a=nothing", "-o", tmp_path / "o.jsonl")
     assert r.code == 2 and "--map 'a=nothing'" in r.stderr and not (tmp_path / "o.jsonl").exists()
+
+
+def test_rlaif_convert_reads_the_annotation_formats_too(tmp_path):
+    from rlaif.convert import ANNOTATION_FORMATS, convert
+
+    labels = convert("csv", [_write(tmp_path, "ann.csv", CSV)])
+    assert "label-studio" in ANNOTATION_FORMATS and [(lb.rater, lb.winner) for lb in labels] == [
+        ("u1", "a"), ("u2", "b"), ("u1", "b")]
