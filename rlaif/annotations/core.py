@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from pydantic import ValidationError
+
 from rlaif.errors import ConfigError, InputError
 from rlaif.records import Label, stable_id
 
@@ -243,11 +245,17 @@ def orient(shown: list[Shown], dropped: list[Dropped]) -> ImportResult:
         n = repeats[(item, s.rater)]
         result.n_reoriented += flipped
         result.n_repeats += n > 1
-        result.labels.append(Label(
-            item=item, rater=s.rater, winner=winner, order="ba" if flipped else "ab", model_a=a.model,
-            model_b=b.model, prompt=_prompt(s.prompt if s.prompt is not None else ref.prompt),
-            response_a=_text(a.response), response_b=_text(b.response), repeat=n - 1 if n > 1 else None,
-            error=None if winner else "no verdict", **s.extra))
+        fields = dict(item=item, rater=s.rater, winner=winner, order="ba" if flipped else "ab", model_a=a.model,
+                      model_b=b.model, prompt=_prompt(s.prompt if s.prompt is not None else ref.prompt),
+                      response_a=_text(a.response), response_b=_text(b.response), repeat=n - 1 if n > 1 else None,
+                      error=None if winner else "no verdict")
+        # a tool's own field named like one of ours (a tag called "prompt") is kept beside it, prefixed
+        extra = {(f"tool_{k}" if k in fields else k): v for k, v in s.extra.items()}
+        try:
+            result.labels.append(Label(**fields, **extra))
+        except ValidationError as e:
+            raise where_error(s.where, f"cannot make a label of it ({e.errors()[0]['loc']}: {e.errors()[0]['msg']})",
+                              "check that column's values") from None
     return result
 
 
