@@ -136,17 +136,38 @@ def _min_row(path: Path, n: int, row: dict, cfg: Config, table: dict, shown: lis
     row = {k: _decode(v) for k, v in row.items()}
     result, data = [], {}
     for k, v in row.items():
-        kind = cfg.controls.get(k) or ("pairwise" if isinstance(v, dict) and "selected" in v else None) \
-            or ("choices" if cfg.roles.get(k) else None)
+        kind = _min_kind(k, v, cfg)
         if kind and v not in (None, ""):
-            value = v if isinstance(v, dict) else {kind: v if kind != "choices" or isinstance(v, list) else [v]}
-            result.append({"from_name": k, "type": kind, "value": value})
+            result.append({"from_name": k, "type": kind, "value": _min_value(kind, v)})
         else:
             data[k] = v
     extra = {"created_at": parse_time(row.get("created_at"), where),
              "lead_time_s": parse_seconds(row.get("lead_time"), where), "status": "submitted"}
     s = _verdict(where, annotator_id(row.get("annotator"), where), data, result, cfg, table, extra)
     (shown.append(s) if isinstance(s, Shown) else dropped.append(s))
+
+
+def _min_kind(key: str, v: Any, cfg: Config) -> str | None:
+    """Which control tag a JSON_MIN column is: from the config, else its shape, else --map; None = task data."""
+    if key in cfg.controls:
+        return cfg.controls[key]
+    if isinstance(v, dict) and "selected" in v:
+        return "pairwise"
+    if key not in cfg.roles:
+        return None
+    if isinstance(v, dict) and v and all(isinstance(x, list) for x in v.values()):
+        return "ranker"
+    return "rating" if isinstance(v, (int, float)) and cfg.roles[key] != "choice" else "choices"
+
+
+def _min_value(kind: str, v: Any) -> dict:
+    """A JSON_MIN cell as the full export's `value`: JSON_MIN keeps pairwise's and multi-choice's objects and
+    flattens the rest to the bare value."""
+    if kind == "pairwise" or (isinstance(v, dict) and kind in v):
+        return v
+    if kind == "choices":
+        return {"choices": v if isinstance(v, list) else [v]}
+    return {"text" if kind == "textarea" else kind: v}
 
 
 def _decode(v: Any) -> Any:

@@ -100,6 +100,13 @@ def test_json_min_and_csv_exports(tmp_path):
         w.writerows({**row, "pw": json.dumps(row["pw"])} for row in rows)
     r2 = import_annotations("label-studio", [tmp_path / "export.csv", cfg])
     assert [(lb.rater, lb.winner, lb.item) for lb in r2.labels] == [(lb.rater, lb.winner, lb.item) for lb in r.labels]
+    # JSON_MIN flattens a ranker, a single choice and a rating to their bare values
+    items = [{"id": "r1", "body": "x"}, {"id": "r2", "body": "y"}]
+    rows = [{"id": 6, "prompt": "P", "answers": items, "annotator": "cy", "rank": {"_": ["r2", "r1"]}},
+            {"id": 7, "prompt": "P", "response_a": "x", "response_b": "y", "annotator": "cy", "pref": "Right"},
+            {"id": 7, "prompt": "P", "response_a": "x", "response_b": "y", "annotator": "di", "pref": "tie"}]
+    r3 = import_annotations("label-studio", [_write(tmp_path, "min2.json", rows)], ["rank=choice", "pref=choice"])
+    assert [(lb.rater, lb.winner) for lb in r3.labels] == [("cy", "b"), ("cy", "b"), ("di", "tie")]
 
 
 def test_bad_exports_name_the_task(tmp_path):
