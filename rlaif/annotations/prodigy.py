@@ -1,9 +1,11 @@
 """Prodigy `db-out` JSONL (`-f prodigy`): one line per answered task.
 
 Every line carries `_annotator_id` (else `_session_id`), `_timestamp` (unix seconds) and `answer`
-(accept / reject / ignore). A `compare` task holds two outputs under `accept` and `reject` and a
-`mapping` ({"A": "accept", "B": "reject"} or swapped) of which was shown as A (first): accept = A
-preferred, reject = B preferred. A `choice` task (the A/B recipes) holds `options` in the order shown
+(accept / reject / ignore). A `compare` task (Prodigy's `compare` recipe) holds two systems' outputs
+in the `accept` slot (shown as the candidate, first) and the `reject` slot, and a `mapping` of which
+system sits where ({"A": "accept", "B": "reject"}, or {"B": "accept", "A": "reject"} when randomized):
+accept = the accept slot's output is better, reject = the other one. Sides are the systems (A, B) unless
+the outputs name a `model`. A `choice` task (the A/B recipes) holds `options` in the order shown
 and the chosen option ids in `accept`; a chosen third option is read through the choice spellings
 (e.g. a "tie" option). `ignore` is counted as skipped, a rejected choice task as rejected.
 """
@@ -38,14 +40,18 @@ def _model(x: Any) -> str | None:
 
 
 def _compare(where: str, task: dict) -> tuple[Side, Side, str]:
+    """The `compare` recipe puts one system's output in the `accept` slot (shown as the candidate, first) and
+    the other's in `reject`; `mapping` says which system (A = its first file) sits in which slot. accept =
+    the accept slot's output is better, reject = the other one is."""
     mapping = task.get("mapping") or {"A": "accept", "B": "reject"}
-    if sorted(mapping.items()) not in ([("A", "accept"), ("B", "reject")], [("A", "reject"), ("B", "accept")]):
+    if not isinstance(mapping, dict) or sorted(mapping) != ["A", "B"] or \
+            sorted(mapping.values()) != ["accept", "reject"]:
         raise where_error(where, f"a compare task with mapping {mapping!r}",
                           "mapping must send A and B to accept and reject; " + _FIX)
-    first, second = (task[mapping[k]] for k in ("A", "B"))
-    choice = "first" if task["answer"] == "accept" else "second"
-    return (Side(model=_model(first), response=_text(first)), Side(model=_model(second), response=_text(second)),
-            choice)
+    system = {slot: letter for letter, slot in mapping.items()}
+    first, second = (Side(model=_model(task[slot]), response=_text(task[slot]), response_id=f"system {system[slot]}")
+                     for slot in ("accept", "reject"))
+    return first, second, "first" if task["answer"] == "accept" else "second"
 
 
 def _choice_task(where: str, task: dict, table: dict) -> tuple[Side, Side, str, str | None]:

@@ -16,25 +16,33 @@ def _jsonl(tmp_path: Path, rows: list[dict]) -> Path:
     return p
 
 
-def _compare(who, mapping, answer, ts=1714564800):
-    return {"id": 3, "input": {"text": "Summarize the memo"}, "accept": {"text": "short summary", "model": "sys-a"},
-            "reject": {"text": "long summary", "model": "sys-b"}, "mapping": mapping, "answer": answer,
-            "_input_hash": 111, "_task_hash": 222, "_session_id": f"memo-{who}", "_annotator_id": f"memo-{who}",
-            "_timestamp": ts, "_view_id": "compare"}
+def _compare(who, b_in_accept, answer, ts=1714564800):
+    """A task as the compare recipe builds it: system A's output in the accept slot unless randomized to B."""
+    a, b = {"text": "short summary"}, {"text": "long summary"}
+    accept, reject, mapping = (b, a, {"B": "accept", "A": "reject"}) if b_in_accept else \
+        (a, b, {"A": "accept", "B": "reject"})
+    return {"id": 3, "input": {"text": "Summarize the memo"}, "accept": accept, "reject": reject, "mapping": mapping,
+            "answer": answer, "_input_hash": 111, "_task_hash": 222, "_session_id": f"memo-{who}",
+            "_annotator_id": f"memo-{who}", "_timestamp": ts, "_view_id": "compare"}
 
 
 def test_compare_tasks_follow_the_mapping(tmp_path):
-    ab, ba = {"A": "accept", "B": "reject"}, {"A": "reject", "B": "accept"}
-    rows = [_compare("ann", ab, "accept"),  # A = sys-a shown first and preferred -> a
-            _compare("bo", ba, "accept"),  # A = sys-b shown first and preferred -> b, shown "ba"
-            _compare("cy", ba, "reject"),  # B = sys-a (shown second) preferred -> a
-            _compare("dee", ab, "ignore")]
+    rows = [_compare("ann", False, "accept"),  # A in the accept slot, accepted: A wins
+            _compare("bo", True, "accept"),  # B in the accept slot (shown first), accepted: B wins, shown "ba"
+            _compare("cy", True, "reject"),  # B in the accept slot, rejected: A wins
+            _compare("dee", False, "ignore")]
     r = import_annotations("prodigy", [_jsonl(tmp_path, rows)])
-    got = [(lb.rater, lb.model_a, lb.model_b, lb.order, lb.winner) for lb in r.labels]
-    assert got == [("memo-ann", "sys-a", "sys-b", "ab", "a"), ("memo-bo", "sys-a", "sys-b", "ba", "b"),
-                   ("memo-cy", "sys-a", "sys-b", "ba", "a")]
+    got = [(lb.rater, lb.response_a, lb.response_b, lb.order, lb.winner) for lb in r.labels]
+    assert got == [("memo-ann", "short summary", "long summary", "ab", "a"),
+                   ("memo-bo", "short summary", "long summary", "ba", "b"),
+                   ("memo-cy", "short summary", "long summary", "ba", "a")]
     assert r.labels[0].created_at == "2024-05-01T12:00:00Z" and r.labels[0].prompt == "Summarize the memo"
-    assert r.labels[1].response_a == "short summary" and dict(r.dropped) == {"skipped": 1} and r.n_reoriented == 2
+    assert dict(r.dropped) == {"skipped": 1} and r.n_reoriented == 2
+    # outputs that name their model are paired by it
+    named = [{**_compare("eve", True, "accept"), "accept": {"text": "long summary", "model": "base"},
+              "reject": {"text": "short summary", "model": "tuned"}}]
+    lb = import_annotations("prodigy", [_jsonl(tmp_path, named)]).labels[0]
+    assert (lb.model_a, lb.model_b, lb.winner) == ("base", "tuned", "a")
 
 
 def test_choice_tasks_in_shown_order_with_a_tie_option(tmp_path):
@@ -52,11 +60,11 @@ def test_choice_tasks_in_shown_order_with_a_tie_option(tmp_path):
 
 
 def test_bad_prodigy_lines(tmp_path):
-    row = _compare("ann", {"A": "accept", "B": "reject"}, "accept")
+    row = _compare("ann", False, "accept")
     del row["_annotator_id"], row["_session_id"]
     with pytest.raises(InputError, match=r"db-out.jsonl:1: annotation without an annotator"):
         import_annotations("prodigy", [_jsonl(tmp_path, [row])])
     with pytest.raises(InputError, match=r"db-out.jsonl:1: answer = 'maybe'"):
-        import_annotations("prodigy", [_jsonl(tmp_path, [{**_compare("a", None, "accept"), "answer": "maybe"}])])
+        import_annotations("prodigy", [_jsonl(tmp_path, [{**_compare("a", False, "accept"), "answer": "maybe"}])])
     with pytest.raises(InputError, match=r"db-out.jsonl:1: timestamp 'noon' does not parse"):
-        import_annotations("prodigy", [_jsonl(tmp_path, [_compare("a", None, "accept", ts="noon")])])
+        import_annotations("prodigy", [_jsonl(tmp_path, [_compare("a", False, "accept", ts="noon")])])
