@@ -286,8 +286,12 @@ def _value(kind: str, value: dict) -> Any:
 
 
 def _ranked(raw: Any, where: str) -> tuple[str, None]:
-    """A ranker value ({bucket: [ids]} or [ids]) over the two items -> which was ranked first."""
-    order = [x for bucket in raw.values() for x in bucket] if isinstance(raw, dict) else raw
+    """A ranker value ([ids], or {bucket: [ids]}: buckets in their export order, best first, and "_", the
+    items left uncategorized, last) over the two items -> which was ranked first."""
+    if isinstance(raw, dict):
+        raw = [x for name, bucket in sorted(raw.items(), key=lambda kv: kv[0] == "_")
+               if isinstance(bucket, list) for x in bucket]
+    order = raw
     if not isinstance(order, list) or not order:
         raise where_error(where, f"a ranker value {raw!r} that ranks nothing", "rank the two responses")
     return ("rank:" + str(order[0]), None)

@@ -75,9 +75,13 @@ def test_choices_ranker_and_ratings_without_a_config(tmp_path):
     ranked = {"from_name": "rank", "to_name": "answers", "type": "ranker", "value": {"ranker": {"_": ["r2", "r1"]}}}
     note = {"from_name": "prompt", "to_name": "prompt", "type": "textarea", "value": {"text": ["too", "long"]}}
     tasks = [_task(1, data, [_ann(1, extra=[choice, note]), _ann(2, extra=[tie]), _ann(3, extra=[rate_a, rate_b])]),
-             _task(2, {"prompt": "P2", "answers": items}, [_ann(4, extra=[ranked])])]
+             _task(2, {"prompt": "P2", "answers": items}, [
+                 _ann(4, extra=[ranked]),
+                 _ann(5, extra=[{**ranked, "value": {"ranker": {"_": ["r2"], "best": ["r1"]}}}]),  # bucketed
+                 _ann(6, extra=[{**ranked, "value": {"ranker": ["r2", "r1"]}}])])]  # a plain list
     r = import_annotations("label-studio", [_write(tmp_path, "export.json", tasks)], None, ["both equal=tie"])
-    assert [(lb.rater, lb.winner) for lb in r.labels] == [("1", "a"), ("2", "tie"), ("3", "b"), ("4", "b")]
+    assert [(lb.rater, lb.winner) for lb in r.labels] == [("1", "a"), ("2", "tie"), ("3", "b"), ("4", "b"),
+                                                          ("5", "a"), ("6", "b")]
     assert (r.labels[3].model_a, r.labels[3].response_b) == ("m1", "second text")
     assert (r.labels[2].rating_first, r.labels[2].rating_second) == (2.0, 5.0)
     assert r.labels[0].prompt == "P" and r.labels[0].tool_prompt == "too\nlong"  # a tag named like a label field
