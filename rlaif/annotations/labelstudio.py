@@ -9,7 +9,8 @@ The verdict comes from a `pairwise` tag (`value.selected` left/right), else a `c
 values spelled as in --values), else a `ranker` over the two responses, else one `rating` per
 response (the higher wins). A labeling config (`.xml`) passed among the inputs tells which data keys
 hold the prompt and the responses shown left and right; without one, `--map KEY=response_a` etc. do,
-or the usual key names (prompt / instruction / text, response_a / answer1 / text1, ...).
+or the usual key names (prompt / instruction / text, response_a / answer1 / text1, ...). A task's
+`predictions` (model pre-annotations) become raters of their own, `prediction:MODEL_VERSION`.
 """
 from __future__ import annotations
 
@@ -127,6 +128,13 @@ def _task(path: Path, task: dict, cfg: Config, table: dict, shown: list[Shown], 
                  **({"ground_truth": True} if ann.get("ground_truth") else {})}
         s = _verdict(where, annotator_id(who, where), task["data"], ann.get("result") or [], cfg, table, extra)
         (shown.append(s) if isinstance(s, Shown) else dropped.append(s))
+    for pred in task.get("predictions") or []:  # a model's pre-annotation: a rater of its own, like a suggestion
+        if isinstance(pred, dict) and isinstance(pred.get("result"), list) and pred["result"]:
+            extra = {"status": "prediction", "confidence": number_or_text(pred.get("score"))}
+            s = _verdict(where, f"prediction:{pred.get('model_version') or 'model'}", task["data"], pred["result"],
+                         cfg, table, extra)
+            (shown.append(s) if isinstance(s, Shown) else dropped.append(Dropped("predictions without a verdict",
+                                                                                  where)))
 
 
 def _min_row(path: Path, n: int, row: dict, cfg: Config, table: dict, shown: list[Shown],

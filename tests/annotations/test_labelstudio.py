@@ -48,17 +48,22 @@ def test_pairwise_export_with_config_reorients_swapped_tasks(tmp_path):
                            _ann(13, cancelled=True)]),
              _task(2, d2, [_ann(14, "left"),  # llama shown left, wins: b in the item's terms
                            _ann(11, "right", created="2024-05-03T08:00:00Z")])]  # 11 again: gpt (right) wins
+    tasks[1]["predictions"] = [{"model_version": "rm-v2", "score": 0.8, "result": [
+        {"from_name": "pw", "to_name": "left_answer,right_answer", "type": "pairwise",
+         "value": {"selected": "right"}}]}]
     r = import_annotations("label-studio", [_write(tmp_path, "export.json", tasks),
                                             _write(tmp_path, "config.xml", CONFIG)],
                            ["model_a=model_a", "model_b=model_b", "how_much=strength"])
     got = [(lb.rater, lb.model_a, lb.model_b, lb.order, lb.winner, lb.repeat) for lb in r.labels]
     assert got == [("11", "gpt", "llama", "ab", "a", None), ("bo@x.org", "gpt", "llama", "ab", "b", None),
-                   ("14", "gpt", "llama", "ba", "b", None), ("11", "gpt", "llama", "ba", "a", 1)]
+                   ("14", "gpt", "llama", "ba", "b", None), ("11", "gpt", "llama", "ba", "a", 1),
+                   ("prediction:rm-v2", "gpt", "llama", "ba", "a", None)]  # gpt on the right in task 2
+    assert r.labels[4].confidence == 0.8 and r.labels[4].status == "prediction"
     assert {lb.item for lb in r.labels} == {"q7"} and r.labels[0].prompt == "Why?"
     assert r.labels[0].response_a == "gpt says" and r.labels[2].response_a == "gpt says"
     assert r.labels[0].strength == "clearly" and r.labels[0].lead_time_s == 4.5
     assert r.labels[0].created_at == "2024-05-01T12:00:00Z" and r.labels[3].created_at == "2024-05-03T08:00:00Z"
-    assert dict(r.dropped) == {"cancelled": 1} and r.n_reoriented == 2 and r.n_repeats == 1
+    assert dict(r.dropped) == {"cancelled": 1} and r.n_reoriented == 3 and r.n_repeats == 1
     # unmapped, a choices tag beside the pairwise one is a side question, kept under its name
     r = import_annotations("label-studio", [tmp_path / "export.json", tmp_path / "config.xml"])
     assert r.labels[0].how_much == "clearly" and r.labels[0].strength is None and r.labels[0].winner == "a"
