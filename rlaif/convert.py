@@ -35,6 +35,8 @@ from rlaif.errors import ConfigError, InputError
 from rlaif.records import Label, iter_json_lines, os_error, read_jsonl, read_text, stable_id, write_jsonl
 
 FORMATS = ("pandalm", "llmbar", "arena", "mt-bench", "alpaca-eval", "reorient")
+# Human annotation exports (canonical CSV, Label Studio, Argilla, Prodigy): rlaif.annotations reads them.
+ANNOTATION_FORMATS = ("csv", "annotations", "label-studio", "argilla", "prodigy")
 
 
 def load_records(path: str | Path) -> Iterator[tuple[int, dict]]:
@@ -78,8 +80,12 @@ def detect_format(path: str | Path) -> str:
 
 def convert(fmt: str, paths: list[str | Path]) -> list[Label]:
     """Convert files of one format (or "auto": detect per file) into label records."""
+    if fmt in ANNOTATION_FORMATS:
+        from rlaif.annotations import import_annotations
+
+        return import_annotations(fmt, paths).labels
     if fmt != "auto" and fmt not in FORMATS:
-        raise ConfigError(f"unknown format {fmt!r}. Fix: use one of auto, {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown format {fmt!r}. Fix: use one of auto, {', '.join(FORMATS + ANNOTATION_FORMATS)}")
     groups: dict[str, list[Path]] = {}
     for p in paths:
         f = detect_format(p) if fmt == "auto" else fmt
@@ -93,21 +99,42 @@ def convert(fmt: str, paths: list[str | Path]) -> list[Label]:
 
 @dataclass
 class ConvertRun:
-    """What `run_convert` wrote: the labels and the label JSONL file holding them."""
+    """What `run_convert` wrote: the labels, the label JSONL file holding them, and for human annotation
+    exports the importer's account (what was not written and why, re-orientations, repeats)."""
 
     labels: list[Label]
     out: Path
+    account: str | None = None  # annotation imports: rlaif.annotations' one-line summary
+    warning: str | None = None  # annotators the --annotators file does not list
 
     @property
     def summary(self) -> str:
-        return f"{len(self.labels)} labels by {len({lb.rater for lb in self.labels})} raters -> {self.out}"
+        head = self.account or f"{len(self.labels)} labels by {len({lb.rater for lb in self.labels})} raters"
+        return f"{head} -> {self.out}"
 
 
-def run_convert(fmt: str, paths: list[str | Path], out: str | Path) -> ConvertRun:
-    """`rlaif convert`: `convert(fmt, paths)` written to the label JSONL file `out`."""
-    labels = convert(fmt, paths)
-    write_jsonl(out, labels)
-    return ConvertRun(labels, Path(out))
+def run_convert(fmt: str, paths: list[str | Path], out: str | Path, mapping: list[str] | None = None,
+                values: list[str] | None = None, annotators: str | Path | None = None) -> ConvertRun:
+    """`rlaif convert`: published judgments (`convert(fmt, paths)`) or human annotation exports
+    (`rlaif.annotations`, with --map / --values / --annotators) written to the label JSONL file `out`."""
+    if fmt not in ANNOTATION_FORMATS:
+        if mapping or values or annotators:
+            raise ConfigError("--map, --values and --annotators read human annotation exports. "
+                              "Fix: add -f csv, annotations, label-studio, argilla or prodigy, or drop them")
+        labels = convert(fmt, paths)
+        write_jsonl(out, labels)
+        return ConvertRun(labels, Path(out))
+    from rlaif.annotations import import_annotations, read_annotators
+
+    known = read_annotators(annotators) if annotators else None  # checked before anything is written
+    result = import_annotations(fmt, list(paths), mapping, values)
+    write_jsonl(out, result.labels)
+    run = ConvertRun(result.labels, Path(out), account=result.summary())
+    unknown = known.unknown(lb.rater for lb in result.labels) if known is not None else []
+    if unknown:
+        run.warning = (f"{len(unknown)} annotator(s) not in {annotators}: {', '.join(unknown[:10])}"
+                       f"{' ...' if len(unknown) > 10 else ''}")
+    return run
 
 
 def _text(x: Any) -> str | None:

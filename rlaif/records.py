@@ -108,7 +108,16 @@ class Label(Record):
     category: str | int | None = None  # the prompt's category, for per-category win rates
     WRITTEN_WHEN_SET: ClassVar[frozenset[str]] = frozenset({
         "judge", "prompt_id", "sample_a", "sample_b", "parse", "usage", "cached", "latency_s", "top_logprobs",
-        "call_failed", "score_a", "score_b", "rater_model", "category"})
+        "call_failed", "score_a", "score_b", "rater_model", "category",
+        "created_at", "lead_time_s", "strength", "confidence", "topic", "status", "repeat"})
+    # human annotations (rlaif.annotations): when, how long, how sure, about what, and which repeat
+    created_at: str | None = None  # ISO 8601 UTC, e.g. "2024-05-01T12:00:00Z"
+    lead_time_s: float | None = None
+    strength: str | float | None = None  # "clear", "slight" or a number
+    confidence: str | float | None = None
+    topic: str | None = None
+    status: str | None = None  # the tool's status of a kept annotation (e.g. "submitted")
+    repeat: int | None = None  # 1, 2, ... for the same rater's later labels of one item (kept: intra-rater data)
 
 
 class Preference(Record):
@@ -262,7 +271,7 @@ def read_responses(path: str | Path) -> list[Response]:
 
 @dataclass
 class LabelDuplicates:
-    """Label lines that repeat an earlier line's (item, rater, order). The first line of each is kept
+    """Label lines that repeat an earlier line's (item, rater, order, repeat). The first line of each is kept
     (a file concatenated twice, or appended onto, keeps its original verdicts); later ones are dropped
     and counted, for the command to warn about."""
 
@@ -270,11 +279,11 @@ class LabelDuplicates:
     count: int = 0
     first_dropped: int | None = None  # one example: this line repeats line `kept`
     kept: int | None = None
-    _seen: dict[tuple[str, str, str | None], int] = field(default_factory=dict, repr=False)
+    _seen: dict[tuple[str, str, str | None, int | None], int] = field(default_factory=dict, repr=False)
 
     def is_repeat(self, lb: Label, line: int) -> bool:
         """True (and counted) when `lb` repeats an earlier line; the caller drops it."""
-        key = (lb.item, lb.rater, lb.order)
+        key = (lb.item, lb.rater, lb.order, lb.repeat)  # a numbered repeat is a new judgment, not a copy
         if key not in self._seen:
             self._seen[key] = line
             return False

@@ -43,6 +43,10 @@ FORBIDDEN = {
     "rlaif.audit": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.cli",
                     "torch", "transformers", "openai", "anthropic"],
     "rlaif.eval": ["rlaif.train", "rlaif.cli"],
+    # annotation importers: records and errors only (the audit and convert read them, never the reverse)
+    "rlaif.annotations": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.eval",
+                          "rlaif.cli", "rlaif.convert", "rlaif.elo", "rlaif.report", "rlaif.stats", "torch",
+                          "transformers", "openai", "anthropic", "vllm", "numpy", "pandas"],
     "rlaif.report": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.cli", "torch",
                      "openai", "anthropic"],
     "rlaif.instructions": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit",
@@ -50,7 +54,7 @@ FORBIDDEN = {
 }
 # Nothing below the service imports it or its client.
 for _below in ("rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.stats",
-               "rlaif.audit", "rlaif.report", "rlaif.instructions", "rlaif.scoring"):
+               "rlaif.audit", "rlaif.report", "rlaif.instructions", "rlaif.scoring", "rlaif.annotations"):
     FORBIDDEN[_below] = [*FORBIDDEN[_below], "rlaif.serve", "rlaif.client"]
 # The pipelines (demo, online DPO) sit above everything but the CLI; the report renders their typed results.
 for _below in ("rlaif.records", "rlaif.outlock", "rlaif.stats", "rlaif.backends", "rlaif.calls", "rlaif.progress",

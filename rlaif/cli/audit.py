@@ -78,11 +78,20 @@ def elo(
 def convert(
     inputs: list[Path] = typer.Argument(..., help="files in one of the formats below", callback=input_file),
     out: Path = typer.Option(..., "-o", "--out", help="output label JSONL", callback=output_file),
-    fmt: str = typer.Option("auto", "--format", "-f", help="auto, pandalm, llmbar, arena, mt-bench, alpaca-eval, or "
-                               "reorient (rlaif labels: each item's labels turned to one model_a/model_b)"),
+    fmt: str = typer.Option("auto", "--format", "-f", help="auto, pandalm, llmbar, arena, mt-bench, alpaca-eval; "
+                            "reorient (rlaif labels: each item's labels turned to one model_a/model_b); "
+                            "human annotations: csv (= annotations), label-studio, argilla, prodigy"),
+    mapping: list[str] = typer.Option(None, "--map", help="annotations: rename a column, data key or question, "
+                                      "SOURCE=NAME (e.g. worker_id=annotator, verdict=choice)"),
+    values: list[str] = typer.Option(None, "--values", help="annotations: a choice spelling, SPELLING=a|b|tie"
+                                     "[:STRENGTH] (e.g. a-is-better=a:clear); a = the response shown first"),
+    annotators: Path = typer.Option(None, "--annotators", help="annotations: annotators.csv (`annotator` plus any "
+                                    "columns) checked against the labels' annotators", callback=input_file),
 ) -> None:
-    """Convert PandaLM, LLMBar, Chatbot Arena, MT-Bench or AlpacaEval judgments into label JSONL, or re-orient
-    rlaif labels."""
+    """Convert PandaLM, LLMBar, Chatbot Arena, MT-Bench or AlpacaEval judgments, or human annotation exports
+    (canonical CSV, Label Studio, Argilla, Prodigy), into label JSONL, or re-orient rlaif labels."""
     from rlaif.convert import run_convert
 
-    typer.echo(run_convert(fmt, list(inputs), out).summary)
+    run = run_convert(fmt, list(inputs), out, mapping=mapping, values=values, annotators=annotators)
+    typer.echo(run.summary)
+    warn(run.warning)

@@ -157,6 +157,8 @@ TABLE: dict[str, Row] = {
     "audit gold": Row("jsonl", lambda f, t, g: ["audit", g.labels, "--gold", f, "-o", t / "o"]),
     "elo battles": Row("jsonl", lambda f, t, g: ["elo", f, "-o", t / "o"]),
     "convert inputs": Row("jsonl", lambda f, t, g: ["convert", f, "-o", t / "o.jsonl"]),
+    "convert annotators": Row("jsonl", lambda f, t, g: ["convert", "-f", "csv", g.labels, "--annotators", f,
+                                                        "-o", t / "o.jsonl"]),
     "train prompts": Row("jsonl", lambda f, t, g: ["train", "online-dpo", "--prompts", f, "-j", "rule", "-o", t / "o"]),
     "train judge": Row("yaml", lambda f, t, g: ["train", "online-dpo", "--prompts", "demo", "-j", f, "-o", t / "o"]),
     "train data": Row("jsonl", lambda f, t, g: ["train", "rm", "--data", f, "-o", t / "o"]),
