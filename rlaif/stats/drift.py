@@ -2,7 +2,8 @@
 
 Windows: `window` = an int N gives each labeler consecutive windows of N of their annotations in time order
 (the overall series uses ten equal-count windows of all annotations); "day" or "week" gives calendar windows
-counted from the first timestamp (annotations without a timestamp are left out of calendar windows).
+counted from the first timestamp. Annotations without a timestamp are left out (row order in an export is not
+labeling order), so a table without timestamps has no drift test.
 
 Change test (documented choice): the first window is the baseline. For each metric (agreement with the
 leave-one-out consensus, tie rate, left rate) and each later window, a pooled two-proportion z-test compares
@@ -63,13 +64,15 @@ def _window_index(ann: Annotations, window, by: np.ndarray | None) -> np.ndarray
     size = int(window)
     if size < 1:
         raise ValueError("window must be a positive count")
+    ok = np.isfinite(t)
     g = np.zeros(ann.n, dtype=np.int64) if by is None else by
-    order = np.lexsort((np.arange(ann.n), np.where(np.isfinite(t), t, np.inf), g))
-    counts = np.bincount(g, minlength=int(g.max()) + 1 if g.size else 0)
+    g = np.where(ok, g, int(g.max()) + 1 if g.size else 0)  # untimed rows last, in a group of their own
+    order = np.lexsort((np.arange(ann.n), np.where(ok, t, 0.0), g))
+    counts = np.bincount(g)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rank = np.empty(ann.n, dtype=np.int64)
     rank[order] = np.arange(ann.n) - starts[g[order]]
-    return rank // size
+    return np.where(ok, rank // size, -1)
 
 
 def _tallies(ann: Annotations, key: np.ndarray, n_keys: int) -> dict[str, np.ndarray]:
@@ -99,6 +102,8 @@ def _change_test(t: dict, n_groups: int, n_windows: int, min_n: int, alpha: floa
         p[(den[:, 1:] < min_n) | (den[:, :1] < min_n)] = np.nan
         ps.append(p)
     allp = np.stack(ps, axis=1)  # groups x metrics x later windows
+    if allp.shape[2] == 0:
+        return np.full(n_groups, np.nan), np.full(n_groups, -1), np.full(n_groups, -1)
     n_tests = np.isfinite(allp).sum(axis=(1, 2))
     adj = np.minimum(1.0, allp * np.maximum(n_tests, 1)[:, None, None])
     p_best = np.where(n_tests > 0, np.nanmin(np.where(np.isfinite(adj), adj, np.inf), axis=(1, 2)), np.nan)
@@ -145,7 +150,7 @@ def drift(ann: Annotations, window=50, *, min_n: int = 10, alpha: float = 0.05,
     if isinstance(window, str):
         win_all = _window_index(ann, window, None)
     else:
-        win_all = _window_index(ann, max(1, -(-ann.n // 10)), None)
+        win_all = _window_index(ann, max(1, -(-int(np.isfinite(ann.time).sum()) // 10)), None)
     n_all = int(win_all.max()) + 1 if win_all.size and win_all.max() >= 0 else 1
     t_all = _tallies(ann, win_all, n_all)
     p0, f0, m0 = _change_test(t_all, 1, n_all, min_n, alpha)
