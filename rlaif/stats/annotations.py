@@ -217,19 +217,25 @@ def loo_agreement(ann: Annotations) -> tuple[np.ndarray, np.ndarray]:
 
     The consensus is the others' majority label; when several labels tie for the majority, agreement is
     1 / (number tied) if the annotation's label is among them (the chance of matching a random tie-break)."""
-    m = ann.voting
-    idx = np.flatnonzero(m)
+    idx, if_label, has = loo_agreement_if(ann)
+    num, den = np.zeros(ann.n), np.zeros(ann.n)
+    num[idx] = if_label[np.arange(idx.size), ann.label[idx]]
+    den[idx] = has
+    return num, den
+
+
+def loo_agreement_if(ann: Annotations) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, (rows, K) agreement each label would have had, has-others) for the `voting` rows: what
+    `loo_agreement` would give had the annotation said k (the chance level of a labeler who guesses)."""
+    idx = np.flatnonzero(ann.voting)
     others = ann.item_counts[ann.item[idx]].copy()
     others[np.arange(idx.size), ann.label[idx]] -= 1
     top = others.max(axis=1)
     has = top > 0
     tied = (others == top[:, None]) & has[:, None]
-    mine = tied[np.arange(idx.size), ann.label[idx]]
-    num, den = np.zeros(ann.n), np.zeros(ann.n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        num[idx] = np.where(has & mine, 1.0 / tied.sum(axis=1), 0.0)
-    den[idx] = has
-    return num, den
+        if_label = np.where(tied, 1.0 / tied.sum(axis=1, keepdims=True), 0.0)
+    return idx, if_label, has
 
 
 def grouped_median(key: np.ndarray, values: np.ndarray, n_keys: int) -> np.ndarray:

@@ -14,9 +14,10 @@ test are not tested):
 - disagrees with everyone: one-sided z-test that the labeler's agreement is more than `margin` (default the
   power target, 0.10) below the pooled agreement of all other labelers (with a million labels every
   labeler below average is "significantly" below it; the margin keeps the flag for the ones that matter);
-- likely spammer: disagrees with everyone (as above) *and* agreement not significantly above chance
-  (one-sided z-test p >= alpha against the agreement expected from the labeler's own label shares and the
-  shares of everyone's labels);
+- likely spammer: disagrees with everyone (as above) *and* agreement at chance level: neither significantly
+  above nor below it (one-sided z-tests, p >= alpha each, against the agreement a labeler guessing from
+  their own label shares would get on the same items). Significantly *below* chance is not noise but a
+  systematic reversal (e.g. swapped sides): that stays "disagrees with everyone";
 - drifted: the change test of `rlaif.stats.drift`.
 With many labelers, p-values of each test are Benjamini–Hochberg adjusted across the labelers tested
 (`q_value`); a flag is raised when q < alpha. The audit's `fdr` field says so.
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import binom, norm
 
-from rlaif.stats.annotations import TIE, Annotations, grouped_median, loo_agreement
+from rlaif.stats.annotations import TIE, Annotations, grouped_median, loo_agreement, loo_agreement_if
 from rlaif.stats.bootstrap import ItemBootstrap
 from rlaif.stats.drift import DriftResult, drift
 from rlaif.stats.power import POWER_TARGET, Measure, bh, grouped_ratios
@@ -123,18 +124,22 @@ def _tests(ann: Annotations, alpha: float, min_n: int, margin: float
         bar = np.clip(rest - margin, 1e-6, 1 - 1e-6)
         z = (k_ag - n_ag * bar) / np.sqrt(n_ag * bar * (1 - bar))
         p_dis = np.where(n_ag >= min_n, norm.cdf(z), np.nan)
-        # chance: the labeler's own label shares against everyone's label shares
-        v = ann.voting & (den > 0)
+        # chance: a labeler guessing from their own label shares, on the same items and against the same
+        # others (so the tie-break share of `loo_agreement` counts alike)
+        idx, if_label, has = loo_agreement_if(ann)
+        idx, if_label = idx[has], if_label[has]
+        who = ann.annotator[idx]
         own = np.zeros((n_a, ann.n_labels))
-        np.add.at(own, (ann.annotator[v], ann.label[v]), 1.0)
+        np.add.at(own, (who, ann.label[idx]), 1.0)
         own /= own.sum(axis=1, keepdims=True)
-        pooled = np.bincount(ann.label[v], minlength=ann.n_labels) / max(1, v.sum())
-        chance = own @ pooled
+        sums = np.stack([np.bincount(who, weights=if_label[:, k], minlength=n_a) for k in range(ann.n_labels)], 1)
+        chance = (own * sums).sum(axis=1) / n_ag
         z_c = (k_ag - n_ag * chance) / np.sqrt(n_ag * chance * (1 - chance))
         p_above_chance = np.where(n_ag >= min_n, norm.sf(z_c), np.nan)
+        p_below_chance = np.where(n_ag >= min_n, norm.cdf(z_c), np.nan)
     return {"position-biased": (p_pos, bh(p_pos), k_left / np.maximum(n_dec, 1)),
             "disagrees with everyone": (p_dis, bh(p_dis), rest),
-            "chance": (p_above_chance, p_above_chance, chance)}
+            "chance": (p_above_chance, p_below_chance, chance)}
 
 
 def _flags_for(a: int, rec: LabelerRecord, tests: dict, drift_by: dict, alpha: float) -> list[Flag]:
@@ -145,9 +150,9 @@ def _flags_for(a: int, rec: LabelerRecord, tests: dict, drift_by: dict, alpha: f
                           f"picked the side shown first in {left:.0%} of {rec.first_rate.n} decisive verdicts"))
     p, q, rest = (x[a] for x in tests["disagrees with everyone"])
     if q < alpha:
-        pc, _, chance = (x[a] for x in tests["chance"])
+        pc, pb, chance = (x[a] for x in tests["chance"])
         ag = rec.agreement.value or 0.0
-        name = "likely spammer" if not pc < alpha else "disagrees with everyone"
+        name = "likely spammer" if not (pc < alpha or pb < alpha) else "disagrees with everyone"
         flags.append(Flag(name, float(p), float(q),
                           f"agrees with the others' consensus {ag:.0%} of {rec.agreement.n} times vs {rest:.0%} "
                           f"for everyone else; chance level {chance:.0%} (p above chance {pc:.2g})"))
