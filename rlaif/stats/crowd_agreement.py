@@ -98,6 +98,26 @@ def ratings_as_labels(ann: Annotations) -> Annotations:
     return out
 
 
+def strength_scale_labels(ann: Annotations) -> Annotations:
+    """A copy whose labels are points of one ordinal preference scale built from a/b/tie and the stated
+    strength (`strength_names` from weakest to strongest, S levels): b at the strongest level is 0, ...,
+    b at the weakest S - 1, tie S, a at the weakest S + 1, ..., a at the strongest 2S. An a/b label without
+    a strength is left out (-1). Use it with `agreement_summary(..., ordered=True)` for ordinal alpha."""
+    from dataclasses import replace
+
+    if ann.label_names[:3] != ("a", "b", "tie") or not ann.strength_names:
+        raise ValueError("needs preference labels (a, b, tie) and strength levels")
+    n_s = len(ann.strength_names)
+    has = ann.strength >= 0
+    label = np.full(ann.n, -1, dtype=np.int64)
+    label[ann.label == 2] = n_s
+    a, b = (ann.label == 0) & has, (ann.label == 1) & has
+    label[a] = n_s + 1 + ann.strength[a]
+    label[b] = n_s - 1 - ann.strength[b]
+    names = ([f"b:{x}" for x in reversed(ann.strength_names)] + ["tie"] + [f"a:{x}" for x in ann.strength_names])
+    return replace(ann, label=label, label_names=tuple(names), gold=None)
+
+
 @dataclass
 class OverlapGraph:
     """Which labelers share items. Arrays list only the pairs that share at least one item (a < b)."""

@@ -7,7 +7,13 @@ import pytest
 
 from rlaif.stats.annotations import Annotations
 from rlaif.stats.bootstrap import ItemBootstrap
-from rlaif.stats.crowd_agreement import agreement_summary, gwet_ac1_counts, overlap_graph, ratings_as_labels
+from rlaif.stats.crowd_agreement import (
+    agreement_summary,
+    gwet_ac1_counts,
+    overlap_graph,
+    ratings_as_labels,
+    strength_scale_labels,
+)
 
 NAN = np.nan
 # Gwet, Handbook of Inter-Rater Reliability (4th ed.), the 4 raters x 12 units example with missing ratings
@@ -120,3 +126,17 @@ def test_overlap_graph_by_hand():
     pairs = {(int(a), int(b)): (int(s), int(k)) for a, b, s, k in zip(g.a, g.b, g.shared, g.agree, strict=True)}
     assert pairs == {(0, 1): (2, 2), (0, 2): (1, 0), (1, 2): (1, 0), (3, 4): (1, 0)}
     assert (int(g.a[0]), int(g.b[0])) == (0, 1)  # most shared first
+
+
+def test_strength_scale_for_ordinal_alpha():
+    krippendorff = pytest.importorskip("krippendorff")
+    # labels a/b/tie with strengths slight (0) / clear (1): b:clear=0 b:slight=1 tie=2 a:slight=3 a:clear=4
+    ann = Annotations(item=[0, 0, 1, 1, 2, 2, 3], annotator=[0, 1, 0, 1, 0, 1, 0], label=[0, 0, 1, 2, 0, 1, 1],
+                      strength=[1, 0, 1, -1, 0, 0, -1], strength_names=("slight", "clear"))
+    scaled = strength_scale_labels(ann)
+    assert scaled.label.tolist() == [4, 3, 0, 2, 3, 1, -1]
+    assert scaled.label_names == ("b:clear", "b:slight", "tie", "a:slight", "a:clear")
+    s = agreement_summary(scaled, ItemBootstrap(4, 0, 0), ordered=True)
+    data = np.array([[4, 0, 3, NAN], [3, 2, 1, NAN]])
+    ref = krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal")
+    assert s.krippendorff_ordinal.value == pytest.approx(ref, abs=1e-12)
