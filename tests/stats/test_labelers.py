@@ -92,13 +92,25 @@ def test_latent_class_skill_matches_crowd_kit_and_the_truth(model):
 
 
 def test_mace_and_glad_small():
-    pytest.importorskip("crowdkit.aggregation")
+    ck = pytest.importorskip("crowdkit.aggregation")
+    import pandas as pd
+
     from rlaif.stats.latent_class import fit_latent_class
 
     ann, _, _ = _planted(2, n_items=150, n_ann=12)
-    mace = fit_latent_class(ann, "mace", n_iter=30)
+    # rows in an order where labeler codes do not appear as 0, 1, 2...: the mapping back must hold
+    perm = np.random.default_rng(0).permutation(ann.n)
+    ann = Annotations(ann.item[perm], ann.annotator[perm], ann.label[perm])
+    df = pd.DataFrame({"task": ann.item, "worker": ann.annotator, "label": ann.label})
+    mace = fit_latent_class(ann, "mace", n_iter=12)
+    ref = ck.MACE(n_iter=12, random_state=0).fit(df)
+    workers = pd.factorize(df["worker"])[1]
+    assert np.allclose(mace.spammer[workers], ref.spamming_[:, 0])
     assert set(np.argsort(-mace.spammer)[:2]) == {0, 2} and mace.spammer[0] > 0.5
-    glad = fit_latent_class(ann, "glad", n_iter=30)
+    glad = fit_latent_class(ann, "glad", n_iter=12)
+    ref = ck.GLAD(n_iter=12).fit(df)
+    assert np.allclose(glad.skill[ref.alphas_.index.to_numpy()], ref.alphas_.to_numpy())
+    assert np.allclose(glad.item_score[ref.betas_.index.to_numpy()], ref.betas_.to_numpy())
     assert set(np.argsort(glad.skill)[:2]) == {0, 2} and np.isfinite(glad.item_score).all()
     with pytest.raises(ValueError, match="unknown latent-class model"):
         fit_latent_class(ann, "zen")
