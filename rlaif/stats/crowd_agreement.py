@@ -153,8 +153,10 @@ def overlap_graph(ann: Annotations) -> OverlapGraph:
     possible = n_active * (n_active - 1) // 2
     order = np.lexsort((shared.col, shared.row, -shared.data))
     a, b = shared.row[order], shared.col[order]
+    agreed = agree[a, b] if a.size else np.zeros(0)
+    agreed = agreed.toarray() if sparse.issparse(agreed) else agreed
     return OverlapGraph(n_labelers=n_active, n_pairs=int(shared.nnz), n_possible_pairs=possible,
                         density=shared.nnz / possible if possible else 0.0, n_components=int(sizes.size),
                         largest_component=int(sizes.max()) if sizes.size else 0,
                         n_isolated=int((degree == 0).sum()), a=a, b=b, shared=shared.data[order].astype(np.int64),
-                        agree=np.asarray(agree[a, b]).ravel().astype(np.int64))
+                        agree=np.asarray(agreed).ravel().astype(np.int64))

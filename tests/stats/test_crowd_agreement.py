@@ -140,3 +140,11 @@ def test_strength_scale_for_ordinal_alpha():
     data = np.array([[4, 0, 3, NAN], [3, 2, 1, NAN]])
     ref = krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal")
     assert s.krippendorff_ordinal.value == pytest.approx(ref, abs=1e-12)
+
+
+def test_one_labeler_has_no_pairs_and_no_coefficients():
+    ann = Annotations([0, 1], [0, 0], [0, 1])
+    g = overlap_graph(ann)
+    assert (g.n_labelers, g.n_pairs, g.n_components, g.n_isolated, g.agree.size) == (1, 0, 1, 1, 0)
+    s = agreement_summary(ann, ItemBootstrap(2, 20, 0))
+    assert s.gwet_ac1.value is None and s.gwet_ac1.underpowered and s.percent_agreement.n == 0
