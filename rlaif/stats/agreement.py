@@ -51,7 +51,14 @@ def percent_agreement(codes: np.ndarray, n_categories: int, *, exclude: tuple[in
 
     `n` is the number of vote pairs; `k` the number that agree.
     """
-    counts = category_counts(codes, n_categories)
+    return percent_agreement_counts(category_counts(codes, n_categories), exclude=exclude, rounds=rounds,
+                                    seed=seed, boot=boot)
+
+
+def percent_agreement_counts(counts: np.ndarray, *, exclude: tuple[int, ...] = (), rounds: int = DEFAULT_ROUNDS,
+                             seed: int = DEFAULT_SEED, boot: ItemBootstrap | None = None) -> Estimate:
+    """`percent_agreement` from (items, K) category counts (sparse crowd data builds them with bincount)."""
+    counts = np.array(counts, dtype=float)
     if exclude:
         counts[:, list(exclude)] = 0
     m = counts.sum(axis=1)
@@ -94,7 +101,13 @@ def cohen_kappa(x, y, n_categories: int, *, rounds: int = DEFAULT_ROUNDS, seed: 
 def fleiss_kappa(codes: np.ndarray, n_categories: int, *, rounds: int = DEFAULT_ROUNDS,
                  seed: int = DEFAULT_SEED, boot: ItemBootstrap | None = None) -> Estimate:
     """Fleiss' kappa over the `n` items with two or more ratings (see the module docstring)."""
-    counts = category_counts(codes, n_categories)
+    return fleiss_kappa_counts(category_counts(codes, n_categories), rounds=rounds, seed=seed, boot=boot)
+
+
+def fleiss_kappa_counts(counts: np.ndarray, *, rounds: int = DEFAULT_ROUNDS, seed: int = DEFAULT_SEED,
+                        boot: ItemBootstrap | None = None) -> Estimate:
+    """`fleiss_kappa` from (items, K) category counts."""
+    counts = np.array(counts, dtype=float)
     m = counts.sum(axis=1)
     keep = m >= 2
     counts[~keep] = 0
@@ -112,10 +125,10 @@ def fleiss_kappa(codes: np.ndarray, n_categories: int, *, rounds: int = DEFAULT_
 
 # ---- Krippendorff's alpha ----
 
-def _coincidences(codes: np.ndarray, n_categories: int) -> np.ndarray:
+def _coincidences(counts: np.ndarray, n_categories: int) -> np.ndarray:
     """(pairable units, K*K) per-unit coincidence contributions n_uc n_uk / (m_u - 1), c != k pairs
-    counted both ways and c == k as n_uc (n_uc - 1)."""
-    counts = category_counts(codes, n_categories)
+    counted both ways and c == k as n_uc (n_uc - 1), from (units, K) category counts."""
+    counts = np.array(counts, dtype=float)
     m = counts.sum(axis=1)
     keep = m >= 2
     counts[~keep] = 0
@@ -162,9 +175,16 @@ def krippendorff_alpha(codes: np.ndarray, n_categories: int, level: str = "nomin
     `level`: "nominal", "ordinal" (codes in rank order) or "interval" (codes as equally spaced
     numbers). `n` is the number of pairable units (two or more values).
     """
-    _delta2(np.zeros(n_categories), level)  # validate level early
-    per_unit, n_units = _coincidences(codes, n_categories)
-    k = n_categories
+    return krippendorff_alpha_counts(category_counts(codes, n_categories), level, rounds=rounds, seed=seed,
+                                     boot=boot)
+
+
+def krippendorff_alpha_counts(counts: np.ndarray, level: str = "nominal", *, rounds: int = DEFAULT_ROUNDS,
+                              seed: int = DEFAULT_SEED, boot: ItemBootstrap | None = None) -> Estimate:
+    """`krippendorff_alpha` from (units, K) category counts."""
+    k = np.shape(counts)[1]
+    _delta2(np.zeros(k), level)  # validate level early
+    per_unit, n_units = _coincidences(counts, k)
     return sum_statistic(per_unit, lambda t: _alpha_from_coincidence(t.reshape(t.shape[:-1] + (k, k)), level),
                          rounds=rounds, seed=seed, boot=boot, n=n_units)
 

@@ -99,6 +99,16 @@ class ItemBootstrap:
             return np.zeros((self.rounds, per_item.shape[1]))
         return np.concatenate([c @ per_item for c in self._chunks()], axis=0)
 
+    def sparse_totals(self, per_item) -> np.ndarray:
+        """`totals` of a scipy sparse (n_items, d) matrix: per-labeler or per-window sums of a crowd audit,
+        where most of the n_items x d entries are zero."""
+        if per_item.shape[0] != self.n_items:
+            raise ValueError(f"expected {self.n_items} rows, got {per_item.shape[0]}")
+        if self.n_items == 0 or self.rounds == 0:
+            return np.zeros((self.rounds, per_item.shape[1]))
+        t = per_item.T.tocsr().astype(np.float32)
+        return np.concatenate([(t @ c.T).T for c in self._chunks()], axis=0).astype(float)
+
 
 def sum_statistic(per_item: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], *, rounds: int = DEFAULT_ROUNDS,
                   seed: int = DEFAULT_SEED, n: int | None = None, k: int | None = None,
