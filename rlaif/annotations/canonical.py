@@ -27,9 +27,10 @@ from rlaif.annotations.core import (
     where_error,
 )
 from rlaif.errors import InputError
-from rlaif.records import Label, iter_json_lines, read_json_file, read_text
+from rlaif.records import iter_json_lines, read_json_file, read_text
 
-_KNOWN = frozenset(CANONICAL) | frozenset(Label.model_fields)
+# what the importer itself writes; any other column (category, p_a, a vendor's own) is kept on the label
+_KNOWN = frozenset(CANONICAL) | {"rater", "winner", "order", "repeat", "error"}
 _FIX = ("the canonical file needs the columns annotator, choice and model_a/model_b or response_a/response_b "
         "(rename yours with --map COLUMN=NAME)")
 
