@@ -94,7 +94,7 @@ def _stored_signal(loop: asyncio.AbstractEventLoop, fut: asyncio.Future) -> Call
     return signal
 
 
-class _Run:
+class _CallRun:
     """The state of one `acomplete_all` run, shared by its workers."""
 
     def __init__(self, backend: Backend, requests: Sequence[Request], *, store: CallCache | None,
@@ -294,7 +294,7 @@ async def acomplete_all(
     store = cache if isinstance(cache, CallCache) else (CallCache() if cache else None)
     show = sys.stderr.isatty() if progress is None else progress
     bar = ProgressBar(len(requests), description or backend.spec, enabled=show)
-    run = _Run(backend, requests, store=store, on_result=on_result, retry=retry or RetryPolicy(),
+    run = _CallRun(backend, requests, store=store, on_result=on_result, retry=retry or RetryPolicy(),
                on_error=on_error, bar=bar)
     try:
         await run.serve(concurrency)

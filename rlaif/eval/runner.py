@@ -185,7 +185,7 @@ def _load_backends(refs: tuple[PolicyRef, ...], base_urls: list[str] | None,
 
 
 @dataclass
-class _Run:
+class _EvalShared:
     """What the splits of one `run_eval` share; `gap_parts` collects each split's scores for the ID−OOD gap."""
 
     suite: Suite
@@ -246,7 +246,7 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
     out = Path(out)
     backends = _load_backends((pol, base), options.base_urls, options.api_key_env, options.timeout_s)
     calls = LiveCalls.of(options)
-    run = _Run(s, pol, base, backends, calls, judges, gen, offset=prompts_offset,
+    run = _EvalShared(s, pol, base, backends, calls, judges, gen, offset=prompts_offset,
                embedding=spec.embedding if embedding is None else embedding,
                want_kl=bool(reward_model) if kl is None else kl, n_boot=spec.n_boot, progress=progress,
                max_failed=options.max_failed)
@@ -263,7 +263,7 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
     return result
 
 
-def _result(run: _Run, splits: dict[str, Any]) -> dict[str, Any]:
+def _result(run: _EvalShared, splits: dict[str, Any]) -> dict[str, Any]:
     """The eval.json dict: settings, every split, the pooled ID−OOD gaps, call counts."""
     spec = run.suite.spec
     gap: dict[str, Any] = {"win_rate": {}, "compliance": {}}
@@ -297,7 +297,7 @@ def _split_prompts(s: Suite, split: str, limit: int | None, offset: int) -> list
     return prompts
 
 
-def _generate_both(run: _Run, prompts: list[Prompt], d: Path) -> tuple[dict[str, list[Response]], dict[str, Any]]:
+def _generate_both(run: _EvalShared, prompts: list[Prompt], d: Path) -> tuple[dict[str, list[Response]], dict[str, Any]]:
     """Each policy's responses to the split's prompts (sorted by prompt and sample), and its call counts."""
     gen = run.gen
     ids = {p.prompt_id for p in prompts}
@@ -316,7 +316,7 @@ def _generate_both(run: _Run, prompts: list[Prompt], d: Path) -> tuple[dict[str,
     return responses, gen_calls
 
 
-def _run_split(run: _Run, split: str, d: Path, limit: int | None) -> _SplitRun:
+def _run_split(run: _EvalShared, split: str, d: Path, limit: int | None) -> _SplitRun:
     spec, pol, base = run.suite.spec, run.pol, run.base
     sp = spec.splits[split]
     prompts = _split_prompts(run.suite, split, limit, run.offset)
@@ -358,7 +358,7 @@ def _run_split(run: _Run, split: str, d: Path, limit: int | None) -> _SplitRun:
     return _SplitRun(res, lab.labels)
 
 
-def _win_rates(run: _Run, split: str, kind: str, labels: list[Label], judges: list[Judge],
+def _win_rates(run: _EvalShared, split: str, kind: str, labels: list[Label], judges: list[Judge],
                categories: dict[str, str]) -> dict[str, Any]:
     """Each judge's win rate of the policy over the baseline on this split."""
     out = {}
@@ -371,7 +371,7 @@ def _win_rates(run: _Run, split: str, kind: str, labels: list[Label], judges: li
     return out
 
 
-def _compliance(run: _Run, split: str, kind: str, prompts: list[Prompt], both: list[Response]) -> dict[str, Any]:
+def _compliance(run: _EvalShared, split: str, kind: str, prompts: list[Prompt], both: list[Response]) -> dict[str, Any]:
     comp = constraint_compliance(prompts, both, n_boot=run.n_boot)
     out = {}
     for name in (run.pol.name, run.base.name):
@@ -383,7 +383,7 @@ def _compliance(run: _Run, split: str, kind: str, prompts: list[Prompt], both: l
     return out
 
 
-def _reward(run: _Run, scores: list, policy_responses: list[Response]) -> dict[str, Any]:
+def _reward(run: _EvalShared, scores: list, policy_responses: list[Response]) -> dict[str, Any]:
     """Mean reward-model score of each side (with a reward model) and the KL estimate (when asked)."""
     reward: dict[str, Any] = {"model": None, "policy": None, "baseline": None}
     rm_rater = run.rm_rater
