@@ -297,7 +297,8 @@ def _split_prompts(s: Suite, split: str, limit: int | None, offset: int) -> list
     return prompts
 
 
-def _generate_both(run: _EvalShared, prompts: list[Prompt], d: Path) -> tuple[dict[str, list[Response]], dict[str, Any]]:
+def _generate_both(run: _EvalShared, prompts: list[Prompt],
+                   d: Path) -> tuple[dict[str, list[Response]], dict[str, Any]]:
     """Each policy's responses to the split's prompts (sorted by prompt and sample), and its call counts."""
     gen = run.gen
     ids = {p.prompt_id for p in prompts}
