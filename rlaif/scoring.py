@@ -188,20 +188,20 @@ class Scorer(Protocol):
 
 # ---- the registry: kinds of scorer, each built by a lazy factory ----------------------------------------
 
-def import_object(path: str, what: str) -> Any:
-    """`package.module:attr` -> the object, with an error that says how to fix a bad path."""
-    module, _, attr = path.partition(":")
+def import_object(path: str, what: str, *, named_in: str = "the judge's YAML", fix: str | None = None) -> Any:
+    """`package.module:name` -> the callable it names (a checker, a scorer, a factory, a reward function);
+    the errors say where the path came from (`named_in`) and how to fix it."""
+    module, _, attr = path.rpartition(":")
     try:
         mod = importlib.import_module(module)
     except ImportError as e:
-        raise ConfigError(f"cannot import the {what} module '{module}' ({e}). "
-                          f"Fix: install the package that provides it, or point the judge's YAML at another "
-                          f"'module:name'") from None
-    try:
-        return getattr(mod, attr)
-    except AttributeError:
-        raise ConfigError(f"module '{module}' has no '{attr}' (the {what} named '{path}'). "
-                          "Fix: correct the 'module:name' in the judge's YAML") from None
+        raise ConfigError(f"{named_in}: cannot import module '{module}' ({e}). "
+                          "Fix: put the module on PYTHONPATH or install its package") from None
+    obj = getattr(mod, attr, None)
+    if not callable(obj):
+        raise ConfigError(f"{named_in}: module '{module}' has no {what} '{attr}'. "
+                          f"Fix: {fix or f'correct the module:name in {named_in}'}")
+    return obj
 
 
 @dataclass(frozen=True)

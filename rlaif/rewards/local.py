@@ -6,13 +6,12 @@ factories of these kinds (`rlaif.scoring.KINDS`).
 """
 from __future__ import annotations
 
-import importlib
 import math
 from typing import TYPE_CHECKING, Any
 
 from rlaif.calls.stats import CallStats
 from rlaif.errors import ConfigError
-from rlaif.scoring import RewardBatch, SourceScores, checked_list, reward_model_class, rule_checker
+from rlaif.scoring import RewardBatch, SourceScores, checked_list, import_object, reward_model_class, rule_checker
 
 if TYPE_CHECKING:
     from rlaif.rewards.spec import RewardSource, ScorerSettings
@@ -125,27 +124,13 @@ def _completion(value: float):
     return Completion(text=repr(value), extra={"reward": value})
 
 
-def import_function(spec: str, path: str) -> Any:
-    """`module:function` -> the callable, with errors naming the --reward spec."""
-    module, _, name = path.rpartition(":")
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as e:
-        raise ConfigError(f"--reward '{spec}': cannot import module '{module}' ({e}). "
-                          "Fix: put the module on PYTHONPATH or install its package") from None
-    func = getattr(mod, name, None)
-    if not callable(func):
-        raise ConfigError(f"--reward '{spec}': module '{module}' has no function '{name}'. "
-                          "Fix: name a function FUNCTION(prompts, responses, metadata) -> list[float | None]")
-    return func
-
-
 class FunctionReward:
     """`python:MODULE:FUNCTION`, called as FUNCTION(prompts, responses, metadata) with the batch's three
     lists (plain data, so the module needs no rlaif import); it returns one float or None per item."""
 
     def __init__(self, spec: str, path: str):
-        self.func = import_function(spec, path)
+        self.func = import_object(path, "function", named_in=f"--reward '{spec}'",
+                                  fix="name a function FUNCTION(prompts, responses, metadata) -> list[float | None]")
         self.path = path
 
     def score(self, batch: RewardBatch) -> SourceScores:

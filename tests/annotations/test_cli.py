@@ -2,19 +2,16 @@
 bad input an exit 2 naming file:line (or the task) with a Fix, no traceback, and no output written."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from rlaif.cli import main
 from rlaif.records import read_labels
+from tests.support.cli_helpers import rlaif_inproc as rlaif
 
 ROOT = Path(__file__).resolve().parents[2]
 CSV = ("annotator,item,prompt,model_a,model_b,response_a,response_b,choice,strength,created_at,status\n"
@@ -22,24 +19,6 @@ CSV = ("annotator,item,prompt,model_a,model_b,response_a,response_b,choice,stren
        "u2,i1,Q,llama,gpt,L,G,a,,2024-05-01T12:05:00Z,\n"
        "u1,i1,Q,gpt,llama,G,L,b,,2024-05-02T12:00:00Z,\n"
        "u3,i1,Q,gpt,llama,G,L,,,,skipped\n")
-
-
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def rlaif(*args: object) -> Run:
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    return Run(code, out.getvalue(), err.getvalue())
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:

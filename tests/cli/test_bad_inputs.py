@@ -8,8 +8,6 @@ one row per error class runs as a real subprocess.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -23,29 +21,12 @@ import pytest
 import typer.main
 from fakeserver import FakeServer
 
-from rlaif.cli import app, main
+from rlaif.cli import app
 from rlaif.cli import paths as cli_paths
+from tests.support.cli_helpers import Run, rlaif_inproc
 
 ROOT = Path(__file__).resolve().parents[2]
 DEAD = "http://127.0.0.1:9/v1"  # nothing listens: a row that got as far as a model call would fail, not pass
-
-
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def rlaif_inproc(*args: object) -> Run:
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    return Run(code, out.getvalue(), err.getvalue())
 
 
 def rlaif_subprocess(*args: object, cwd: Path | None = None) -> Run:
