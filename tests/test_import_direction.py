@@ -19,7 +19,7 @@ FORBIDDEN = {
     "rlaif.outlock": ["rlaif.records", "rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval",
                       "rlaif.cli", "pydantic", "torch", "transformers", "openai", "anthropic", "numpy"],
     "rlaif.stats": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.eval",
-                    "rlaif.cli", "torch", "transformers", "openai", "anthropic", "vllm"],
+                    "rlaif.cli", "rlaif.labelers", "torch", "transformers", "openai", "anthropic", "vllm"],
     "rlaif.backends": ["rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.eval", "rlaif.cli",
                        "rlaif.stats"],
     "rlaif.calls": ["rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.eval", "rlaif.cli"],
@@ -45,8 +45,12 @@ FORBIDDEN = {
     "rlaif.eval": ["rlaif.train", "rlaif.cli"],
     # annotation importers: records and errors only (the audit and convert read them, never the reverse)
     "rlaif.annotations": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit", "rlaif.eval",
-                          "rlaif.cli", "rlaif.convert", "rlaif.elo", "rlaif.report", "rlaif.stats", "torch",
+                          "rlaif.cli", "rlaif.convert", "rlaif.elo", "rlaif.report", "rlaif.stats", "rlaif.labelers",
+                          "torch",
                           "transformers", "openai", "anthropic", "vllm", "numpy", "pandas"],
+    # the human-labeler audit: records, annotations, stats, report; never calls, judges or training
+    "rlaif.labelers": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.cli",
+                       "rlaif.pipelines", "rlaif.rewards", "torch", "transformers", "openai", "anthropic", "vllm"],
     "rlaif.report": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.cli", "torch",
                      "openai", "anthropic"],
     "rlaif.instructions": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit",
@@ -54,7 +58,8 @@ FORBIDDEN = {
 }
 # Nothing below the service imports it or its client.
 for _below in ("rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.stats",
-               "rlaif.audit", "rlaif.report", "rlaif.instructions", "rlaif.scoring", "rlaif.annotations"):
+               "rlaif.audit", "rlaif.report", "rlaif.instructions", "rlaif.scoring", "rlaif.annotations",
+               "rlaif.labelers"):
     FORBIDDEN[_below] = [*FORBIDDEN[_below], "rlaif.serve", "rlaif.client"]
 # The pipelines (demo, online DPO) sit above everything but the CLI; the report renders their typed results.
 for _below in ("rlaif.records", "rlaif.outlock", "rlaif.stats", "rlaif.backends", "rlaif.calls", "rlaif.progress",

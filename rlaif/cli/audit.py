@@ -23,10 +23,23 @@ def audit(
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
     length_margin: int = typer.Option(30, "--length-margin", min=0, help="characters two responses must differ "
                                       "by to count in longer_preferred_rate"),
+    annotators: Path = typer.Option(None, "--annotators", help="human labelers: annotators.csv (`annotator` plus "
+                                    "any columns: region, vendor, ...) for group and coverage analyses",
+                                    callback=input_file),
+    labelers: bool = typer.Option(False, "--labelers", help="audit the raters as human labelers (automatic with "
+                                  "--annotators or labels converted from an annotation tool)"),
+    window: str = typer.Option("50", "--window", help="human labelers: drift windows, a count of annotations "
+                               "per labeler, or day / week"),
+    topic_field: str = typer.Option("topic", "--topic-field", help="human labelers: the label field that names "
+                                    "an item's topic (topic, category, prompt_id, model_a, model_b, judge)"),
+    skill_model: str = typer.Option("one-coin", "--skill-model", help="human labelers: crowd-kit latent-class "
+                                    "model for skill (dawid-skene, one-coin, glad, mace) or none"),
 ) -> None:
-    """Audit judges and labelers: position and length bias, self-preference, accuracy, agreement."""
+    """Audit judges and labelers: position and length bias, self-preference, accuracy, agreement; for human
+    labelers also drift, coverage, groups, calibration and a reliability-weighted consensus."""
     from rlaif.audit import run_audit
     from rlaif.errors import InputError
+    from rlaif.labelers.audit import is_human_annotation
     from rlaif.records import read_labels
 
     rows, duplicates = read_labels(labels)
@@ -35,9 +48,35 @@ def audit(
                          "pass a label JSONL file (`rlaif label` or `rlaif convert` output) with at least one line")
     warn(duplicates.warning())
     is_file = gold is not None and Path(gold).is_file()
+    if labelers or annotators is not None or is_human_annotation(rows):
+        _audit_labelers(rows, labels, out, gold, is_file, annotators, bootstrap=bootstrap, seed=seed,
+                        length_margin=length_margin, window=window, topic_field=topic_field, skill_model=skill_model)
+        return
     run = run_audit(rows, out, None if is_file else gold, gold_file=gold if is_file else None, rounds=bootstrap,
                     seed=seed, length_margin=length_margin)
     typer.echo(run.summary)
+
+
+def _audit_labelers(rows, labels: Path, out: Path, gold: str | None, is_file: bool, annotators: Path | None,
+                    **flags) -> None:
+    from rlaif.annotations.annotators import read_annotators
+    from rlaif.audit import read_gold
+    from rlaif.labelers.audit import run_labeler_audit
+    from rlaif.labelers.settings import LabelerAuditSettings
+
+    window = flags.pop("window")
+    skill = flags.pop("skill_model")
+    settings = LabelerAuditSettings(rounds=flags["bootstrap"], seed=flags["seed"],
+                                    window=int(window) if window.isdigit() else window,
+                                    topic_field=flags["topic_field"], skill_model=None if skill == "none" else skill,
+                                    length_margin=flags["length_margin"])
+    table = read_annotators(annotators) if annotators is not None else None
+    run = run_labeler_audit(rows, out, annotators=table, gold=None if is_file else gold,
+                            gold_labels=read_gold(gold) if is_file else (), settings=settings, source=str(labels))
+    typer.echo(run.summary)
+    for f in run.result["findings"]:
+        if f["level"] == "act":
+            warn(f["text"])
 
 
 @app.command()

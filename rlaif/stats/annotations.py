@@ -10,7 +10,8 @@ rows: a repeat is data). Codes, not strings, so that a million rows tally with `
 - `time`: unix seconds (NaN unknown); `order`: which canonical side was shown first, 0 = model_a ("ab"),
   1 = model_b ("ba"), -1 unknown; `strength`: code into `strength_names` (stated strength or confidence,
   -1 none); `rating`: a numeric rating (NaN none); `lead_time`: seconds spent (NaN unknown).
-- per item: `topic` (code into `topic_names`, -1 none) and `gold` (the known label code, -1 none).
+- per item: `topic` (code into `topic_names`, -1 none), `gold` (the known label code, -1 none) and `longer`
+  (which canonical side is the longer response: 0 = model_a, 1 = model_b, -1 unknown or within the margin).
 - per annotator: `groups`, column name -> codes into `group_names[column]` (-1 unknown), from an annotator
   file (region, age band, vendor...).
 
@@ -46,6 +47,7 @@ class Annotations:
     topic: np.ndarray | None = None
     topic_names: tuple[str, ...] = ()
     gold: np.ndarray | None = None
+    longer: np.ndarray | None = None
     groups: dict[str, np.ndarray] = field(default_factory=dict)
     group_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -70,7 +72,7 @@ class Annotations:
             setattr(self, name, np.full(n, fill, dtype=dtype) if v is None else np.asarray(v, dtype=dtype))
             if getattr(self, name).size != n:
                 raise ValueError(f"{name} must have one entry per annotation")
-        for name in ("topic", "gold"):
+        for name in ("topic", "gold", "longer"):
             v = getattr(self, name)
             v = np.full(self.n_items, -1, dtype=np.int64) if v is None else np.asarray(v, dtype=np.int64)
             if v.size != self.n_items:
@@ -142,7 +144,8 @@ class Annotations:
                    strength_names: tuple[str, ...] | None = None) -> Annotations:
         """From a pandas DataFrame with columns `item`, `annotator`, `label` (a name in `label_names`, or
         empty), and optionally `time` (unix seconds or ISO 8601), `order` ("ab"/"ba" or 0/1), `strength`,
-        `rating`, `lead_time`, `topic`, `gold` (per-row copies of per-item values; the first wins).
+        `rating`, `lead_time`, `topic`, `gold`, `longer` ("a"/"b"/empty) (per-row copies of per-item values;
+        the first wins).
         `annotators`: a DataFrame with an `annotator` column and one column per grouping."""
         import pandas as pd
 
@@ -170,6 +173,8 @@ class Annotations:
             kw["topic"], kw["topic_names"] = t_codes, tuple(str(x) for x in t_names)
         if "gold" in df:
             kw["gold"] = _codes_of(df["gold"].iloc[first_row], lookup, "gold")
+        if "longer" in df:
+            kw["longer"] = _codes_of(df["longer"].iloc[first_row], {"a": 0, "b": 1}, "longer")
         if annotators is not None:
             kw["groups"], kw["group_names"] = _groups(annotators, ann_names)
         return cls(item_codes, ann_codes, label, label_names=tuple(label_names), item_names=np.asarray(item_names),

@@ -4,7 +4,9 @@ Per labeler (rates are `Measure`s: value, 95% bootstrap interval over items, n, 
 - `agreement`: with the leave-one-out consensus of the other labelers of each item (`loo_agreement`).
 - `gold_accuracy`: share of first labels equal to the gold label, on gold items.
 - `tie_rate`: share of labels that are ties; `first_rate`: among decisive verdicts with a known order, the
-  share that picked the side shown first (0.5 = no position bias); `median_lead_time` in seconds.
+  share that picked the side shown first (0.5 = no position bias); `longer_rate`: among decisive verdicts on
+  items whose responses differ in length (`Annotations.longer`), the share that picked the longer one (0.5 =
+  no length preference); `median_lead_time` in seconds.
 - `consistency`: intra-rater agreement over pairs of labels the same person gave the same item.
 - `skill`: from a latent-class model fitted by crowd-kit (`latent_class`), when asked for.
 
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import binom, norm
 
-from rlaif.stats.annotations import TIE, Annotations, grouped_median, loo_agreement, loo_agreement_if
+from rlaif.stats.annotations import TIE, A, Annotations, B, grouped_median, loo_agreement, loo_agreement_if
 from rlaif.stats.bootstrap import ItemBootstrap
 from rlaif.stats.drift import DriftResult, drift
 from rlaif.stats.power import POWER_TARGET, Measure, bh, grouped_ratios
@@ -53,6 +55,7 @@ class LabelerRecord:
     gold_accuracy: Measure | None
     tie_rate: Measure | None
     first_rate: Measure
+    longer_rate: Measure | None
     consistency: Measure  # n = pairs of repeated labels of one item
     median_lead_time: float | None
     skill: float | None = None
@@ -67,6 +70,7 @@ class LabelerAudit:
     fdr: str  # how multiplicity was controlled
     skill_model: str | None
     drift_overall: DriftResult | None
+    drift_by_labeler: dict[int, DriftResult] = field(default_factory=dict)  # code -> its test (and series)
 
 
 def _consistency(ann: Annotations) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -101,6 +105,12 @@ def _rates(ann: Annotations, boot: ItemBootstrap, target: float) -> dict[str, li
         on_gold = v & (gold >= 0)
         out["gold_accuracy"] = grouped_ratios(ann.item, np.where(on_gold, ann.annotator, -1), ann.label == gold,
                                               on_gold, n_a, boot, target)
+    out["longer_rate"] = None
+    longer = ann.longer[ann.item]
+    if (ann.longer >= 0).any():
+        dec = v & ((ann.label == A) | (ann.label == B)) & (longer >= 0)
+        out["longer_rate"] = grouped_ratios(ann.item, np.where(dec, ann.annotator, -1), ann.label == longer, dec,
+                                            n_a, boot, target)
     it, who, agree, pairs = _consistency(ann)
     out["consistency"] = grouped_ratios(it, who, agree, pairs, n_a, boot, target)
     return out
@@ -164,11 +174,13 @@ def _flags_for(a: int, rec: LabelerRecord, tests: dict, drift_by: dict, alpha: f
 
 
 def audit_labelers(ann: Annotations, boot: ItemBootstrap, *, skill_model: str | None = None, window=50,
-                   alpha: float = 0.05, min_n: int = 10, target: float = POWER_TARGET) -> LabelerAudit:
-    """One record per labeler with annotations; see the module docstring for every field and flag."""
+                   alpha: float = 0.05, min_n: int = 10, target: float = POWER_TARGET,
+                   drift_series: str = "flagged") -> LabelerAudit:
+    """One record per labeler with annotations; see the module docstring for every field and flag.
+    `drift_series`: which labelers' drift results keep their window points ("flagged": drifted ones, "all")."""
     rates = _rates(ann, boot, target)
     tests = _tests(ann, alpha, min_n, target)
-    overall, per = drift(ann, window, min_n=min_n, alpha=alpha)
+    overall, per = drift(ann, window, min_n=min_n, alpha=alpha, series_for=drift_series)
     drift_by = {d.annotator: d for d in per}
     skill = spam = None
     if skill_model:
@@ -184,10 +196,13 @@ def audit_labelers(ann: Annotations, boot: ItemBootstrap, *, skill_model: str | 
         rec = LabelerRecord(
             annotator=str(ann.annotator_names[a]), code=int(a), n=int(n[a]), n_items=int(n_items[a]),
             agreement=rates["agreement"][a], first_rate=rates["first_rate"][a],
+            longer_rate=rates["longer_rate"][a] if rates["longer_rate"] else None,
             gold_accuracy=rates["gold_accuracy"][a] if rates["gold_accuracy"] else None,
             tie_rate=rates["tie_rate"][a] if rates["tie_rate"] else None, consistency=rates["consistency"][a],
             median_lead_time=float(lead[a]) if np.isfinite(lead[a]) else None,
-            skill=float(skill[a]) if skill is not None and np.isfinite(skill[a]) else None,
+            # a labeler who shares no item with anyone has no measurable skill, whatever the model returns
+            skill=float(skill[a]) if skill is not None and np.isfinite(skill[a]) and rates["agreement"][a].n
+            else None,
             spammer_score=float(spam[a]) if spam is not None and np.isfinite(spam[a]) else None)
         rec.flags = _flags_for(a, rec, tests, drift_by, alpha)
         records.append(rec)
@@ -195,4 +210,5 @@ def audit_labelers(ann: Annotations, boot: ItemBootstrap, *, skill_model: str | 
     n_tested = int(np.isfinite(tests["disagrees with everyone"][0]).sum())
     fdr = (f"Benjamini–Hochberg at q < {alpha} across the labelers tested for each flag ({n_tested} with "
            f">= {min_n} labels for the agreement tests); drift p-values Bonferroni-corrected within a labeler")
-    return LabelerAudit(records, float(num.sum() / den.sum()) if den.sum() else None, fdr, skill_model, overall)
+    return LabelerAudit(records, float(num.sum() / den.sum()) if den.sum() else None, fdr, skill_model, overall,
+                        drift_by)

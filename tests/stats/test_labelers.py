@@ -29,6 +29,18 @@ def test_rates_by_hand():
     assert r0.median_lead_time == pytest.approx(6.0)  # median of 4, 8, 10, 1
     assert r0.agreement.underpowered and not r0.flags
     assert audit.typical_agreement == pytest.approx(4 / 6)
+    assert r0.longer_rate is None  # no response lengths given
+
+
+def test_longer_rate_by_hand():
+    # items 0..3; the longer side: a, b, unknown, a. Labeler 0 says a, b, a, tie -> decisive on items with a
+    # longer side: item 0 (a = longer), item 1 (b = longer) -> 2 of 2; labeler 1 says b, b, a, b -> item 0 no,
+    # item 1 yes, item 3 no -> 1 of 3 (item 2 has no longer side; ties never count).
+    ann = Annotations(item=[0, 1, 2, 3, 0, 1, 2, 3], annotator=[0, 0, 0, 0, 1, 1, 1, 1],
+                      label=[0, 1, 0, 2, 1, 1, 0, 1], longer=[0, 1, -1, 0])
+    r0, r1 = audit_labelers(ann, ItemBootstrap(4, 50, 0)).labelers
+    assert (r0.longer_rate.k, r0.longer_rate.n) == (2, 2)
+    assert (r1.longer_rate.k, r1.longer_rate.n) == (1, 3) and r1.longer_rate.value == pytest.approx(1 / 3)
 
 
 def _planted(seed=0, n_items=1500, n_ann=30):

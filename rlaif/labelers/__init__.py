@@ -1,0 +1,1 @@
+"""The audit of human labelers: labels in, statistics, findings, report and consensus out."""
