@@ -85,6 +85,8 @@ def render_labelers_md(r: dict) -> str:
 
 
 def _drift_plot(name: str, s: dict):
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = new_figure(4.8, 2.8)
     pts = s["points"]
     w = [p["window"] for p in pts]
@@ -96,6 +98,7 @@ def _drift_plot(name: str, s: dict):
     if s["fires_at"] is not None:
         ax.axvline(s["fires_at"], color="#cf222e", lw=1, ls="--")
     ax.set_ylim(0, 1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("window")
     ax.legend(fontsize=7)
     cap = f"{name}: " + (f"{s['metric']} changed at window {s['fires_at']} (p = {s['p_value']:.2g})"
