@@ -109,7 +109,7 @@ class Label(Record):
     WRITTEN_WHEN_SET: ClassVar[frozenset[str]] = frozenset({
         "judge", "prompt_id", "sample_a", "sample_b", "parse", "usage", "cached", "latency_s", "top_logprobs",
         "call_failed", "score_a", "score_b", "rater_model", "category",
-        "created_at", "lead_time_s", "strength", "confidence", "topic", "status", "repeat"})
+        "created_at", "lead_time_s", "strength", "confidence", "topic", "status", "repeat", "rating"})
     # human annotations (rlaif.annotations): when, how long, how sure, about what, and which repeat
     created_at: str | None = None  # ISO 8601 UTC, e.g. "2024-05-01T12:00:00Z"
     lead_time_s: float | None = None
@@ -118,6 +118,7 @@ class Label(Record):
     topic: str | None = None
     status: str | None = None  # the tool's status of a kept annotation (e.g. "submitted")
     repeat: int | None = None  # 1, 2, ... for the same rater's later labels of one item (kept: intra-rater data)
+    rating: float | None = None  # a rating of response_a alone (e.g. 1-5), no winner: a pointwise human label
 
 
 class Preference(Record):

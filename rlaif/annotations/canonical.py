@@ -3,6 +3,8 @@
 Columns: annotator, item, prompt, model_a, model_b, response_a, response_b, choice, strength, created_at,
 and optionally lead_time_s, topic, status, confidence. `choice` (a, b, tie) is in terms of the row's own
 model_a/model_b as shown, a = shown first (left); rows of one item may show the models either way round.
+A row with a `rating` (a number) and no second side is a rating of one response (model_a/response_a), e.g.
+a 1-5 offensiveness or quality score.
 Other columns are kept on the label as they are (e.g. a category for the coverage audit).
 """
 from __future__ import annotations
@@ -88,8 +90,11 @@ def read_canonical(paths: list[Path], mapping: dict[str, str], table: dict) -> t
             if status in DROPPED_STATUS:
                 dropped.append(Dropped(DROPPED_STATUS[status], where))
                 continue
+            if "rating" in row and "choice" not in row and "model_b" not in row and "response_b" not in row:
+                shown.append(_rating_row(row, where, status))
+                continue
             if "choice" not in row:
-                if not any(mapping.get(k, k) == "choice" for k in raw):  # no such column at all
+                if not any(mapping.get(k, k) in ("choice", "rating") for k in raw):  # no such column at all
                     raise InputError(path, n, "no choice column", _FIX)
                 dropped.append(Dropped("no choice", where))
                 continue
@@ -97,12 +102,7 @@ def read_canonical(paths: list[Path], mapping: dict[str, str], table: dict) -> t
     return shown, dropped
 
 
-def _row(row: dict[str, Any], where: str, table: dict, status: str | None) -> Shown:
-    rater = annotator_id(row.get("annotator"), where)
-    ma, mb, ra, rb = row.get("model_a"), row.get("model_b"), row.get("response_a"), row.get("response_b")
-    if (ma is None and ra is None) or (mb is None and rb is None):
-        raise where_error(where, "a side has neither a model nor a response", _FIX)
-    choice, strength = read_choice(row["choice"], table, where)
+def _extra(row: dict[str, Any], where: str, status: str | None, strength: Any = None) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "created_at": parse_time(row.get("created_at"), where),
         "lead_time_s": parse_seconds(row.get("lead_time_s"), where),
@@ -112,6 +112,30 @@ def _row(row: dict[str, Any], where: str, table: dict, status: str | None) -> Sh
         "status": status,
     }
     extra.update({k: v for k, v in row.items() if k not in _KNOWN})
+    return extra
+
+
+def _rating_row(row: dict[str, Any], where: str, status: str | None) -> Shown:
+    rater = annotator_id(row.get("annotator"), where)
+    ma, ra = row.get("model_a"), row.get("response_a")
+    if ma is None and ra is None and row.get("item") is None:
+        raise where_error(where, "a rating of nothing: no item, model_a or response_a", _FIX)
+    rating = number_or_text(row["rating"])
+    if not isinstance(rating, float):
+        raise where_error(where, f"rating {row['rating']!r} is not a number", "give ratings as numbers, e.g. 1-5")
+    item = row.get("item")
+    return Shown(where=where, rater=rater, first=Side(model=None if ma is None else str(ma).strip(), response=ra),
+                 second=None, choice=None, item=None if item is None else str(item).strip(),
+                 prompt=row.get("prompt"), extra=_extra(row, where, status), rating=rating)
+
+
+def _row(row: dict[str, Any], where: str, table: dict, status: str | None) -> Shown:
+    rater = annotator_id(row.get("annotator"), where)
+    ma, mb, ra, rb = row.get("model_a"), row.get("model_b"), row.get("response_a"), row.get("response_b")
+    if (ma is None and ra is None) or (mb is None and rb is None):
+        raise where_error(where, "a side has neither a model nor a response", _FIX)
+    choice, strength = read_choice(row["choice"], table, where)
+    extra = _extra(row, where, status, strength)
     item = row.get("item")
     return Shown(where=where, rater=rater, first=Side(model=None if ma is None else str(ma).strip(), response=ra),
                  second=Side(model=None if mb is None else str(mb).strip(), response=rb), choice=choice,

@@ -22,7 +22,7 @@ from rlaif.errors import ConfigError, InputError
 from rlaif.records import Label, stable_id
 
 CANONICAL = ("annotator", "item", "prompt", "model_a", "model_b", "response_a", "response_b", "choice",
-             "strength", "created_at", "lead_time_s", "topic", "status", "confidence")
+             "strength", "created_at", "lead_time_s", "topic", "status", "confidence", "rating")
 # Names --map may give besides the columns: which question (Argilla) or control tag (Label Studio) holds the verdict.
 MAP_TARGETS = (*CANONICAL, "question")
 
@@ -59,16 +59,18 @@ class Side:
 
 @dataclass
 class Shown:
-    """One annotation as the annotator saw it: `first` shown first (left), `choice` in shown terms."""
+    """One annotation as the annotator saw it: `first` shown first (left), `choice` in shown terms; or a rating
+    of one response (`second` None, `rating` set: nothing to orient)."""
 
     where: str  # "PATH:LINE" or "PATH task ID", for messages
     rater: str
     first: Side
-    second: Side
+    second: Side | None
     choice: str | None  # "first", "second", "tie" or None (no verdict: written with `error`)
     item: str | None = None
     prompt: Any = None
     extra: dict[str, Any] = field(default_factory=dict)  # created_at, lead_time_s, strength, status, ...
+    rating: float | None = None
 
 
 @dataclass
@@ -224,6 +226,10 @@ def orient(shown: list[Shown], dropped: list[Dropped]) -> ImportResult:
     repeats: Counter = Counter()
     result = ImportResult(labels=[], dropped=Counter(d.kind for d in dropped))
     for s in shown:
+        if s.second is None:
+            result.labels.append(_rating_label(s, repeats))
+            result.n_repeats += repeats[(result.labels[-1].item, s.rater)] > 1
+            continue
         ids = (s.first.identity(), s.second.identity())
         if ids[0] == ids[1]:
             raise where_error(s.where, "both responses of the pair are the same model / response",
@@ -257,6 +263,19 @@ def orient(shown: list[Shown], dropped: list[Dropped]) -> ImportResult:
             raise where_error(s.where, f"cannot make a label of it ({e.errors()[0]['loc']}: {e.errors()[0]['msg']})",
                               "check that column's values") from None
     return result
+
+
+def _rating_label(s: Shown, repeats: Counter) -> Label:
+    """A rating of one response: its item is the given id, else the response's identity and prompt."""
+    item = s.item or "rated-" + stable_id([s.prompt, s.first.identity()])
+    repeats[(item, s.rater)] += 1
+    n = repeats[(item, s.rater)]
+    try:
+        return Label(item=item, rater=s.rater, rating=s.rating, model_a=s.first.model, prompt=_prompt(s.prompt),
+                     response_a=_text(s.first.response), repeat=n - 1 if n > 1 else None, **s.extra)
+    except ValidationError as e:
+        raise where_error(s.where, f"cannot make a label of it ({e.errors()[0]['loc']}: {e.errors()[0]['msg']})",
+                          "check that column's values") from None
 
 
 def _text(x: Any) -> str | None:

@@ -24,7 +24,12 @@ from rlaif.stats.bootstrap import ItemBootstrap
 def is_human_annotation(labels: Sequence[Label]) -> bool:
     """Labels imported from an annotation tool carry when they were made (or how long it took): those are
     audited as human labelers rather than as judges."""
-    return any(lb.created_at is not None or lb.lead_time_s is not None for lb in labels)
+    return any(lb.created_at is not None or lb.lead_time_s is not None or lb.rating is not None for lb in labels)
+
+
+def is_rating_data(labels: Sequence[Label]) -> bool:
+    """Ratings of single responses (and no pairwise verdict): agreement is on the rating scale."""
+    return any(lb.rating is not None for lb in labels) and not any(lb.winner is not None for lb in labels)
 
 
 def _strength_levels(values: set[str]) -> tuple[str, ...]:
@@ -55,11 +60,13 @@ def annotations_of(labels: Sequence[Label], settings: LabelerAuditSettings, *, a
     orders, stated strength (else confidence), lead times, topics, the longer side, gold, and groups."""
     import pandas as pd
 
+    ratings = is_rating_data(labels)
     use_strength = any(lb.strength is not None for lb in labels)
     stated = [_level(lb.strength if use_strength else lb.confidence) for lb in labels]
     frame = pd.DataFrame({
         "item": [lb.item for lb in labels], "annotator": [lb.rater for lb in labels],
         "label": [lb.winner or "" for lb in labels],
+        "rating": [np.nan if lb.rating is None else lb.rating for lb in labels],
         "time": pd.to_datetime([lb.created_at for lb in labels], utc=True, format="ISO8601"),
         "order": [lb.order for lb in labels], "strength": stated,
         "lead_time": [np.nan if lb.lead_time_s is None else lb.lead_time_s for lb in labels],
@@ -73,7 +80,15 @@ def annotations_of(labels: Sequence[Label], settings: LabelerAuditSettings, *, a
     if annotators is not None:
         table = pd.DataFrame([{"annotator": who, **attrs} for who, attrs in annotators.attributes.items()],
                              columns=["annotator", *annotators.columns]).replace("", None)
-    return Annotations.from_frame(frame, table, strength_names=levels or None)
+    if not ratings:
+        return Annotations.from_frame(frame.drop(columns="rating"), table, strength_names=levels or None)
+    from rlaif.stats.crowd_agreement import ratings_as_labels
+
+    ann = Annotations.from_frame(frame.drop(columns="label"), table, label_names=(), strength_names=levels or None)
+    try:
+        return ratings_as_labels(ann)
+    except ValueError as e:  # interval alpha needs equally spaced values
+        raise ConfigError(f"{e}. Fix: rate on an evenly spaced scale (e.g. 1-5), or map the values onto one") from None
 
 
 def gold_verdicts(labels: Sequence[Label], gold: str | None, gold_labels: Sequence[Label]
@@ -112,11 +127,13 @@ def labeler_statistics(ann: Annotations, settings: LabelerAuditSettings) -> dict
     measured = np.isfinite(reliability)
     if measured.any():
         reliability[~measured] = np.median(reliability[measured])
-    ordinal = None
-    if ann.strength_names and (ann.strength >= 0).any():
+    ratings = ann.label_names[:3] != ("a", "b", "tie")
+    agreement = agreement_summary(ann, boot, ordered=ratings)
+    ordinal = agreement.krippendorff_ordinal
+    if not ratings and ann.strength_names and (ann.strength >= 0).any():
         ordinal = agreement_summary(strength_scale_labels(ann), boot, ordered=True).krippendorff_ordinal
     return {
-        "agreement": agreement_summary(ann, boot), "ordinal_alpha": ordinal, "overlap": overlap_graph(ann),
+        "agreement": agreement, "ordinal_alpha": ordinal, "overlap": overlap_graph(ann), "ratings": ratings,
         "labelers": labelers, "coverage": coverage(ann, boot, rounds=settings.rounds, seed=settings.seed),
         "groups": [group_report(ann, col, boot) for col in ann.groups],
         "calibration": confidence_calibration(ann, boot) if (ann.strength >= 0).any() else None,

@@ -62,8 +62,9 @@ def _labelers(r: dict) -> list[dict]:
 
 def _fit(r: dict) -> dict:
     a = r["agreement"]
-    alpha = a["krippendorff_nominal"]
-    detail = (f"Krippendorff's alpha (nominal) {_ci(alpha)}, Gwet's AC1 {_ci(a['gwet_ac1'])}, Fleiss' kappa "
+    alpha = a[a["primary"]]
+    level = a["primary"].split("_")[1]
+    detail = (f"Krippendorff's alpha ({level}) {_ci(alpha)}, Gwet's AC1 {_ci(a['gwet_ac1'])}, Fleiss' kappa "
               f"{_ci(a['fleiss_kappa'])} on {a['n_items']} items with two or more labelers")
     if not alpha or alpha.get("value") is None:
         return {"level": "watch", "topic": "agreement",

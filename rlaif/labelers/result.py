@@ -7,7 +7,7 @@ import numpy as np
 
 from rlaif.annotations.annotators import Annotators
 from rlaif.labelers.settings import LabelerAuditSettings
-from rlaif.stats.annotations import TIE, A, Annotations, B
+from rlaif.stats.annotations import Annotations
 from rlaif.stats.bootstrap import Estimate, clean
 from rlaif.stats.drift import DriftResult
 
@@ -23,6 +23,8 @@ DEFINITIONS = [
                    "first (0.5 = no position bias)"),
     ("longer_rate", "among decisive verdicts on pairs whose lengths differ by more than the margin, the share "
                     "that picked the longer response"),
+    ("rating_correlation", "ratings only: Pearson's r between the labeler's rating and the other labelers' mean "
+                           "rating of the same items (Fisher-z interval); rating_offset = mean(own - others' mean)"),
     ("consistency", "intra-rater agreement over pairs of labels one labeler gave the same item (repeats)"),
     ("skill", "P(labeler's label = true label) under the latent-class model fitted by crowd-kit"),
     ("drift", "per labeler, agreement, tie and left rates in windows; change test of each later window against "
@@ -63,6 +65,7 @@ def _labelers(audit) -> list[dict]:
             "gold_accuracy": m(r.gold_accuracy), "skill": r.skill, "spammer_score": r.spammer_score,
             "tie_rate": m(r.tie_rate), "first_rate": m(r.first_rate), "longer_rate": m(r.longer_rate),
             "median_lead_time": r.median_lead_time, "consistency": m(r.consistency),
+            "rating_correlation": m(r.rating_correlation), "rating_offset": r.rating_offset,
             "flags": [{"name": f.name, "p_value": clean(f.p_value), "q_value": clean(f.q_value),
                        "evidence": f.evidence} for f in r.flags]})
     rows.sort(key=lambda x: (-len(x["flags"]), -x["n"], x["annotator"]))
@@ -76,6 +79,9 @@ def _agreement(ann: Annotations, stats: dict) -> dict:
     return {
         "percent_agreement": m(a.percent_agreement), "gwet_ac1": m(a.gwet_ac1), "fleiss_kappa": m(a.fleiss_kappa),
         "krippendorff_nominal": m(a.krippendorff_nominal), "krippendorff_ordinal": m(stats["ordinal_alpha"]),
+        "krippendorff_interval": m(a.krippendorff_interval),
+        # the coefficient the fit-to-train finding reads: interval alpha on ratings, nominal on a/b/tie
+        "primary": "krippendorff_interval" if stats["ratings"] else "krippendorff_nominal",
         "n_items": a.n_items, "n_annotations": a.n_annotations,
         "overlap": {"n_labelers": g.n_labelers, "n_pairs": g.n_pairs, "n_possible_pairs": g.n_possible_pairs,
                     "density": g.density, "n_components": g.n_components,
@@ -133,9 +139,10 @@ def labeler_result(ann: Annotations, stats: dict, settings: LabelerAuditSettings
     flagged = {r.code for r in audit.labelers if r.flags}
     v = ann.voting
     result = {
-        "kind": "labelers", "n_annotations": ann.n, "n_items": ann.n_items,
+        "kind": "labelers", "scale": "ratings" if stats["ratings"] else "preferences", "n_annotations": ann.n,
+        "n_items": ann.n_items,
         "n_labelers": int(np.unique(ann.annotator).size), "n_repeats": int((~ann.first).sum()),
-        "verdicts": {name: int((ann.label[v] == code).sum()) for name, code in (("a", A), ("b", B), ("tie", TIE))},
+        "verdicts": {name: int((ann.label[v] == code).sum()) for code, name in enumerate(ann.label_names)},
         "strength_levels": list(ann.strength_names),
         "settings": {"rounds": settings.rounds, "seed": settings.seed, "window": settings.window,
                      "topic_field": settings.topic_field, "skill_model": settings.skill_model,

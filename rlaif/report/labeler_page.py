@@ -26,20 +26,24 @@ def cell(e) -> str:
 
 
 def _labeler_rows(r: dict, limit: int | None = MAX_ROWS) -> list[dict]:
+    """One row per labeler; columns that hold nothing for this data (no gold, no ratings) are left out."""
     rows = []
     for x in r["labelers"][:limit]:
         rows.append({"labeler": x["annotator"], "n": x["n"], "items": x["n_items"],
                      "agreement": cell(x["agreement"]), "gold accuracy": cell(x["gold_accuracy"]),
                      "skill": x["skill"], "tie rate": cell(x["tie_rate"]), "first rate": cell(x["first_rate"]),
                      "longer rate": cell(x["longer_rate"]), "consistency": cell(x["consistency"]),
+                     "rating r": cell(x["rating_correlation"]), "rating offset": x["rating_offset"],
                      "median lead time s": x["median_lead_time"],
                      "flags": "; ".join(f["name"] for f in x["flags"]) or "-"})
-    return rows
+    empty = [k for k in (rows[0] if rows else {}) if all(row[k] in (None, "\u2014", "\u2014 (n=0)") for row in rows)]
+    return [{k: v for k, v in row.items() if k not in empty} for row in rows]
 
 
 def _agreement_rows(r: dict) -> list[dict]:
     a = r["agreement"]
-    keys = ("percent_agreement", "gwet_ac1", "fleiss_kappa", "krippendorff_nominal", "krippendorff_ordinal")
+    keys = ("percent_agreement", "gwet_ac1", "fleiss_kappa", "krippendorff_nominal", "krippendorff_ordinal",
+            "krippendorff_interval")
     return [{"statistic": k, "estimate [95% CI] n": cell(a[k])} for k in keys if a.get(k)]
 
 
@@ -134,7 +138,8 @@ def render_labelers_html(r: dict, labels: Sequence[Label], *, limit: int = 20) -
     sections = [Section("Findings", [
         metrics({"annotations": r["n_annotations"], "labelers": r["n_labelers"], "items": r["n_items"],
                  "flagged": sum(1 for x in r["labelers"] if x["flags"]),
-                 "alpha (nominal)": (r["agreement"]["krippendorff_nominal"] or {}).get("value")}),
+                 f"alpha ({r['agreement']['primary'].split('_')[1]})":
+                     (r["agreement"][r["agreement"]["primary"]] or {}).get("value")}),
         table([{"": level[f["level"]], "finding": f["text"]} for f in r["findings"]])])]
     sections.append(Section("Agreement", [table(_agreement_rows(r)), _overlap_text(r),
                                           table(r["agreement"]["pairs"][:20], caption="labeler pairs sharing the "

@@ -21,6 +21,13 @@ test are not tested):
   their own label shares would get on the same items). Significantly *below* chance is not noise but a
   systematic reversal (e.g. swapped sides): that stays "disagrees with everyone";
 - drifted: the change test of `rlaif.stats.drift`.
+On ratings (`Annotations.rating`), exact agreement punishes a labeler who rates consistently one step above
+everyone as if they guessed, so reliability is also measured as `rating_correlation`: Pearson's r between the
+labeler's rating and the mean rating of the other labelers of the same item (items with at least one other
+rating), with a Fisher-z 95% interval, and `rating_offset`, the mean of (own - others' mean). There, "likely
+spammer" means r is not significantly above 0 (one-sided t-test, BH-adjusted), and a labeler whose exact
+agreement is low but whose ratings do track the others' is "disagrees with everyone" (an offset or a scale
+of their own: calibrate, do not drop).
 With many labelers, p-values of each test are Benjamini–Hochberg adjusted across the labelers tested
 (`q_value`); a flag is raised when q < alpha. The audit's `fdr` field says so.
 """
@@ -30,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import binom, norm
+from scipy.stats import t as student_t
 
 from rlaif.stats.annotations import TIE, A, Annotations, B, grouped_median, loo_agreement, loo_agreement_if
 from rlaif.stats.bootstrap import ItemBootstrap
@@ -60,6 +68,8 @@ class LabelerRecord:
     median_lead_time: float | None
     skill: float | None = None
     spammer_score: float | None = None
+    rating_correlation: Measure | None = None  # ratings only; n = items rated by the labeler and someone else
+    rating_offset: float | None = None
     flags: list[Flag] = field(default_factory=list)
 
 
@@ -149,7 +159,47 @@ def _tests(ann: Annotations, alpha: float, min_n: int, margin: float
         p_below_chance = np.where(n_ag >= min_n, norm.cdf(z_c), np.nan)
     return {"position-biased": (p_pos, bh(p_pos), k_left / np.maximum(n_dec, 1)),
             "disagrees with everyone": (p_dis, bh(p_dis), rest),
-            "chance": (p_above_chance, p_below_chance, chance)}
+            "chance": (p_above_chance, p_below_chance, chance), "rating correlation": rating_correlation(ann, min_n)}
+
+
+def rating_correlation(ann: Annotations, min_n: int) -> dict[str, np.ndarray] | None:
+    """Per labeler: r, n, Fisher-z interval, one-sided p (r > 0) and offset against the others' mean rating of
+    each item (each labeler's first rating of an item); None without ratings."""
+    use = ann.first & np.isfinite(ann.rating)
+    if not use.any():
+        return None
+    x, it, who = ann.rating[use], ann.item[use], ann.annotator[use]
+    s_i = np.bincount(it, weights=x, minlength=ann.n_items)
+    c_i = np.bincount(it, minlength=ann.n_items)
+    keep = c_i[it] > 1
+    x, it, who = x[keep], it[keep], who[keep]
+    y = (s_i[it] - x) / (c_i[it] - 1)
+    n_a = ann.n_annotators
+
+    def total(v):
+        return np.bincount(who, weights=v, minlength=n_a)
+
+    n = total(np.ones_like(x))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mx, my = total(x) / n, total(y) / n
+        sxy, sxx, syy = total(x * y) / n - mx * my, total(x * x) / n - mx * mx, total(y * y) / n - my * my
+        r = np.clip(sxy / np.sqrt(sxx * syy), -1.0, 1.0)
+        t = r * np.sqrt((n - 2) / np.maximum(1 - r * r, 1e-12))
+        p = np.where((n >= max(min_n, 4)) & np.isfinite(r), student_t.sf(t, n - 2), np.nan)
+        half = 1.959963984540054 / np.sqrt(n - 3)
+        z = np.arctanh(np.clip(r, -0.999999, 0.999999))
+        lo, hi = np.tanh(z - half), np.tanh(z + half)
+    return {"r": r, "n": n, "lo": lo, "hi": hi, "p": p, "q": bh(p), "offset": mx - my}
+
+
+def _correlation_measure(rc: dict | None, a: int, target: float) -> Measure | None:
+    if rc is None or not rc["n"][a]:
+        return None
+    r, n, lo, hi = (float(rc[k][a]) for k in ("r", "n", "lo", "hi"))
+    ok = np.isfinite(r) and n > 3
+    mde = float(hi - lo) / 2 * 2.8 / 1.96 if ok else None
+    return Measure(r if np.isfinite(r) else None, lo if ok else None, hi if ok else None, int(n), mde=mde,
+                   underpowered=not ok or mde > target or n < 10)
 
 
 def _flags_for(a: int, rec: LabelerRecord, tests: dict, drift_by: dict, alpha: float) -> list[Flag]:
@@ -159,6 +209,9 @@ def _flags_for(a: int, rec: LabelerRecord, tests: dict, drift_by: dict, alpha: f
         flags.append(Flag("position-biased", float(p), float(q),
                           f"picked the side shown first in {left:.0%} of {rec.first_rate.n} decisive verdicts"))
     p, q, rest = (x[a] for x in tests["disagrees with everyone"])
+    rc = tests.get("rating correlation")
+    if rc is not None:
+        return flags + _rating_flags(a, rec, rc, q < alpha, rest, alpha) + _drift_flag(drift_by.get(a))
     if q < alpha:
         pc, pb, chance = (x[a] for x in tests["chance"])
         ag = rec.agreement.value or 0.0
@@ -166,11 +219,29 @@ def _flags_for(a: int, rec: LabelerRecord, tests: dict, drift_by: dict, alpha: f
         flags.append(Flag(name, float(p), float(q),
                           f"agrees with the others' consensus {ag:.0%} of {rec.agreement.n} times vs {rest:.0%} "
                           f"for everyone else; chance level {chance:.0%} (p above chance {pc:.2g})"))
-    d = drift_by.get(a)
-    if d is not None and d.drifted:
-        flags.append(Flag("drifted", d.p_value, d.q_value, f"{d.metric} changed from the first window by "
-                          f"window {d.fires_at} (Bonferroni-corrected p {d.p_value:.2g})"))
-    return flags
+    return flags + _drift_flag(drift_by.get(a))
+
+
+def _rating_flags(a: int, rec: LabelerRecord, rc: dict, disagrees: bool, rest: float, alpha: float) -> list[Flag]:
+    r, n, p, q, off = (float(rc[k][a]) for k in ("r", "n", "p", "q", "offset"))
+    if not np.isfinite(p):
+        return []
+    tracks = f"ratings correlate r = {r:.2f} with the others' mean over {int(n)} items (offset {off:+.2f})"
+    if q >= alpha:
+        return [Flag("likely spammer", p, q, f"{tracks}: not significantly above 0 (one-sided p {p:.2g}, "
+                     f"BH-adjusted {q:.2g})")]
+    if disagrees:
+        ag = rec.agreement.value or 0.0
+        return [Flag("disagrees with everyone", p, q, f"gives the others' most common rating {ag:.0%} of "
+                     f"{rec.agreement.n} times vs {rest:.0%} for everyone else, though {tracks}: calibrate")]
+    return []
+
+
+def _drift_flag(d: DriftResult | None) -> list[Flag]:
+    if d is None or not d.drifted:
+        return []
+    return [Flag("drifted", d.p_value, d.q_value, f"{d.metric} changed from the first window by window "
+                 f"{d.fires_at} (Bonferroni-corrected p {d.p_value:.2g})")]
 
 
 def audit_labelers(ann: Annotations, boot: ItemBootstrap, *, skill_model: str | None = None, window=50,
@@ -204,6 +275,10 @@ def audit_labelers(ann: Annotations, boot: ItemBootstrap, *, skill_model: str | 
             skill=float(skill[a]) if skill is not None and np.isfinite(skill[a]) and rates["agreement"][a].n
             else None,
             spammer_score=float(spam[a]) if spam is not None and np.isfinite(spam[a]) else None)
+        rc = tests["rating correlation"]
+        if rc is not None:
+            rec.rating_correlation = _correlation_measure(rc, a, target)
+            rec.rating_offset = float(rc["offset"][a]) if np.isfinite(rc["offset"][a]) else None
         rec.flags = _flags_for(a, rec, tests, drift_by, alpha)
         records.append(rec)
     num, den = loo_agreement(ann)
