@@ -53,21 +53,19 @@ def winrate(
     if labels is not None:
         if judge or judge_model:
             raise ConfigError("--judge/--judge-model judge RESPONSES; --labels are judged already. Fix: drop one")
-        d = winrate_from_labels_file(labels, policy, baseline, out, prompts_path=prompts, n_boot=bootstrap,
-                                     seed=seed)
+        run = winrate_from_labels_file(labels, policy, baseline, out, prompts_path=prompts, n_boot=bootstrap,
+                                       seed=seed)
     else:
         if not judge:
             raise ConfigError("judging RESPONSES needs a judge. Fix: add --judge NAME (e.g. pairwise-logprob)")
         from rlaif.judge import load_judges
 
-        d = winrate_from_responses_file(responses, load_judges(judge, judge_model), policy, baseline, out,
-                                        prompts_path=prompts, concurrency=concurrency, base_urls=base_url or None,
-                                        api_key_env=api_key_env, n_boot=bootstrap, seed=seed, timeout_s=timeout,
-                                        max_failed=max_failed)
-    lc = "–" if d["lc_win_rate"] is None else f"{d['lc_win_rate']:.3f}"
-    typer.echo(f"{policy} vs {baseline}: win rate {d['win_rate']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}] "
-               f"over {d['n']} comparisons ({d['wins']}-{d['losses']}-{d['ties']}), length-controlled {lc}")
-    for w in d["warnings"]:
+        run = winrate_from_responses_file(responses, load_judges(judge, judge_model), policy, baseline, out,
+                                          prompts_path=prompts, n_boot=bootstrap, seed=seed,
+                                          options=call_options(concurrency, base_url, api_key_env, timeout,
+                                                               max_failed))
+    typer.echo(run.summary)
+    for w in run.result["warnings"]:
         typer.secho(f"warning: {w}", err=True, fg="yellow")
     typer.echo(f"wrote {out / 'winrate.json'}, winrate.md and winrate.html")
 
