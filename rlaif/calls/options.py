@@ -3,8 +3,8 @@
 The command line (and the demo, online DPO) builds it once from the shared options (`--concurrency`,
 `--no-cache`, `--base-url`, `--api-key-env`, `--timeout`, `--max-failed`) and passes it whole to
 `run_label`, `run_eval`, `run_synth`, `run_probes`, `winrate_from_responses_file`, `run_online_dpo` and
-`rlaif serve`'s scorers, which hand it to the call
-layer (`LiveCalls.of`) and check the failed share against `max_failed` at the end.
+`rlaif serve`'s scorers, which hand it to the call layer (`LiveCalls.of`) and check the failed share against
+`max_failed` at the end.
 """
 from __future__ import annotations
 
