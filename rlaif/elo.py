@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from rlaif.convert import load_records
 from rlaif.errors import ConfigError, InputError
-from rlaif.records import Label, LabelDuplicates, write_json, write_text
+from rlaif.records import Label, LabelDuplicates, check_orientation, write_json, write_text
 from rlaif.records import _describe as describe_validation_error
 from rlaif.stats import ranking
 from rlaif.stats.bootstrap import clean
@@ -49,9 +49,12 @@ def _conv_chars(conv) -> float:
 
 
 def read_battles(path: str | Path) -> BattleFile:
-    """Read battles from label JSONL or Arena-style battles; bad lines raise InputError(PATH:LINE)."""
+    """Read battles from label JSONL or Arena-style battles; bad lines raise InputError(PATH:LINE). A rater's
+    labels of one item are combined letter by letter, so an item's labels must name its models in one
+    orientation (`rlaif.records.check_orientation`, as `rlaif audit`)."""
     bf = BattleFile([], [], [], [], [], "", duplicates=LabelDuplicates(str(path)))
     combined: dict[tuple[str, str], dict] = {}
+    first: dict[str, tuple[str, str, int]] = {}  # item -> its first label's model_a, model_b, line
     for n, obj in load_records(path):
         if "item" in obj or "rater" in obj:  # label-shaped: validation names a missing item or rater
             try:
@@ -63,6 +66,7 @@ def read_battles(path: str | Path) -> BattleFile:
                 raise InputError(path, n, "label has no model_a/model_b",
                                  "a battle needs both model names; set model_a and model_b")
             bf.source = "labels"
+            check_orientation(lb, path, n, first)  # first: a swapped label is no repeat of the same (order)
             if bf.duplicates.is_repeat(lb, n):
                 continue
             c = combined.setdefault((lb.item, lb.rater), {"lb": lb, "winners": set()})

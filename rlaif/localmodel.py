@@ -12,6 +12,7 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from rlaif.errors import MissingDependency
@@ -25,15 +26,24 @@ def cache_root() -> Path:
     return Path(os.environ.get("RLAIF_CACHE") or Path.home() / ".cache" / "rlaif")
 
 
-def gguf_path() -> Path:
+def installed_file(dist_name: str, match: Callable[[importlib.metadata.PackagePath], bool], *, why: str,
+                   missing: str) -> Path:
+    """The first file `match` accepts in the installed file list of the distribution `dist_name` (the package
+    itself is never imported); MissingDependency when it is not installed (`why` it is needed) or holds no such
+    file (`missing`)."""
     try:
-        dist = importlib.metadata.distribution(_PACKAGE)
+        dist = importlib.metadata.distribution(dist_name)
     except importlib.metadata.PackageNotFoundError:
-        raise MissingDependency(_PACKAGE, why="it carries the embedded default model") from None
+        raise MissingDependency(dist_name, why=why) from None
     for f in dist.files or []:
-        if str(f).endswith(".gguf"):
+        if match(f):
             return Path(dist.locate_file(f))
-    raise MissingDependency(_PACKAGE, why="its install holds no .gguf file; reinstall it with --no-deps")
+    raise MissingDependency(dist_name, why=missing)
+
+
+def gguf_path() -> Path:
+    return installed_file(_PACKAGE, lambda f: str(f).endswith(".gguf"), why="it carries the embedded default model",
+                          missing="its install holds no .gguf file; reinstall it with --no-deps")
 
 
 def local_model_dir() -> Path:

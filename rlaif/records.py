@@ -311,8 +311,8 @@ def read_labels(path: str | Path) -> tuple[list[Label], LabelDuplicates]:
             lb = Label.model_validate(obj)
         except ValidationError as e:
             raise InputError(path, n, f"not a valid Label record: {_describe(e)}", _fix_hint(Label)) from None
+        check_orientation(lb, path, n, first)  # first: a swapped label is no repeat of the same (order)
         if not dup.is_repeat(lb, n):
-            check_orientation(lb, path, n, first)
             out.append(lb)
     return out, dup
 

@@ -2,8 +2,9 @@
 
 The command line (and the demo, online DPO) builds it once from the shared options (`--concurrency`,
 `--no-cache`, `--base-url`, `--api-key-env`, `--timeout`, `--max-failed`) and passes it whole to
-`run_label`, `run_eval`, `run_synth`, `run_probes` and `rlaif serve`'s scorers, which hand it to the call
-layer (`LiveCalls.of`) and check the failed share against `max_failed` at the end.
+`run_label`, `run_eval`, `run_synth`, `run_probes`, `winrate_from_responses_file`, `run_online_dpo` and
+`rlaif serve`'s scorers, which hand it to the call layer (`LiveCalls.of`) and check the failed share against
+`max_failed` at the end.
 """
 from __future__ import annotations
 

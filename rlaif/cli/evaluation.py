@@ -13,6 +13,7 @@ from rlaif.cli.options import (
     Concurrency,
     MaxFailed,
     Timeout,
+    call_options,
 )
 from rlaif.cli.paths import file_or_name, folder_or_name, input_file, output_dir
 
@@ -52,21 +53,19 @@ def winrate(
     if labels is not None:
         if judge or judge_model:
             raise ConfigError("--judge/--judge-model judge RESPONSES; --labels are judged already. Fix: drop one")
-        d = winrate_from_labels_file(labels, policy, baseline, out, prompts_path=prompts, n_boot=bootstrap,
-                                     seed=seed)
+        run = winrate_from_labels_file(labels, policy, baseline, out, prompts_path=prompts, n_boot=bootstrap,
+                                       seed=seed)
     else:
         if not judge:
             raise ConfigError("judging RESPONSES needs a judge. Fix: add --judge NAME (e.g. pairwise-logprob)")
         from rlaif.judge import load_judges
 
-        d = winrate_from_responses_file(responses, load_judges(judge, judge_model), policy, baseline, out,
-                                        prompts_path=prompts, concurrency=concurrency, base_urls=base_url or None,
-                                        api_key_env=api_key_env, n_boot=bootstrap, seed=seed, timeout_s=timeout,
-                                        max_failed=max_failed)
-    lc = "–" if d["lc_win_rate"] is None else f"{d['lc_win_rate']:.3f}"
-    typer.echo(f"{policy} vs {baseline}: win rate {d['win_rate']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}] "
-               f"over {d['n']} comparisons ({d['wins']}-{d['losses']}-{d['ties']}), length-controlled {lc}")
-    for w in d["warnings"]:
+        run = winrate_from_responses_file(responses, load_judges(judge, judge_model), policy, baseline, out,
+                                          prompts_path=prompts, n_boot=bootstrap, seed=seed,
+                                          options=call_options(concurrency, base_url, api_key_env, timeout,
+                                                               max_failed))
+    typer.echo(run.summary)
+    for w in run.result["warnings"]:
         typer.secho(f"warning: {w}", err=True, fg="yellow")
     typer.echo(f"wrote {out / 'winrate.json'}, winrate.md and winrate.html")
 
@@ -135,25 +134,13 @@ def eval_suite(
 ) -> None:
     """Evaluate a policy against a baseline on an eval suite: win rate per judge with intervals, the ID−OOD
     gap, compliance, diversity. Resumable; a re-run makes zero calls."""
-    from rlaif.calls.options import CallOptions
     from rlaif.eval.runner import run_eval
 
     r = run_eval(suite, policy, baseline, out, limit=limit, samples=samples, max_tokens=max_tokens,
                  temperature=temperature, reward_model=reward_model, judge_model=judge_model,
                  embedding=False if no_embedding else None, prompts_offset=offset, kl=kl,
-                 options=CallOptions(concurrency=concurrency, progress=None, base_urls=base_url or None,
-                                     api_key_env=api_key_env, timeout_s=timeout, max_failed=max_failed))
-    for split, s in r["splits"].items():
-        for rater, w in s.get("win_rate", {}).items():
-            if w["win_rate"] is not None:
-                typer.echo(f"{split} ({s['kind']}) {rater}: win rate {w['win_rate']:.3f} "
-                           f"[{w['ci_low']:.3f}, {w['ci_high']:.3f}] over {w['n']}")
-        for name, c in (s.get("compliance") or {}).items():
-            typer.echo(f"{split} ({s['kind']}) compliance {name}: {c['all_pass_rate']:.3f} "
-                       f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}]")
-    for rater, g in ((r["generalization_gap"] or {}).get("win_rate") or {}).items():
-        typer.echo(f"gap ID−OOD {rater}: {g['gap']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]")
-    typer.echo(f"{r['calls']['made']} calls, {r['calls']['cache_hits']} cached -> {out}/eval.json, eval.md, eval.html")
+                 options=call_options(concurrency, base_url, api_key_env, timeout, max_failed))
+    typer.echo(r.summary)
 
 
 # --- the whole loop: demo ------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from rlaif.cli.options import (
     Pairing,
     Reference,
     Timeout,
+    call_options,
 )
 from rlaif.cli.paths import file_or_name, input_file, output_dir, output_file
 
@@ -97,15 +98,14 @@ def label(
     Writes OUTDIR/labels.jsonl, scores.jsonl (pointwise judges), preferences.jsonl (TRL format),
     kto.jsonl and summary.json. Re-running makes no repeated calls (call cache).
     """
-    from rlaif.calls.options import CallOptions
     from rlaif.judge import load_judges, run_label
 
     judges = load_judges(judge, judge_model)
     summary = run_label(responses, judges, out, pairing=pairing, reference=reference, orders=orders, jury=jury,
                         min_agreement=min_agreement, min_p_chosen=min_p_chosen, reparse=reparse,
                         prompts_path=prompts, seed=seed,
-                        options=CallOptions(concurrency=concurrency, cache=not no_cache, base_urls=base_url or None,
-                                            api_key_env=api_key_env, timeout_s=timeout, max_failed=max_failed))
+                        options=call_options(concurrency, base_url, api_key_env, timeout, max_failed,
+                                             cache=not no_cache))
     _print_label_summary(summary, out)
 
 
@@ -136,7 +136,6 @@ def synth(
     max_failed: MaxFailed = 0.5,
 ) -> None:
     """Generate responses from several policies and label them in one command (a synthetic preference set)."""
-    from rlaif.calls.options import CallOptions
     from rlaif.judge import load_judges
     from rlaif.judge.synth import run_synth
 
@@ -145,8 +144,7 @@ def synth(
                         max_tokens=max_tokens, seed=seed, judge_base_urls=judge_base_url or None, pairing=pairing,
                         reference=reference, orders=orders, jury=jury, min_agreement=min_agreement,
                         min_p_chosen=min_p_chosen,
-                        options=CallOptions(concurrency=concurrency, base_urls=base_url or None,
-                                            api_key_env=api_key_env, timeout_s=timeout, max_failed=max_failed))
+                        options=call_options(concurrency, base_url, api_key_env, timeout, max_failed))
     _print_label_summary(summary, out)
 
 
@@ -167,15 +165,13 @@ def probe(
     max_failed: MaxFailed = 0.5,
 ) -> None:
     """Run a judge on bias probes with known answers; writes OUTDIR/probe.json and probe_labels.jsonl."""
-    from rlaif.calls.options import CallOptions
     from rlaif.judge import load_judge
     from rlaif.judge.probe import run_probes
 
     j = load_judge(judge, model=judge_model)
     names = tuple(p.strip() for p in probes.split(",") if p.strip())
     report = run_probes(j, out, probe_set=probe_set, probes=names,
-                        options=CallOptions(concurrency=concurrency, progress=None, base_urls=base_url or None,
-                                            api_key_env=api_key_env, timeout_s=timeout, max_failed=max_failed))
+                        options=call_options(concurrency, base_url, api_key_env, timeout, max_failed))
     typer.echo(f"{report['judge']} on {report['probe_set']} -> {out / 'probe.json'}")
     for name, r in report["probes"].items():
         if r["n"] == 0:

@@ -2,9 +2,12 @@
 (tests/test_cli_conventions.py checks the spellings across all commands)."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rlaif.calls.options import CallOptions
 
 Concurrency = Annotated[int, typer.Option("--concurrency", "-c", min=1, help="calls in flight at once")]
 ApiKeyEnv = Annotated[str | None, typer.Option("--api-key-env", help="environment variable holding the API key "
@@ -27,3 +30,13 @@ _JUDGE_HELP = ("a built-in judge (pairwise, pairwise-logprob, pairwise-cot, rubr
                "reward-model) or a judge YAML file; repeat for a jury")
 _JUDGE_MODEL_HELP = ("run the judge(s) on this backend/model instead (openai:MODEL, anthropic:MODEL, hf:PATH, "
                      "vllm:PATH, local; a checkpoint dir for reward-model): once for all judges, or once per --judge")
+
+
+def call_options(concurrency: int, base_url: list[str] | None, api_key_env: str | None,
+                 timeout: float | None = None, max_failed: float = 0.5, *, cache: bool = True) -> CallOptions:
+    """The `CallOptions` of the shared call flags (an empty --base-url list: the backend's own server; the
+    defaults are those of `CallOptions`, for commands without --timeout or --max-failed)."""
+    from rlaif.calls.options import CallOptions
+
+    return CallOptions(concurrency=concurrency, cache=cache, base_urls=base_url or None, api_key_env=api_key_env,
+                       timeout_s=timeout, max_failed=max_failed)

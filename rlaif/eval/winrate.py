@@ -5,15 +5,19 @@ with stable keys plus markdown and HTML beside it:
 
 - `winrate_from_labels_file`    → `winrate.json`, `winrate.md`, `winrate.html` (`rlaif winrate --labels ...`)
 - `winrate_from_responses_file` → the same plus `labels.jsonl` (`rlaif winrate RESPONSES --judge J ...`)
+
+Both return a `WinrateRun`: winrate.json's content and the folder it is in.
 """
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlaif.calls.stats import DEFAULT_MAX_FAILED, CallsFailed, CallStats, check_max_failed
+from rlaif.calls.options import CallOptions
+from rlaif.calls.stats import CallsFailed, CallStats
 from rlaif.errors import InputError
 from rlaif.outlock import locks_output
 from rlaif.records import Label, read_jsonl, read_prompts, read_responses, write_json, write_jsonl, write_text
@@ -65,8 +69,26 @@ def _per_rater(labels: Sequence[Label], policy: str, baseline: str, **kwargs) ->
     return out
 
 
+@dataclass(frozen=True)
+class WinrateRun:
+    """What `rlaif winrate` wrote: winrate.json's content and the folder holding winrate.json, .md, .html (and,
+    when it judged, labels.jsonl)."""
+
+    result: dict[str, Any]
+    out: Path
+
+    @property
+    def summary(self) -> str:
+        """The line `rlaif winrate` prints: the win rate, its interval, the counts, the length-controlled rate."""
+        d = self.result
+        lc = "–" if d["lc_win_rate"] is None else f"{d['lc_win_rate']:.3f}"
+        return (f"{d['policy']} vs {d['baseline']}: win rate {d['win_rate']:.3f} [{d['ci_low']:.3f}, "
+                f"{d['ci_high']:.3f}] over {d['n']} comparisons ({d['wins']}-{d['losses']}-{d['ties']}), "
+                f"length-controlled {lc}")
+
+
 def write_winrate(result: WinRateResult, out_dir: str | Path, labels: Sequence[Label] | None = None, *,
-                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                  extra: dict[str, Any] | None = None) -> WinrateRun:
     """winrate.json and winrate.md, plus winrate.html (with the pairs behind the number) when labels are given."""
     from rlaif.report.eval_page import winrate_html
 
@@ -76,7 +98,7 @@ def write_winrate(result: WinRateResult, out_dir: str | Path, labels: Sequence[L
     write_text(out / "winrate.md", winrate_markdown(d))
     if labels is not None:
         write_text(out / "winrate.html", winrate_html(d, labels))
-    return d
+    return WinrateRun(d, out)
 
 
 def _checked_win_rate(labels: list[Label], source: str | Path, policy: str, baseline: str, *,
@@ -102,7 +124,7 @@ def _categories(prompts_path: str | Path | None) -> dict[str, str] | None:
 
 def winrate_from_labels_file(labels_path: str | Path, policy: str, baseline: str, out_dir: str | Path, *,
                              prompts_path: str | Path | None = None, n_boot: int = 10_000, seed: int = 0,
-                             confidence: float = 0.95) -> dict[str, Any]:
+                             confidence: float = 0.95) -> WinrateRun:
     """The labels path of `rlaif winrate`: winrate.json, winrate.md, winrate.html."""
     labels = read_jsonl(labels_path, Label)
     res = _checked_win_rate(labels, labels_path, policy, baseline, categories=_categories(prompts_path),
@@ -119,17 +141,13 @@ def _write_labels(out: Path, run: Any) -> None:
 
 @locks_output("out_dir", directory=True)  # it pays for calls: one writer per OUTDIR
 def winrate_from_responses_file(responses_path: str | Path, judges: Sequence[Any], policy: str, baseline: str,
-                                out_dir: str | Path, *, prompts_path: str | Path | None = None, concurrency: int = 8,
-                                cache: bool = True, base_urls: list[str] | None = None,
-                                api_key_env: str | None = None, progress: bool | None = None,
+                                out_dir: str | Path, *, prompts_path: str | Path | None = None,
                                 n_boot: int = 10_000, seed: int = 0, confidence: float = 0.95,
-                                timeout_s: float | None = None,
-                                max_failed: float = DEFAULT_MAX_FAILED) -> dict[str, Any]:
+                                options: CallOptions = CallOptions()) -> WinrateRun:
     """The judging path of `rlaif winrate`: every policy response against the baseline's response with the
     same sample number (same prompt), each judge in both orders, through the call layer (cached, so a
     re-run makes no calls). Writes labels.jsonl (and scores.jsonl for pointwise judges) beside winrate.*;
-    more than `max_failed` of the calls failing raises CallsFailed with only those two written."""
-    check_max_failed(max_failed)
+    more than `options.max_failed` of the calls failing raises CallsFailed with only those two written."""
     from rlaif.judge import label_responses
     from rlaif.judge.labeling import LiveCalls, ScoreContext
 
@@ -143,8 +161,7 @@ def winrate_from_responses_file(responses_path: str | Path, judges: Sequence[Any
     keep = [r for r in responses if r.policy in (policy, baseline)]
     constraints = {} if prompts_path is None else {p.prompt_id: p.constraints for p in read_prompts(prompts_path)
                                                    if p.constraints}
-    calls = LiveCalls(concurrency=concurrency, cache=cache, progress=progress, base_urls=base_urls,
-                      api_key_env=api_key_env, timeout_s=timeout_s)
+    calls = LiveCalls.of(options)
     try:
         run = label_responses(keep, list(judges), pairing="reference", reference=baseline, orders="both",
                               calls=calls, context=ScoreContext(constraints=constraints))
@@ -155,7 +172,7 @@ def winrate_from_responses_file(responses_path: str | Path, judges: Sequence[Any
                          "generate both policies on the same prompt set (same prompt_id)")
     out = Path(out_dir)
     try:
-        CallStats.total(run.stats.values()).check(max_failed, f"winrate {policy} vs {baseline}")
+        CallStats.total(run.stats.values()).check(options.max_failed, f"winrate {policy} vs {baseline}")
     except CallsFailed:  # keep what was judged: the re-run's cache hits
         _write_labels(out, run)
         raise

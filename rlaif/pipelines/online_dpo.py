@@ -118,8 +118,9 @@ def _resolve(config: OnlineDPOConfig | dict | None, overrides: dict[str, Any]) -
 
 
 @dataclass
-class Loop:
-    """What every round reads: the config, the prompts, the jury, where the starting model and reference are."""
+class OnlineDPOState:
+    """One online DPO run across its rounds: what every round reads (the config, the prompts, the jury, where
+    the starting model and reference are) and which steps are finished (`steps`, state.json)."""
 
     cfg: OnlineDPOConfig
     out: Path
@@ -135,27 +136,50 @@ class Loop:
         return self.out / f"round_{r}"
 
 
+@dataclass(frozen=True)
+class OnlineDPORun:
+    """What `run_online_dpo` wrote: online_dpo.json's content and the folder holding it, report.md, report.html
+    and the rounds."""
+
+    result: dict[str, Any]
+    out: Path
+
+    @property
+    def summary(self) -> str:
+        """The lines `rlaif train online-dpo` prints: each round's preferences, reward and judges."""
+        from rlaif.report.markdown import fmt
+
+        lines = []
+        for rd in self.result["rounds"]:
+            c = (rd["reward"] or {}).get("checker") or {}
+            judges = "".join(f"; {r.split('@')[0]}: position consistency {fmt(j['position_consistency'])}, "
+                             f"accuracy vs checker {fmt(j['accuracy_vs_checker'])}" for r, j in rd["judges"].items())
+            lines.append(f"round {rd['round']}: {rd['labels']['n_preferences']} preferences "
+                         f"({rd['soft_labels']['n']} soft), samples' all-pass rate "
+                         f"{fmt(c.get('all_pass_rate'))}{judges}")
+        lines.append(f"wrote {self.result['out']}/online_dpo.json, report.md and report.html")
+        return "\n".join(lines)
+
+
 def run_online_dpo(config: OnlineDPOConfig | dict | None = None, *, judges: list | None = None,
-                   concurrency: int = 8, base_urls: list[str] | None = None, api_key_env: str | None = None,
-                   progress: bool | None = None, **overrides: Any) -> dict:
-    """Run (or resume) the rounds and write the report; returns online_dpo.json's content. `judges` are
-    loaded Judge objects to use instead of `judges`/`judge_models` of the config (tests, library callers)."""
+                   options: CallOptions | None = None, **overrides: Any) -> OnlineDPORun:
+    """Run (or resume) the rounds and write the report. `judges` are loaded Judge objects to use instead of
+    `judges`/`judge_models` of the config (tests, library callers); `options`: how the judges' calls are made."""
     from rlaif.calls.options import CallOptions
 
     cfg = _resolve(config, overrides)
     out = Path(cfg.dpo.out).resolve()  # round.json names each round's policy by this path
     with output_lock(out, directory=True):  # one writer per OUT, before any call
-        loop = start_loop(cfg, out, judges, CallOptions(concurrency=concurrency, base_urls=base_urls,
-                                                        api_key_env=api_key_env, progress=progress))
+        state = open_state(cfg, out, judges, options or CallOptions())
         for r in range(1, cfg.rounds + 1):
             for name, fn in (("sample", sample), ("label", label), ("audit", audit), ("train", train),
                              ("summary", summarize_round)):
-                loop.steps.run(f"round_{r}/{name}", fn, loop, r)
-        loop.steps.run(f"round_{cfg.rounds + 1}/sample", sample, loop, cfg.rounds + 1)  # the final policy
-        return write_report(loop)
+                state.steps.run(f"round_{r}/{name}", fn, state, r)
+        state.steps.run(f"round_{cfg.rounds + 1}/sample", sample, state, cfg.rounds + 1)  # the final policy
+        return write_report(state)
 
 
-def start_loop(cfg: OnlineDPOConfig, out: Path, judges: list | None, calls: CallOptions) -> Loop:
+def open_state(cfg: OnlineDPOConfig, out: Path, judges: list | None, calls: CallOptions) -> OnlineDPOState:
     from rlaif.train.modeling import model_path
 
     prompts_path = find("prompts", cfg.prompts)
@@ -176,7 +200,7 @@ def start_loop(cfg: OnlineDPOConfig, out: Path, judges: list | None, calls: Call
     plan.update(prompts=str(prompts_path.resolve()), model=start, reference=reference,
                 raters=[j.rater for j in judges])
     steps = Steps(out, plan, command=COMMAND, on_change="refuse")
-    return Loop(cfg, out, prompts, judges, checker, start, reference, steps, calls)
+    return OnlineDPOState(cfg, out, prompts, judges, checker, start, reference, steps, calls)
 
 
 def _load_judges(cfg: OnlineDPOConfig) -> list:
@@ -185,93 +209,93 @@ def _load_judges(cfg: OnlineDPOConfig) -> list:
     return load_judges(cfg.judges, cfg.judge_models) if cfg.judges else []
 
 
-def policy_of(loop: Loop, r: int) -> str:
+def policy_of(state: OnlineDPOState, r: int) -> str:
     """The policy that samples round r: the starting model, then what round r-1 trained (or its own policy
     again when that round had no preference to train on)."""
     if r == 1:
-        return loop.start
-    return read_json_file(loop.dir(r - 1) / "round.json")["next_policy"]
+        return state.start
+    return read_json_file(state.dir(r - 1) / "round.json")["next_policy"]
 
 
-def round_prompts(loop: Loop, r: int) -> list[Prompt]:
-    n = loop.cfg.prompts_per_round
-    if n is None or n >= len(loop.prompts):
-        return loop.prompts
+def round_prompts(state: OnlineDPOState, r: int) -> list[Prompt]:
+    n = state.cfg.prompts_per_round
+    if n is None or n >= len(state.prompts):
+        return state.prompts
     first = (r - 1) * n
-    return [loop.prompts[(first + i) % len(loop.prompts)] for i in range(n)]
+    return [state.prompts[(first + i) % len(state.prompts)] for i in range(n)]
 
 
 # ---- 1. sample -------------------------------------------------------------------------------------
 
-def sample(loop: Loop, r: int) -> None:
+def sample(state: OnlineDPOState, r: int) -> None:
     from rlaif.generate import generate
 
-    cfg, d = loop.cfg, loop.dir(r)
-    prompts = round_prompts(loop, r)
+    cfg, d = state.cfg, state.dir(r)
+    prompts = round_prompts(state, r)
     d.mkdir(parents=True, exist_ok=True)
     write_jsonl(d / "prompts.jsonl", prompts)
     device = None if cfg.dpo.device == "auto" else cfg.dpo.device
     # A seed per round: a policy left unchanged by a round without preferences still draws fresh samples.
-    generate(prompts, f"hf:{policy_of(loop, r)}", d / "responses.jsonl", samples=cfg.k,
+    generate(prompts, f"hf:{policy_of(state, r)}", d / "responses.jsonl", samples=cfg.k,
              temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.dpo.seed + (r - 1) * cfg.k,
-             name=f"round{r}", progress=loop.calls.progress, device=device)
+             name=f"round{r}", progress=state.calls.progress, device=device)
 
 
 # ---- 2. label --------------------------------------------------------------------------------------
 
-def label(loop: Loop, r: int) -> None:
+def label(state: OnlineDPOState, r: int) -> None:
     from rlaif.judge.pipeline import run_label
 
-    cfg, d, calls = loop.cfg, loop.dir(r), loop.calls
-    run_label(d / "responses.jsonl", loop.judges, d / "labels", pairing="all", orders="both", jury=cfg.jury,
+    cfg, d, calls = state.cfg, state.dir(r), state.calls
+    run_label(d / "responses.jsonl", state.judges, d / "labels", pairing="all", orders="both", jury=cfg.jury,
               min_p_chosen=cfg.min_p_chosen, prompts_path=d / "prompts.jsonl", seed=cfg.dpo.seed, options=calls)
 
 
 # ---- 3. audit --------------------------------------------------------------------------------------
 
-def audit(loop: Loop, r: int) -> None:
+def audit(state: OnlineDPOState, r: int) -> None:
     from rlaif.audit import run_audit
 
-    d = loop.dir(r)
+    d = state.dir(r)
     labels = read_jsonl(d / "labels" / "labels.jsonl", Label)
     if not labels:  # every sample of every prompt was the same text: no pair to judge
         write_json(d / "audit" / "audit.json", None)
         return
-    judged = any(lb.rater != loop.checker for lb in labels)
-    run_audit(labels, d / "audit", gold=loop.checker if judged else None)
+    judged = any(lb.rater != state.checker for lb in labels)
+    run_audit(labels, d / "audit", gold=state.checker if judged else None)
 
 
 # ---- 4. train --------------------------------------------------------------------------------------
 
-def dpo_config(loop: Loop, r: int) -> DPOConfig:
+def dpo_config(state: OnlineDPOState, r: int) -> DPOConfig:
     """The round's DPO run: the loop's DPO keys, from the current policy, against the frozen reference."""
-    d = loop.dir(r)
-    data = loop.cfg.dpo.model_dump()
-    data.update(data=str(d / "labels" / "preferences.jsonl"), model=policy_of(loop, r), out=str(d / "dpo"),
-                reference=loop.reference, max_steps=loop.cfg.steps_per_round)
+    d = state.dir(r)
+    data = state.cfg.dpo.model_dump()
+    data.update(data=str(d / "labels" / "preferences.jsonl"), model=policy_of(state, r), out=str(d / "dpo"),
+                reference=state.reference, max_steps=state.cfg.steps_per_round)
     return DPOConfig.model_validate(data)
 
 
-def train(loop: Loop, r: int) -> None:
+def train(state: OnlineDPOState, r: int) -> None:
     from rlaif.train import train_dpo
 
-    if not read_jsonl(loop.dir(r) / "labels" / "preferences.jsonl", Preference):
+    if not read_jsonl(state.dir(r) / "labels" / "preferences.jsonl", Preference):
         return  # no preference this round (all ties): the next round samples the same policy
-    train_dpo(dpo_config(loop, r))
+    train_dpo(dpo_config(state, r))
 
 
 # ---- 5. summary ------------------------------------------------------------------------------------
 
-def reward_of(loop: Loop, r: int) -> dict:
+def reward_of(state: OnlineDPOState, r: int) -> dict:
     """The round's samples scored: the checker's all-pass rate (prompt-clustered 95% interval) and mean share
     of constraints met, and each pointwise judge's mean score."""
     from rlaif.eval.compliance import constraint_compliance
     from rlaif.judge.labeling import ScoreRecord
 
-    d = loop.dir(r)
+    d = state.dir(r)
     responses = read_jsonl(d / "responses.jsonl", Response)
     out: dict[str, Any] = {"n_responses": len(responses), "checker": None, "judges": {}}
-    comp = constraint_compliance(read_prompts(d / "prompts.jsonl"), responses, n_boot=2000, seed=loop.cfg.dpo.seed)
+    comp = constraint_compliance(read_prompts(d / "prompts.jsonl"), responses, n_boot=2000, seed=state.cfg.dpo.seed)
     if comp:
         (c,) = comp.values()  # one policy per round
         out["checker"] = {k: c[k] for k in ("n", "n_prompts", "all_pass_rate", "ci_low", "ci_high", "share_passed")}
@@ -279,7 +303,7 @@ def reward_of(loop: Loop, r: int) -> dict:
     if scores_path.exists():
         by_rater: dict[str, list[float]] = {}
         for s in read_jsonl(scores_path, ScoreRecord):
-            if s.score is not None and s.rater != loop.checker:
+            if s.score is not None and s.rater != state.checker:
                 by_rater.setdefault(s.rater, []).append(s.score)
         out["judges"] = {k: {"mean": sum(v) / len(v), "n": len(v)} for k, v in sorted(by_rater.items())}
     return out
@@ -303,22 +327,22 @@ def judge_reliability(audit_result: dict | None, label_summary: dict) -> dict[st
     return out
 
 
-def summarize_round(loop: Loop, r: int) -> None:
-    d = loop.dir(r)
+def summarize_round(state: OnlineDPOState, r: int) -> None:
+    d = state.dir(r)
     labels = read_json_file(d / "labels" / "summary.json")
     prefs = read_jsonl(d / "labels" / "preferences.jsonl", Preference)
     trained = (d / "dpo" / "train_result.json").exists()
     result = read_json_file(d / "dpo" / "train_result.json") if trained else None
     soft = [p.p_chosen for p in prefs if p.p_chosen is not None and p.p_chosen < 1.0 - 1e-9]
     write_json(d / "round.json", {
-        "round": r, "policy": policy_of(loop, r), "next_policy": str(d / "dpo") if trained else policy_of(loop, r),
-        "reference": loop.reference, "n_prompts": len(read_jsonl(d / "prompts.jsonl", Prompt)),
+        "round": r, "policy": policy_of(state, r), "next_policy": str(d / "dpo") if trained else policy_of(state, r),
+        "reference": state.reference, "n_prompts": len(read_jsonl(d / "prompts.jsonl", Prompt)),
         "labels": {k: labels[k] for k in ("n_pairs", "n_labels", "n_invalid", "n_preferences", "n_ties",
                                           "n_contested", "n_low_confidence", "n_no_verdict")},
         "soft_labels": {"n": len(soft), "share": len(soft) / len(prefs) if prefs else None,
                         "mean_p_chosen": sum(p.p_chosen or 1.0 for p in prefs) / len(prefs) if prefs else None},
         "judges": judge_reliability(read_json_file(d / "audit" / "audit.json"), labels),
-        "reward": reward_of(loop, r),
+        "reward": reward_of(state, r),
         "dpo": None if result is None else {"steps": result["steps"], "stopped_by": result["stopped_by"],
                                             "train": result["train"], "seconds": result["train_seconds"]},
     })
@@ -326,23 +350,23 @@ def summarize_round(loop: Loop, r: int) -> None:
 
 # ---- the report ------------------------------------------------------------------------------------
 
-def write_report(loop: Loop) -> dict:
+def write_report(state: OnlineDPOState) -> OnlineDPORun:
     from rlaif.report.online_dpo_page import render_online_dpo_html, render_online_dpo_md
 
-    n = loop.cfg.rounds
-    final = loop.dir(n + 1)
+    n = state.cfg.rounds
+    final = state.dir(n + 1)
     summary = {
-        "command": f"rlaif train {COMMAND}", "out": str(loop.out), "start": loop.start, "reference": loop.reference,
-        "judges": [j.rater for j in loop.judges], "checker": loop.checker,
-        "config": {k: v for k, v in flat_dump(loop.cfg).items() if k != "out"},
-        "rounds": [read_json_file(loop.dir(r) / "round.json") for r in range(1, n + 1)],
-        "final": {"policy": policy_of(loop, n + 1), "reward": reward_of(loop, n + 1)} if final.exists() else None,
-        "seconds": dict(loop.steps.done),
+        "command": f"rlaif train {COMMAND}", "out": str(state.out), "start": state.start, "reference": state.reference,
+        "judges": [j.rater for j in state.judges], "checker": state.checker,
+        "config": {k: v for k, v in flat_dump(state.cfg).items() if k != "out"},
+        "rounds": [read_json_file(state.dir(r) / "round.json") for r in range(1, n + 1)],
+        "final": {"policy": policy_of(state, n + 1), "reward": reward_of(state, n + 1)} if final.exists() else None,
+        "seconds": dict(state.steps.done),
     }
-    write_json(loop.out / "online_dpo.json", summary)
-    write_text(loop.out / "report.md", render_online_dpo_md(summary))
-    write_text(loop.out / "report.html", render_online_dpo_html(summary))
-    return summary
+    write_json(state.out / "online_dpo.json", summary)
+    write_text(state.out / "report.md", render_online_dpo_md(summary))
+    write_text(state.out / "report.html", render_online_dpo_html(summary))
+    return OnlineDPORun(summary, state.out)
 
 
-__all__ = ["OnlineDPOConfig", "load_online_config", "run_online_dpo"]
+__all__ = ["OnlineDPOConfig", "OnlineDPORun", "load_online_config", "run_online_dpo"]

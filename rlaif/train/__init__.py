@@ -17,30 +17,17 @@ ONLINE_RECIPES = ("ppo", "rloo", "grpo")  # sample from prompts and need a rewar
 RECIPES = ("rm", "dpo", "kto", *ONLINE_RECIPES)
 
 
-def __getattr__(name: str):  # torch is imported only when a recipe is used
-    if name == "train_rm":
-        from rlaif.train.rm import train_rm
-        return train_rm
-    if name == "train_dpo":
-        from rlaif.train.dpo import train_dpo
-        return train_dpo
-    if name == "train_kto":
-        from rlaif.train.kto import train_kto
-        return train_kto
-    if name in ("train_ppo", "train_rloo", "train_grpo"):
-        import importlib
+# what each lazily imported name is defined in (a module of rlaif.train)
+_LAZY = {"train_rm": "rm", "train_dpo": "dpo", "train_kto": "kto", "train_ppo": "ppo", "train_rloo": "rloo",
+         "train_grpo": "grpo", "RewardScorer": "reward_model", "TrainResult": "checkpoint", "load_config": "config"}
 
-        return getattr(importlib.import_module(f"rlaif.train.{name.removeprefix('train_')}"), name)
-    if name == "RewardScorer":
-        from rlaif.train.reward_model import RewardScorer
-        return RewardScorer
-    if name == "TrainResult":
-        from rlaif.train.checkpoint import TrainResult
-        return TrainResult
-    if name == "load_config":
-        from rlaif.train.config import load_config
-        return load_config
-    raise AttributeError(name)
+
+def __getattr__(name: str):  # torch is imported only when a recipe is used
+    if name not in _LAZY:
+        raise AttributeError(name)
+    import importlib
+
+    return getattr(importlib.import_module(f"rlaif.train.{_LAZY[name]}"), name)
 
 
 def train(recipe: str, config=None, reward_fn=None, **overrides):

@@ -1,4 +1,5 @@
-"""`rlaif convert`, `rlaif audit`, `rlaif elo` end to end through the real CLI (subprocesses)."""
+"""`rlaif convert`, `rlaif audit`, `rlaif elo` end to end through the real CLI (subprocesses), and what `elo`
+and `winrate --labels` do with label files whose models are swapped within an item."""
 from __future__ import annotations
 
 import csv
@@ -228,3 +229,56 @@ def test_audit_refuses_swapped_models_and_reorient_fixes_it(tmp_path):
     letters = audit_labels(given, rounds=0)
     assert letters["agreement"]["percent_agreement"]["value"] == 0.0
     assert reorient(reorient([Label.model_validate(b) for b in back])) == [Label.model_validate(b) for b in back]
+
+
+def _one_rater_swapped(tmp_path: Path) -> Path:
+    """One rater's two orders of each pair; on i1 and i2 the second label was written as shown (model_a = y):
+    both orders say x wins. On i3, in one orientation, y wins."""
+    rows = []
+    for item in ("i1", "i2"):
+        rows.append({"item": item, "rater": "j", "model_a": "x", "model_b": "y", "winner": "a", "order": "ab",
+                     "response_a": "X", "response_b": "YY", "prompt_id": item})
+        rows.append({"item": item, "rater": "j", "model_a": "y", "model_b": "x", "winner": "b", "order": "ab",
+                     "response_a": "YY", "response_b": "X", "prompt_id": item})
+    for order, winner in (("ab", "b"), ("ba", "b")):
+        rows.append({"item": "i3", "rater": "j", "model_a": "x", "model_b": "y", "winner": winner, "order": order,
+                     "response_a": "X", "response_b": "YY", "prompt_id": "i3"})
+    return write_jsonl(tmp_path / "swapped.jsonl", rows)
+
+
+def _reoriented(tmp_path: Path, labels: Path) -> Path:
+    fixed = tmp_path / "reoriented.jsonl"
+    r = run("convert", labels, "-f", "reorient", "-o", fixed)
+    assert r.returncode == 0, r.stderr
+    return fixed
+
+
+def test_elo_refuses_swapped_models_as_the_audit_does_and_reorient_fixes_it(tmp_path):
+    # elo combines a rater's labels of one item letter by letter: i1's {a, b} would be a tie, not x's win
+    swapped = _one_rater_swapped(tmp_path)
+    r = run("elo", swapped, "--bootstrap", "0", "-o", tmp_path / "refused")
+    assert r.returncode == 2 and f"{swapped}:2:" in r.stderr and "swapped relative to line 1" in r.stderr
+    assert "Fix:" in r.stderr and "rlaif convert -f reorient" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "refused").exists()
+    audit = run("audit", swapped, "-o", tmp_path / "audit")  # the same check, the same message
+    assert audit.returncode == 2 and audit.stderr.strip() == r.stderr.strip()
+
+    r = run("elo", _reoriented(tmp_path, swapped), "--bootstrap", "0", "-o", tmp_path / "e")
+    assert r.returncode == 0, r.stderr
+    board = json.loads((tmp_path / "e" / "leaderboard.json").read_text())
+    assert board["n_battles"] == 3  # one per item and rater
+    x = next(b for b in board["ratings"] if b["model"] == "x")
+    assert x["win_rate"] == pytest.approx(2 / 3)  # letter by letter: two ties and a loss, 1/3
+
+
+def test_winrate_maps_labels_by_model_name_so_a_swapped_file_gives_the_reoriented_result(tmp_path):
+    swapped = _one_rater_swapped(tmp_path)
+    runs = {}
+    for name, labels in (("swapped", swapped), ("reoriented", _reoriented(tmp_path, swapped))):
+        r = run("winrate", "--labels", labels, "--policy", "x", "--baseline", "y", "--bootstrap", "200",
+                "-o", tmp_path / name)
+        assert r.returncode == 0, r.stderr
+        runs[name] = (r.stdout.splitlines()[0], json.loads((tmp_path / name / "winrate.json").read_text()))
+    assert runs["swapped"] == runs["reoriented"]
+    line, d = runs["swapped"]
+    assert (d["wins"], d["losses"], d["ties"]) == (2, 1, 0) and line.startswith("x vs y: win rate 0.667 [")

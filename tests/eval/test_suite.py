@@ -68,10 +68,10 @@ def test_eval_with_known_verdicts_gives_exact_rates_and_gap(tmp_path, server):
     out = tmp_path / "out"
     r = run_eval(str(_suite(tmp_path)), "dpo=openai:dpo", None, out, judge_model="openai:judge",
                  options=CallOptions(base_urls=[server.openai_url], progress=False, concurrency=4))
-    assert {"suite", "policy", "baseline", "splits", "generalization_gap"} <= set(r)
-    assert (r["suite"], r["policy"], r["baseline"]) == ("toy", "dpo", "sft")
+    assert {"suite", "policy", "baseline", "splits", "generalization_gap"} <= set(r.result)
+    assert r.out == out and (r.result["suite"], r.result["policy"], r.result["baseline"]) == ("toy", "dpo", "sft")
     rule, llm = "rule@v1:rlaif.constraints:check", "pairwise@v1:openai:judge"
-    ids, ood = r["splits"]["id"], r["splits"]["ood"]
+    ids, ood = r.result["splits"]["id"], r.result["splits"]["ood"]
     assert (ids["kind"], ood["kind"], ids["n_prompts"], ids["samples"]) == ("id", "ood", 4, 1)
     # the LLM judge: ID all wins; OOD wins on even prompts, losses on odd ones (both orders agree)
     w = ids["win_rate"][llm]
@@ -91,14 +91,14 @@ def test_eval_with_known_verdicts_gives_exact_rates_and_gap(tmp_path, server):
     ref = compute_win_rate([Outcome(f"ood-{k}", "win" if k % 2 == 0 else "loss") for k in range(4)], n_boot=2000)
     assert (w["ci_low"], w["ci_high"]) == (ref.ci_low, ref.ci_high)
     # the gap: ID − OOD with generalization_gap's interval
-    g = r["generalization_gap"]["win_rate"][llm]
+    g = r.result["generalization_gap"]["win_rate"][llm]
     assert (g["id"], g["ood"], g["gap"]) == (1.0, 0.5, 0.5)
     ref_gap = generalization_gap(ClusteredScores.from_pairs([f"id-{k}" for k in range(4)], [1.0] * 4),
                                  ClusteredScores.from_pairs([f"ood-{k}" for k in range(4)], [1, 0, 1, 0]),
                                  n_boot=2000)
     assert (g["ci_low"], g["ci_high"]) == (ref_gap.ci_low, ref_gap.ci_high)
-    assert r["generalization_gap"]["compliance"]["dpo"]["gap"] == 0.5
-    assert r["generalization_gap"]["compliance"]["sft"]["gap"] == 0.0
+    assert r.result["generalization_gap"]["compliance"]["dpo"]["gap"] == 0.5
+    assert r.result["generalization_gap"]["compliance"]["sft"]["gap"] == 0.0
     # per-split files, both orders of every pair, named policies
     labels = read_jsonl(out / "ood" / "labels.jsonl", Label)
     assert sorted(lab.order for lab in labels if lab.rater == llm) == ["ab", "ab", "ab", "ab", "ba", "ba", "ba", "ba"]
@@ -116,9 +116,10 @@ def test_eval_with_known_verdicts_gives_exact_rates_and_gap(tmp_path, server):
     before = server.count
     again = run_eval(str(_suite(tmp_path)), "dpo=openai:dpo", None, out, judge_model="openai:judge",
                      options=CallOptions(base_urls=[server.openai_url], progress=False))
-    assert server.count == before and again["calls"]["made"] == 0 and again["calls"]["cache_hits"] == 16
+    assert server.count == before and again.result["calls"]["made"] == 0
+    assert again.result["calls"]["cache_hits"] == 16
     strip = lambda sp: {k: v for k, v in sp.items() if k != "calls"}
-    assert all(strip(again["splits"][s]) == strip(r["splits"][s]) for s in ("id", "ood"))
+    assert all(strip(again.result["splits"][s]) == strip(r.result["splits"][s]) for s in ("id", "ood"))
 
 
 def test_eval_command_with_limit_offset_and_kl_note(tmp_path, server):

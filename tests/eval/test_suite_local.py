@@ -80,10 +80,10 @@ def test_ifeval_suite_on_the_local_model(tmp_path, tiny_rm_dir):
               reward_model=str(tiny_rm_dir), prompts_offset=3)
     r = run_eval("ifeval", policy, "base=local", out, **kw)
     rule, llm, rm = "rule@v1:rlaif.constraints:check", "pairwise-logprob@v1:local", f"reward-model@v1:{tiny_rm_dir}"
-    assert r["judges"] == [rule, llm, rm] and (r["policy"], r["baseline"]) == ("hot", "base")
+    assert r.result["judges"] == [rule, llm, rm] and (r.result["policy"], r.result["baseline"]) == ("hot", "base")
     scorer = RewardScorer(tiny_rm_dir)
     for split, name in (("id", "ifeval_id"), ("ood", "ifeval_ood")):
-        s = r["splits"][split]
+        s = r.result["splits"][split]
         prompts = read_prompts(find("prompts", name))[3:5]  # the offset skips the first three
         hot = {x.prompt_id: x for x in read_jsonl(out / split / "responses_hot.jsonl", Response)}
         base = {x.prompt_id: x for x in read_jsonl(out / split / "responses_base.jsonl", Response)}
@@ -109,11 +109,12 @@ def test_ifeval_suite_on_the_local_model(tmp_path, tiny_rm_dir):
             assert rew[role]["mean"] == pytest.approx(sum(expected) / 2, abs=1e-5)
         assert rew["kl_estimate"] == pytest.approx(0.0, abs=1e-9) and rew["kl"]["temperature"] == 1.3
         assert s["diversity"]["hot"]["samples_per_prompt"] == 1
-    assert set(r["generalization_gap"]["win_rate"]) == {rule, llm, rm}
-    assert set(r["generalization_gap"]["compliance"]) == {"hot", "base"}
+    assert set(r.result["generalization_gap"]["win_rate"]) == {rule, llm, rm}
+    assert set(r.result["generalization_gap"]["compliance"]) == {"hot", "base"}
     assert (out / "eval.html").stat().st_size > 1000 and "## Win rate" in (out / "eval.md").read_text()
     # a re-run: every generation and judge call is already done
     again = run_eval("ifeval", policy, "base=local", out, **kw)
-    assert again["calls"]["made"] == 0 and again["calls"]["cache_hits"] == 8  # 2 splits x 2 pairs x 2 orders
+    assert again.result["calls"]["made"] == 0
+    assert again.result["calls"]["cache_hits"] == 8  # 2 splits x 2 pairs x 2 orders
     strip = lambda sp: {k: v for k, v in sp.items() if k != "calls"}
-    assert all(strip(again["splits"][s]) == strip(r["splits"][s]) for s in ("id", "ood"))
+    assert all(strip(again.result["splits"][s]) == strip(r.result["splits"][s]) for s in ("id", "ood"))

@@ -93,7 +93,9 @@ def test_winrate_from_labels_writes_the_page_with_per_rater_rates(tmp_path):
             rows.append(Label(item=f"i{k}", rater=rater, winner=winner, order="ab", model_a="dpo", model_b="sft",
                               prompt="p <i>", response_a="<script>x</script>", response_b="y", prompt_id=f"q{k}"))
     write_jsonl(tmp_path / "labels.jsonl", rows)
-    d = winrate_from_labels_file(tmp_path / "labels.jsonl", "dpo", "sft", tmp_path / "o")
+    run = winrate_from_labels_file(tmp_path / "labels.jsonl", "dpo", "sft", tmp_path / "o")
+    d = run.result
+    assert run.out == tmp_path / "o" and run.summary.startswith("dpo vs sft: win rate 0.833 [")
     assert d["win_rate"] == pytest.approx(10 / 12)
     assert d["per_rater"]["j1"]["win_rate"] == 1.0 and d["per_rater"]["j2"]["win_rate"] == pytest.approx(4 / 6)
     html = (tmp_path / "o" / "winrate.html").read_text()

@@ -68,7 +68,7 @@ def run(tiny_model_dir, tmp_path_factory):
         mp.setenv("RLAIF_CACHE", str(tmp / "cache"))
         summary = run_online_dpo(dict(prompts=str(write_prompts(tmp / "prompts.jsonl")), model=str(tiny_model_dir),
                                       out=str(tmp / "out"), **FAST), judges=judges())
-    return tmp / "out", summary
+    return tmp / "out", summary.result
 
 
 def _judge_rater(labels: list[Label]) -> str:
@@ -90,6 +90,7 @@ def test_every_round_writes_its_outputs(run):
         assert (out / f).exists()
     assert [rd["round"] for rd in summary["rounds"]] == [1, 2] and summary["final"]["reward"]["n_responses"] == 12
     assert summary["rounds"][0]["dpo"]["steps"] == FAST["steps_per_round"]
+    assert summary == json.loads((out / "online_dpo.json").read_text())
     assert "position consistency" in (out / "report.md").read_text()
     assert "<html" in (out / "report.html").read_text()
 
@@ -235,6 +236,7 @@ def test_resume_after_sigkill_skips_finished_rounds(tiny_model_dir, tmp_path):
         first_calls = srv.count
         done = subprocess.run(cmd, capture_output=True, **kw)
         assert done.returncode == 0, done.stderr
+        assert "round 1: " in done.stdout and f"wrote {out}/online_dpo.json" in done.stdout
         for step in ("sample", "label", "audit", "train", "summary"):
             assert f"round_1/{step}: done in an earlier run, skipped" in done.stderr
         # round 1's judge calls are not asked again: at most round 2's (6 pairs x 3 prompts x 2 orders)

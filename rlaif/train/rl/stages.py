@@ -154,9 +154,9 @@ def global_whiten(rt: Runtime, x: torch.Tensor, mask: torch.Tensor, eps: float =
 
 
 # ---- prompts and rows --------------------------------------------------------------------------------
-@dataclass
-class PromptPlan:
-    """Which prompts each step samples: a seeded shuffle per pass over the prompts, `batch` per step."""
+@dataclass(frozen=True)
+class PromptOrder:
+    """The order in which the steps take the prompts: a seeded shuffle per pass over them, `batch` per step."""
 
     n: int
     batch: int
@@ -221,8 +221,8 @@ class OnlineSteps:
     def __init__(self, run: OnlineRun):
         self.run, self.cfg, self.rt = run, run.cfg, run.rt
         self.label = run.recipe
-        self.plan = PromptPlan(len(run.prompts), self.cfg.batch_size, self.cfg.seed)
-        self.total = self.cfg.max_steps or max(1, math.ceil(self.cfg.epochs * self.plan.per_epoch))
+        self.prompt_order = PromptOrder(len(run.prompts), self.cfg.batch_size, self.cfg.seed)
+        self.total = self.cfg.max_steps or max(1, math.ceil(self.cfg.epochs * self.prompt_order.per_epoch))
         self.optimizer_steps = self.total * self.cfg.ppo_epochs * self.cfg.minibatches
 
     @property
@@ -287,7 +287,7 @@ class OnlineSteps:
     def sample(self, engine: Engine) -> Samples:
         """1. k responses to each of this process's prompts of the step, from the current policy."""
         cfg, rt, run, t0 = self.cfg, self.rt, self.run, time.perf_counter()
-        items = [run.prompts[i] for i in self.plan.local(engine.step, rt.rank, rt.world)]
+        items = [run.prompts[i] for i in self.prompt_order.local(engine.step, rt.rank, rt.world)]
         seed = cfg.seed * 1_000_003 + engine.step * 7_919 + rt.rank  # a resumed step samples what it sampled before
         try:
             with rt.autocast():  # bf16 on CUDA, as the update runs
