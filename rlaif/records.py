@@ -303,18 +303,51 @@ class LabelDuplicates:
 def read_labels(path: str | Path) -> tuple[list[Label], LabelDuplicates]:
     """Label records without repeated (item, rater, order) lines, and what was dropped. Every label of an item
     must name its two models in one orientation (`check_orientation`)."""
-    out: list[Label] = []
     dup = LabelDuplicates(str(path))
+    return list(iter_labels(path, dup)), dup
+
+
+def iter_labels(path: str | Path, dup: LabelDuplicates) -> Iterator[Label]:
+    """`read_labels` one label at a time (a million-line file need not sit in memory as records). Lines are
+    validated by pydantic straight from their bytes; a line that fails is read again the slow way, which
+    names the problem (bad bytes, bad JSON, not an object, a bad field) with its line."""
+    path = Path(path)
     first: dict[str, tuple[str, str, int]] = {}
-    for n, obj in iter_json_lines(path):
-        try:
-            lb = Label.model_validate(obj)
-        except ValidationError as e:
-            raise InputError(path, n, f"not a valid Label record: {_describe(e)}", _fix_hint(Label)) from None
-        check_orientation(lb, path, n, first)  # first: a swapped label is no repeat of the same (order)
-        if not dup.is_repeat(lb, n):
-            out.append(lb)
-    return out, dup
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise os_error(path, e) from None
+    with f:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                lb = Label.model_validate_json(raw)
+            except ValidationError:
+                lb = _label_at(path, n, raw)
+            check_orientation(lb, path, n, first)  # first: a swapped label is no repeat of the same (order)
+            if not dup.is_repeat(lb, n):
+                yield lb
+
+
+def _label_at(path: Path, n: int, raw: bytes) -> Label:
+    """The slow path of `iter_labels` for a line that failed: the error that says what is wrong with it."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _not_utf8(path, n, e, e.start + 1) from None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InputError(path, n, f"not valid JSON ({e.msg} at column {e.colno})",
+                         "each line must be one JSON object (JSON Lines)") from None
+    if not isinstance(obj, dict):
+        raise InputError(path, n, f"expected a JSON object, got {type(obj).__name__}",
+                         "each line must be one JSON object")
+    try:
+        return Label.model_validate(obj)
+    except ValidationError as e:
+        raise InputError(path, n, f"not a valid Label record: {_describe(e)}", _fix_hint(Label)) from None
 
 
 def check_orientation(lb: Label, path: str | Path, line: int, first: dict[str, tuple[str, str, int]]) -> None:

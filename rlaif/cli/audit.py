@@ -39,30 +39,34 @@ def audit(
     labelers also drift, coverage, groups, calibration and a reliability-weighted consensus."""
     from rlaif.audit import run_audit
     from rlaif.errors import InputError
-    from rlaif.labelers.audit import is_human_annotation
+    from rlaif.labelers.table import looks_human
     from rlaif.records import read_labels
 
-    rows, duplicates = read_labels(labels)
-    if not rows:
-        raise InputError(labels, None, "the file holds no labels",
-                         "pass a label JSONL file (`rlaif label` or `rlaif convert` output) with at least one line")
-    warn(duplicates.warning())
     is_file = gold is not None and Path(gold).is_file()
-    if labelers or annotators is not None or is_human_annotation(rows):
-        _audit_labelers(rows, labels, out, gold, is_file, annotators, bootstrap=bootstrap, seed=seed,
+    if labelers or annotators is not None or looks_human(labels):
+        _audit_labelers(labels, out, gold, is_file, annotators, bootstrap=bootstrap, seed=seed,
                         length_margin=length_margin, window=window, topic_field=topic_field, skill_model=skill_model)
         return
+    rows, duplicates = read_labels(labels)
+    if not rows:
+        raise InputError(labels, None, "the file holds no labels", _NO_LABELS)
+    warn(duplicates.warning())
     run = run_audit(rows, out, None if is_file else gold, gold_file=gold if is_file else None, rounds=bootstrap,
                     seed=seed, length_margin=length_margin)
     typer.echo(run.summary)
 
 
-def _audit_labelers(rows, labels: Path, out: Path, gold: str | None, is_file: bool, annotators: Path | None,
+_NO_LABELS = "pass a label JSONL file (`rlaif label` or `rlaif convert` output) with at least one line"
+
+
+def _audit_labelers(labels: Path, out: Path, gold: str | None, is_file: bool, annotators: Path | None,
                     **flags) -> None:
     from rlaif.annotations.annotators import read_annotators
     from rlaif.audit import read_gold
+    from rlaif.errors import InputError
     from rlaif.labelers.audit import run_labeler_audit
     from rlaif.labelers.settings import LabelerAuditSettings
+    from rlaif.labelers.table import LabelTable
 
     window = flags.pop("window")
     skill = flags.pop("skill_model")
@@ -70,9 +74,14 @@ def _audit_labelers(rows, labels: Path, out: Path, gold: str | None, is_file: bo
                                     window=int(window) if window.isdigit() else window,
                                     topic_field=flags["topic_field"], skill_model=None if skill == "none" else skill,
                                     length_margin=flags["length_margin"])
-    table = read_annotators(annotators) if annotators is not None else None
-    run = run_labeler_audit(rows, out, annotators=table, gold=None if is_file else gold,
-                            gold_labels=read_gold(gold) if is_file else (), settings=settings, source=str(labels))
+    people = read_annotators(annotators) if annotators is not None else None
+    gold_labels = read_gold(gold) if is_file else ()
+    table = LabelTable.read(labels, topic_field=settings.topic_field, length_margin=settings.length_margin)
+    if not len(table):
+        raise InputError(labels, None, "the file holds no labels", _NO_LABELS)
+    warn(table.duplicates.warning())
+    run = run_labeler_audit(table, out, annotators=people, gold=None if is_file else gold, gold_labels=gold_labels,
+                            settings=settings)
     typer.echo(run.summary)
     for f in run.result["findings"]:
         if f["level"] == "act":

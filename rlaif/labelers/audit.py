@@ -16,20 +16,10 @@ import numpy as np
 from rlaif.annotations.annotators import Annotators
 from rlaif.errors import ConfigError, InputError
 from rlaif.labelers.settings import STRENGTH_ORDER, TOPIC_FIELDS, LabelerAuditSettings
+from rlaif.labelers.table import LabelTable
 from rlaif.records import Label, Preference
 from rlaif.stats.annotations import A, Annotations, B
 from rlaif.stats.bootstrap import ItemBootstrap
-
-
-def is_human_annotation(labels: Sequence[Label]) -> bool:
-    """Labels imported from an annotation tool carry when they were made (or how long it took): those are
-    audited as human labelers rather than as judges."""
-    return any(lb.created_at is not None or lb.lead_time_s is not None or lb.rating is not None for lb in labels)
-
-
-def is_rating_data(labels: Sequence[Label]) -> bool:
-    """Ratings of single responses (and no pairwise verdict): agreement is on the rating scale."""
-    return any(lb.rating is not None for lb in labels) and not any(lb.winner is not None for lb in labels)
 
 
 def _strength_levels(values: set[str]) -> tuple[str, ...]:
@@ -41,70 +31,52 @@ def _strength_levels(values: set[str]) -> tuple[str, ...]:
         return tuple(sorted(values, key=lambda v: (known.get(v.lower(), len(known)), v)))
 
 
-def _level(v) -> str | None:
-    if v is None:
-        return None
-    return f"{v:g}" if isinstance(v, float) else str(v)
+def audit_frame(table: LabelTable, gold: str | None, gold_labels: Sequence[Label]):
+    """(the rows to audit as a DataFrame, item -> gold winner or None): gold from a file, or the rater named
+    `gold`, whose labels then leave the audited rows."""
+    frame = table.frame()
+    if gold_labels:
+        return frame, {g.item: g.winner for g in gold_labels}
+    if gold is None:
+        return frame, None
+    mine = frame[(frame["rater"] == gold) & frame["winner"].notna()]
+    if mine.empty:
+        raters = sorted(frame["rater"].unique())
+        raise ConfigError(f"--gold {gold!r} is neither a file nor a rater of the labels. Fix: name a gold label "
+                          f"file or one of the raters: {', '.join(raters[:10])}" + (" ..." if len(raters) > 10 else ""))
+    return frame[frame["rater"] != gold], dict(zip(mine["item"], mine["winner"], strict=True))
 
 
-def _longer(lb: Label, margin: int) -> str:
-    if lb.response_a is None or lb.response_b is None:
-        return ""
-    d = len(lb.response_a) - len(lb.response_b)
-    return "a" if d > margin else "b" if d < -margin else ""
-
-
-def annotations_of(labels: Sequence[Label], settings: LabelerAuditSettings, *, annotators: Annotators | None = None,
-                   gold: dict[str, str] | None = None) -> Annotations:
-    """The `Annotations` table of `labels`: a/b/tie verdicts in each item's canonical orientation, times,
-    orders, stated strength (else confidence), lead times, topics, the longer side, gold, and groups."""
+def annotations_of(frame, *, annotators: Annotators | None = None, gold: dict[str, str] | None = None) -> Annotations:
+    """The `Annotations` of a `LabelTable` frame: a/b/tie verdicts (or ratings, when no label has a verdict) in
+    each item's canonical orientation, times, orders, stated strength (else confidence) in order, lead times,
+    topics, the longer side, gold, and the annotator file's groups."""
     import pandas as pd
 
-    ratings = is_rating_data(labels)
-    use_strength = any(lb.strength is not None for lb in labels)
-    stated = [_level(lb.strength if use_strength else lb.confidence) for lb in labels]
-    frame = pd.DataFrame({
-        "item": [lb.item for lb in labels], "annotator": [lb.rater for lb in labels],
-        "label": [lb.winner or "" for lb in labels],
-        "rating": [np.nan if lb.rating is None else lb.rating for lb in labels],
-        "time": pd.to_datetime([lb.created_at for lb in labels], utc=True, format="ISO8601"),
-        "order": [lb.order for lb in labels], "strength": stated,
-        "lead_time": [np.nan if lb.lead_time_s is None else lb.lead_time_s for lb in labels],
-        "topic": [_level(getattr(lb, settings.topic_field)) for lb in labels],
-        "longer": [_longer(lb, settings.length_margin) for lb in labels]})
-    frame["time"] = (frame["time"] - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+    ratings = frame["rating"].notna().any() and not frame["winner"].notna().any()
+    stated = frame["strength"] if frame["strength"].notna().any() else frame["confidence"]
+    data = pd.DataFrame({
+        "item": frame["item"], "annotator": frame["rater"], "label": frame["winner"].fillna(""),
+        "rating": pd.to_numeric(frame["rating"]), "order": frame["order"], "strength": stated,
+        "lead_time": pd.to_numeric(frame["lead_time_s"]), "topic": frame["topic"], "longer": frame["longer"],
+        "time": (pd.to_datetime(frame["created_at"], utc=True, format="ISO8601") - pd.Timestamp(0, tz="UTC"))
+        / pd.Timedelta(seconds=1)})
     if gold is not None:
-        frame["gold"] = frame["item"].map(gold).fillna("")
-    levels = _strength_levels({s for s in stated if s is not None})
-    table = None
+        data["gold"] = data["item"].map(gold).fillna("")
+    levels = _strength_levels(set(stated.dropna().unique()))
+    people = None
     if annotators is not None:
-        table = pd.DataFrame([{"annotator": who, **attrs} for who, attrs in annotators.attributes.items()],
-                             columns=["annotator", *annotators.columns]).replace("", None)
+        people = pd.DataFrame([{"annotator": who, **attrs} for who, attrs in annotators.attributes.items()],
+                              columns=["annotator", *annotators.columns]).replace("", None)
     if not ratings:
-        return Annotations.from_frame(frame.drop(columns="rating"), table, strength_names=levels or None)
+        return Annotations.from_frame(data.drop(columns="rating"), people, strength_names=levels or None)
     from rlaif.stats.crowd_agreement import ratings_as_labels
 
-    ann = Annotations.from_frame(frame.drop(columns="label"), table, label_names=(), strength_names=levels or None)
+    ann = Annotations.from_frame(data.drop(columns="label"), people, label_names=(), strength_names=levels or None)
     try:
         return ratings_as_labels(ann)
     except ValueError as e:  # interval alpha needs equally spaced values
         raise ConfigError(f"{e}. Fix: rate on an evenly spaced scale (e.g. 1-5), or map the values onto one") from None
-
-
-def gold_verdicts(labels: Sequence[Label], gold: str | None, gold_labels: Sequence[Label]
-                  ) -> tuple[list[Label], dict[str, str] | None]:
-    """(the labels to audit, item -> gold winner): gold from a file, or the rater named `gold` (whose labels
-    then leave the audited set)."""
-    if gold_labels:
-        return list(labels), {g.item: g.winner for g in gold_labels}
-    if gold is None:
-        return list(labels), None
-    mine = [lb for lb in labels if lb.rater == gold and lb.winner is not None]
-    if not mine:
-        raters = sorted({lb.rater for lb in labels})
-        raise ConfigError(f"--gold {gold!r} is neither a file nor a rater of the labels. Fix: name a gold label "
-                          f"file or one of the raters: {', '.join(raters[:10])}" + (" ..." if len(raters) > 10 else ""))
-    return [lb for lb in labels if lb.rater != gold], {lb.item: lb.winner for lb in mine}
 
 
 def labeler_statistics(ann: Annotations, settings: LabelerAuditSettings) -> dict:
@@ -140,27 +112,28 @@ def labeler_statistics(ann: Annotations, settings: LabelerAuditSettings) -> dict
         "consensus": weighted_consensus(ann, reliability)}
 
 
-def consensus_preferences(labels: Sequence[Label], ann: Annotations, consensus) -> list[Preference]:
-    """TRL-format preferences of the items whose weighted consensus is a or b, with its `p_chosen`."""
-    by_item: dict[str, Label] = {}
-    for lb in labels:
-        if lb.prompt is not None and lb.response_a is not None and lb.response_b is not None:
-            by_item.setdefault(lb.item, lb)
-    raters: dict[str, set[str]] = {}
-    for lb in labels:
-        raters.setdefault(lb.item, set()).add(lb.rater)
+def consensus_preferences(table: LabelTable, ann: Annotations, consensus) -> list[Preference]:
+    """TRL-format preferences of the items whose weighted consensus is a or b, with its `p_chosen`; `judges`
+    lists the labelers of the item."""
+    decided = np.flatnonzero(np.isin(consensus.label, (A, B)))
+    m = ann.voting & np.isin(ann.item, decided)
+    order = np.lexsort((ann.annotator[m], ann.item[m]))
+    items, who = ann.item[m][order], ann.annotator[m][order]
+    cuts = np.flatnonzero(np.diff(items)) + 1
+    raters = {int(g[0]): sorted({str(ann.annotator_names[w]) for w in ws})
+              for g, ws in zip(np.split(items, cuts), np.split(who, cuts), strict=True) if g.size}
     out = []
-    for code, name in enumerate(ann.item_names):
-        lb, label = by_item.get(str(name)), int(consensus.label[code])
-        if lb is None or label not in (A, B):
+    for code in decided:
+        lb = table.texts.get(str(ann.item_names[code]))
+        if lb is None or lb.response_a is None or lb.response_b is None or lb.prompt is None:
             continue
-        a_won = label == A
+        a_won = int(consensus.label[code]) == A
         out.append(Preference(
             prompt=lb.prompt, chosen=lb.response_a if a_won else lb.response_b,
             rejected=lb.response_b if a_won else lb.response_a, p_chosen=float(consensus.p_chosen[code]),
             prompt_id=lb.item, chosen_policy=lb.model_a if a_won else lb.model_b,
-            rejected_policy=lb.model_b if a_won else lb.model_a, judges=sorted(raters[lb.item]),
-            agreement=float(consensus.probabilities[code, label])))
+            rejected_policy=lb.model_b if a_won else lb.model_a, judges=raters.get(int(code)),
+            agreement=float(consensus.probabilities[code, consensus.label[code]])))
     return out
 
 
@@ -180,33 +153,36 @@ class LabelerAuditRun:
                 f"{flagged} flagged -> {self.out}/labelers.json, labelers.md, labelers.html, consensus.jsonl")
 
 
-def run_labeler_audit(labels: Sequence[Label], out: str | Path, *, annotators: Annotators | None = None,
+def run_labeler_audit(table: LabelTable, out: str | Path, *, annotators: Annotators | None = None,
                       gold: str | None = None, gold_labels: Sequence[Label] = (),
-                      settings: LabelerAuditSettings = LabelerAuditSettings(), source: str = "") -> LabelerAuditRun:
-    """`rlaif audit` for human labelers: the statistics, the findings, and the four files in OUT."""
+                      settings: LabelerAuditSettings = LabelerAuditSettings()) -> LabelerAuditRun:
+    """`rlaif audit` for human labelers: the statistics, the findings, and the four files in OUT. `table` was
+    read with the same settings' topic field and length margin (`LabelTable.read`)."""
     from rlaif.labelers.result import labeler_result
     from rlaif.records import write_json, write_jsonl, write_text
-    from rlaif.report.labeler_page import render_labelers_html, render_labelers_md
+    from rlaif.report.labeler_page import example_items, render_labelers_html, render_labelers_md
 
     out = Path(out)
-    labels, gold_map = gold_verdicts(labels, gold, gold_labels)
-    check_topic_field(labels, settings, source)
-    if not labels:
-        raise InputError(source or "labels", None, "no labels left to audit", "pass the annotators' labels")
-    ann = annotations_of(labels, settings, annotators=annotators, gold=gold_map)
+    check_topic_field(table, settings)
+    frame, gold_map = audit_frame(table, gold, gold_labels)
+    if frame.empty:
+        raise InputError(table.source or "labels", None, "no labels left to audit", "pass the annotators' labels")
+    ann = annotations_of(frame, annotators=annotators, gold=gold_map)
+    del frame
     stats = labeler_statistics(ann, settings)
-    prefs = consensus_preferences(labels, ann, stats["consensus"])
+    prefs = consensus_preferences(table, ann, stats["consensus"])
     result = labeler_result(ann, stats, settings, annotators=annotators, preferences_written=len(prefs))
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "consensus.jsonl", prefs)
     write_text(out / "labelers.md", render_labelers_md(result))
-    write_text(out / "labelers.html", render_labelers_html(result, labels))
+    write_text(out / "labelers.html", render_labelers_html(result, table.texts,
+                                                           table.labels_of(example_items(result))))
     write_json(out / "labelers.json", result)
     return LabelerAuditRun(result, out)
 
 
-def check_topic_field(labels: Sequence[Label], settings: LabelerAuditSettings, source: str) -> None:
+def check_topic_field(table: LabelTable, settings: LabelerAuditSettings) -> None:
     """A --topic-field that no label fills would silently skip the coverage test: refuse it instead."""
-    if settings.topic_field != "topic" and not any(getattr(lb, settings.topic_field) is not None for lb in labels):
-        raise InputError(source, None, f"no label sets {settings.topic_field!r}",
+    if settings.topic_field != "topic" and not any(t is not None for t in table.columns["topic"]):
+        raise InputError(table.source or "labels", None, f"no label sets {settings.topic_field!r}",
                          f"pick a field the labels fill ({', '.join(TOPIC_FIELDS)}) or leave --topic-field out")

@@ -6,7 +6,7 @@ definitions. Cells read `estimate [95% interval] k/n`; underpowered ones say so.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 from rlaif.records import Label
 from rlaif.report.audit_page import fmt_estimate
@@ -110,30 +110,33 @@ def _drift_plot(name: str, s: dict):
     return figure(fig, caption=cap, alt=f"drift of {name}")
 
 
-def _divisive_examples(r: dict, labels: Sequence[Label], limit: int) -> list:
-    by_item: dict[str, list[Label]] = {}
-    for lb in labels:
-        by_item.setdefault(lb.item, []).append(lb)
+def example_items(r: dict) -> set[str]:
+    """The items the page shows with their texts and every label: the groups' most divisive ones."""
+    return {d["item"] for g in r["groups"] for d in g["divisive_items"]}
+
+
+def _divisive_examples(r: dict, texts: Mapping[str, Label], verdicts: Mapping[str, list], limit: int) -> list:
     blocks = []
     for g in r["groups"]:
-        items = []
+        shown = []
         for d in g["divisive_items"]:
-            lbs = by_item.get(d["item"], [])
-            first = lbs[0] if lbs else None
+            first = texts.get(d["item"])
             notes = {f"{g['column']} {k}": v for k, v in d["means"].items()}
-            notes["labels"] = ", ".join(f"{lb.rater}: {lb.winner}" for lb in lbs[:20])
-            items.append(Example(f"item {d['item']} (spread {d['spread']:.2f})", side_by_side=("response a",
+            notes["labels"] = ", ".join(f"{who}: {v}" for who, v in verdicts.get(d["item"], [])[:20])
+            shown.append(Example(f"item {d['item']} (spread {d['spread']:.2f})", side_by_side=("response a",
                                  "response b"), notes=notes,
                                  fields={"prompt": first.prompt if first else None,
                                          "response a": first.response_a if first else None,
                                          "response b": first.response_b if first else None}))
-        if items:
-            blocks.append(examples(items, heading=f"Items the {g['column']} groups disagree on most", limit=limit))
+        if shown:
+            blocks.append(examples(shown, heading=f"Items the {g['column']} groups disagree on most", limit=limit))
     return blocks
 
 
-def render_labelers_html(r: dict, labels: Sequence[Label], *, limit: int = 20) -> str:
-    """The self-contained page; every text (findings, labeler ids, prompts, responses) escaped."""
+def render_labelers_html(r: dict, texts: Mapping[str, Label], verdicts: Mapping[str, list], *, limit: int = 20
+                         ) -> str:
+    """The self-contained page; every text (findings, labeler ids, prompts, responses) escaped. `texts`: item ->
+    a label with its prompt and responses; `verdicts`: item -> (labeler, winner) pairs, for `example_items`."""
     level = {"act": "to act on", "watch": "to watch", "ok": "fine"}
     sections = [Section("Findings", [
         metrics({"annotations": r["n_annotations"], "labelers": r["n_labelers"], "items": r["n_items"],
@@ -162,7 +165,7 @@ def render_labelers_html(r: dict, labels: Sequence[Label], *, limit: int = 20) -
         sections.append(Section("Calibration of stated confidence", [table(
             [{"level": lv["level"], "verdicts": lv["labels"], "others agree": cell(lv["agreement"])}
              for lv in r["calibration"]["levels"]])]))
-    ex = _divisive_examples(r, labels, limit)
+    ex = _divisive_examples(r, texts, verdicts, limit)
     if ex:
         sections.append(Section("The items behind the numbers", ex,
                                 intro="Prompt, both responses and every label, escaped."))

@@ -136,6 +136,7 @@ TABLE: dict[str, Row] = {
                                                      "--base-url", DEAD, "--probe-set", f, "-o", t / "o"]),
     "audit labels": Row("jsonl", lambda f, t, g: ["audit", f, "-o", t / "o"]),
     "audit gold": Row("jsonl", lambda f, t, g: ["audit", g.labels, "--gold", f, "-o", t / "o"]),
+    "audit annotators": Row("jsonl", lambda f, t, g: ["audit", g.labels, "--annotators", f, "-o", t / "o"]),
     "elo battles": Row("jsonl", lambda f, t, g: ["elo", f, "-o", t / "o"]),
     "convert inputs": Row("jsonl", lambda f, t, g: ["convert", f, "-o", t / "o.jsonl"]),
     "convert annotators": Row("jsonl", lambda f, t, g: ["convert", "-f", "csv", g.labels, "--annotators", f,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rlaif.labelers.audit import annotations_of, consensus_preferences, gold_verdicts
-from rlaif.labelers.settings import LabelerAuditSettings
+from rlaif.labelers.audit import annotations_of, audit_frame, consensus_preferences
+from rlaif.labelers.table import LabelTable
 from rlaif.records import Label, Preference, read_jsonl, read_labels
 from tests.support.cli_helpers import rlaif_inproc as rlaif
 from tests.support.crowd_helpers import write_annotators, write_crowd
@@ -81,7 +81,8 @@ def test_consensus_by_hand():
     rows = [("x", "r1", "a"), ("x", "r2", "b"), ("x", "u", "b")]
     labels = [Label(item=i, rater=w, winner=v, prompt="p", response_a="A", response_b="B", model_a="m1",
                     model_b="m2") for i, w, v in rows]
-    ann = annotations_of(labels, LabelerAuditSettings(skill_model=None))
+    table = LabelTable.of(labels)
+    ann = annotations_of(table.frame())
     import numpy as np
 
     from rlaif.stats.consensus import weighted_consensus
@@ -89,9 +90,9 @@ def test_consensus_by_hand():
     cons = weighted_consensus(ann, np.array([0.9, 0.9, 0.2]))  # r1, r2, u in order of appearance
     # weights log(2 r / (1 - r)): r1 = r2 = log 18, u clipped to 1/3 -> log 1 = 0: a and b tie on score
     assert cons.label[0] == -1 and cons.majority[0] == 1
-    assert consensus_preferences(labels, ann, cons) == []  # an undecided item yields no preference
+    assert consensus_preferences(table, ann, cons) == []  # an undecided item yields no preference
     cons = weighted_consensus(ann, np.array([0.95, 0.9, 0.2]))
-    (pref,) = consensus_preferences(labels, ann, cons)
+    (pref,) = consensus_preferences(table, ann, cons)
     w1, w2 = np.log(2 * 0.95 / 0.05), np.log(2 * 0.9 / 0.1)
     p_a = np.exp(w1) / (np.exp(w1) + np.exp(w2) + 1) + 0.5 / (np.exp(w1) + np.exp(w2) + 1)
     assert pref.chosen == "A" and pref.p_chosen == pytest.approx(p_a) and pref.judges == ["r1", "r2", "u"]
@@ -99,8 +100,8 @@ def test_consensus_by_hand():
 
 def test_gold_as_a_rater_leaves_the_audited_set():
     labels = [Label(item="i", rater="expert", winner="a"), Label(item="i", rater="u1", winner="b")]
-    kept, gold = gold_verdicts(labels, "expert", ())
-    assert [lb.rater for lb in kept] == ["u1"] and gold == {"i": "a"}
+    kept, gold = audit_frame(LabelTable.of(labels), "expert", ())
+    assert kept["rater"].tolist() == ["u1"] and gold == {"i": "a"}
 
 
 def test_the_page_and_markdown_are_written(audited):
