@@ -36,6 +36,9 @@ def train(
     reward: list[str] = typer.Option([], "--reward", help="ppo/rloo/grpo, repeatable: rule, rule:all, rm:PATH, "
                                      "judge:NAME, pairwise:NAME, http://HOST:PORT/get_reward, python:MODULE:FUNC, "
                                      "each optionally @WEIGHT"),
+    gold_reward: list[str] = typer.Option([], "--gold-reward", help="ppo/rloo/grpo, repeatable: a reward spec "
+                                          "(as --reward) scored beside the training reward, never trained on: "
+                                          "metrics show proxy vs gold and the reward-hacking onset"),
     judge: list[str] = typer.Option([], "--judge", "-j", help="online-dpo: " + _JUDGE_HELP, callback=file_or_name),
     judge_model: list[str] = typer.Option([], "--judge-model", help="the judges' backend (openai:MODEL, "
                                           "anthropic:MODEL, vllm:PATH, local): online-dpo's --judge, or the "
@@ -65,8 +68,8 @@ def train(
                           out=out, config=config, data=data, base_url=base_url, api_key_env=api_key_env,
                           concurrency=concurrency)
         return
-    _check_train_flags(recipe, data=data, prompts=prompts, reward=reward, judge=judge, judge_model=judge_model,
-                       base_url=base_url, api_key_env=api_key_env)
+    _check_train_flags(recipe, data=data, prompts=prompts, reward=reward + gold_reward, judge=judge,
+                       judge_model=judge_model, base_url=base_url, api_key_env=api_key_env)
     online = recipe in ONLINE_RECIPES
     source = ({"prompts": str(find("prompts", prompts)) if prompts else None} if online
               else {"data": str(data) if data else None})
@@ -75,17 +78,23 @@ def train(
     if not online:
         typer.echo(_json.dumps(asdict(run_recipe(recipe, cfg)), indent=2))
         return
+    from contextlib import ExitStack
+
+    from rlaif.report.training_page import write_training_page
     from rlaif.rewards import build_reward_fn
 
     tokenizer = None
-    if any(r.startswith(("http://", "https://")) for r in reward):  # the server gets chat-template text
+    if any(r.startswith(("http://", "https://")) for r in reward + gold_reward):  # servers get chat-template text
         from rlaif.train.modeling import load_tokenizer, model_path
 
         tokenizer = load_tokenizer(model_path(cfg.model))
-    with build_reward_fn(reward, judge_model=judge_model[0] if judge_model else None, base_urls=base_url or None,
-                         api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
-                         tokenizer=tokenizer) as reward_fn:
-        result = run_recipe(recipe, cfg, reward_fn)
+    settings = dict(judge_model=judge_model[0] if judge_model else None, base_urls=base_url or None,
+                    api_key_env=api_key_env, concurrency=concurrency, timeout=timeout, tokenizer=tokenizer)
+    with ExitStack() as stack:
+        reward_fn = stack.enter_context(build_reward_fn(reward, **settings))
+        gold_fn = stack.enter_context(build_reward_fn(gold_reward, **settings)) if gold_reward else None
+        result = run_recipe(recipe, cfg, reward_fn, gold_fn)
+    write_training_page(Path(cfg.out))
     typer.echo(_json.dumps(asdict(result), indent=2))
 
 

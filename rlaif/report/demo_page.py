@@ -15,11 +15,11 @@ from rlaif.report.html import (
     grid,
     interval_plot,
     metrics,
-    new_figure,
     paragraph,
     render_page,
     table,
 )
+from rlaif.report.training_page import step_panels
 
 DIVERSITY = ("distinct_1", "distinct_2", "ead", "self_bleu", "embedding")
 
@@ -53,24 +53,11 @@ def _fmt_ci(e: Any) -> str:
     return f"{e['value']:.2f} [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else f"{e['value']:.2f}"
 
 
-def _step_panels(rows: list[dict], keys: tuple[str, str, str]) -> Any:
-    """Three small plots of per-step metrics side by side, one per key."""
-    fig, axes = new_figure(7.0, 2.6, ncols=3)
-    for ax, key in zip(axes, keys, strict=True):
-        ax.plot([r["step"] for r in rows], [r.get(key) for r in rows], marker="o", ms=3, color="#0969da")
-        ax.set_title(key.replace("_", " "), fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
 def _curve_plot(train: dict, title: str) -> Any:
     rows = [r for r in train["curve"] if r.get("split") == "train"]
     if not rows:
         return paragraph(f"{title}: no training steps were logged.", note=True)
-    fig = _step_panels(rows, ("loss", "reward_accuracy", "reward_margin"))
+    fig = step_panels(rows, ("loss", "reward_accuracy", "reward_margin"))
     return figure(fig, caption=f"{title}: per-step training metrics ({train['steps']} steps, "
                                f"stopped by {train['stopped_by']}).")
 
@@ -217,7 +204,7 @@ def _rl_curve_plot(rl: dict) -> Any:
     rows = rl["curve"]
     if not rows:
         return paragraph("Online RL: no steps were logged.", note=True)
-    fig = _step_panels(rows, ("reward", "kl_k3", "response_length"))
+    fig = step_panels(rows, ("reward", "kl_k3", "response_length"))
     return figure(fig, caption=f"{rl['algorithm'].upper()}: reward (share of constraints met) and KL to the base per "
                                f"step ({rl['steps']} steps, stopped by {rl['stopped_by']}).")
 

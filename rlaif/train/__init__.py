@@ -30,12 +30,15 @@ def __getattr__(name: str):  # torch is imported only when a recipe is used
     return getattr(importlib.import_module(f"rlaif.train.{_LAZY[name]}"), name)
 
 
-def train(recipe: str, config=None, reward_fn=None, **overrides):
-    """Run the recipe named `recipe` (one of RECIPES); the online ones need `reward_fn` (a `RewardFn`)."""
+def train(recipe: str, config=None, reward_fn=None, gold_fn=None, **overrides):
+    """Run the recipe named `recipe` (one of RECIPES); the online ones need `reward_fn` (a `RewardFn`) and take
+    an optional `gold_fn`, the reward-hacking monitor's gold source."""
     from rlaif.errors import ConfigError
 
     if recipe not in RECIPES:
         raise ConfigError(f"unknown recipe {recipe!r}. Fix: use one of {', '.join(RECIPES)}")
     if recipe in ONLINE_RECIPES:
-        return __getattr__(f"train_{recipe}")(config, reward_fn, **overrides)
+        return __getattr__(f"train_{recipe}")(config, reward_fn, gold_fn, **overrides)
+    if gold_fn is not None:
+        raise ConfigError(f"--gold-reward is for the online recipes ({', '.join(ONLINE_RECIPES)}), not {recipe}")
     return __getattr__(f"train_{recipe}")(config, **overrides)

@@ -27,11 +27,12 @@ class TrainResult:
     """What a finished recipe returns and saves beside the final model."""
     out_dir: str
     steps: int
-    stopped_by: str  # "epochs" | "max_steps" | "max_seconds"
+    stopped_by: str  # "epochs" | "max_steps" | "max_seconds" | "hacking" (stop_on_hacking)
     train: dict  # the last train metrics row
     eval: dict | None  # the final evaluation row
     train_seconds: float
     reference_seconds: float
+    hacking: dict | None = None  # online recipes with a gold reward: the monitor's summary (rl/hacking.py)
 
 
 

@@ -119,6 +119,12 @@ class OnlineConfig(TrainConfig):
     reference: str | None = None  # another model as the reference; default: the policy's starting weights
     max_skipped_share: float = Field(0.5, ge=0, le=1)  # stop when more of a batch cannot be scored
     lr: float = Field(1e-6, gt=0)
+    # the reward-hacking monitor (rl/hacking.py), when a gold reward is given (--gold-reward): never in the loss
+    gold_fraction: float = Field(1.0, gt=0, le=1)  # share of each step's groups the gold source scores
+    hacking_window: int = Field(5, gt=0)  # w: steps per smoothing window of the onset test
+    hacking_z: float = Field(1.645, ge=0)  # the proxy's rise over a window must exceed z standard errors
+    hacking_patience: int = Field(2, gt=0)  # consecutive steps the onset condition must hold
+    stop_on_hacking: bool = False  # end the run at the onset (recorded in train_result.json)
 
     @model_validator(mode="after")
     def _groups(self) -> OnlineConfig:

@@ -96,8 +96,10 @@ class MetricSums:
 
 
 def check_finite(row: dict, step: int) -> None:
-    """The NaN stop: a non-finite number in a step's row (rewards aside: a reward may be anything) ends the run."""
-    bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v) and not k.startswith("reward")]
+    """The NaN stop: a non-finite number in a step's row (rewards aside, gold too: a reward may be anything) ends
+    the run."""
+    bad = [k for k, v in row.items()
+           if isinstance(v, float) and not math.isfinite(v) and not k.startswith(("reward", "gold"))]
     if bad:
         raise NonFiniteError(f"step {step}: {', '.join(bad)} became non-finite ({row[bad[0]]}), so the run stops "
                              "(the last checkpoint is intact). Fix: lower lr or beta")
@@ -148,6 +150,7 @@ class Engine:
     started: float = 0.0  # perf_counter() at the start, moved back by the seconds a resumed run had trained
     stopped_by: str = "epochs"
     last_row: dict = field(default_factory=dict)
+    stop: str | None = None  # set by a step source's `after_step` to end the run there (e.g. "hacking")
 
     @property
     def metrics_path(self) -> Path:
@@ -184,7 +187,7 @@ class Engine:
 
     def save(self, source: StepSource) -> None:
         save_checkpoint(self.out, self.rt, self.module, self.optimizer, self.scheduler, self.step, self.elapsed(),
-                        self.cfg, extra=source.state_dict())
+                        self.cfg, extra={**source.state_dict(), "stop": self.stop})
 
 
 def _trim_metrics(path: Path, step: int, final: bool) -> None:
@@ -207,6 +210,7 @@ def _resume(engine: Engine, source: StepSource) -> float:
         saved = load_checkpoint(ckpt, rt, engine.module, engine.optimizer, engine.scheduler)
         engine.step, elapsed = saved.step, saved.elapsed_s
         source.load_state_dict(saved.extra)
+        engine.stop = saved.extra.get("stop")  # a run that stopped itself (the hacking onset) stays stopped
         if rt.is_main:
             _trim_metrics(engine.metrics_path, engine.step, final=engine.step >= engine.total)
             print(f"resuming from {ckpt} at step {engine.step}", file=sys.stderr)
@@ -230,8 +234,8 @@ def _run_steps(engine: Engine, source: StepSource) -> None:
     progress = ProgressBar(engine.total, source.label, enabled=None if rt.is_main else False, completed=engine.step)
     try:
         while engine.step < engine.total:
-            if engine.out_of_time():  # a resumed run whose time budget was already spent
-                engine.stopped_by = "max_seconds"
+            if engine.out_of_time() or engine.stop:  # a resumed run whose budget was spent, or that stopped itself
+                engine.stopped_by = engine.stop or "max_seconds"
                 break
             row = source.step(engine)
             engine.step += 1
@@ -241,10 +245,10 @@ def _run_steps(engine: Engine, source: StepSource) -> None:
             extra = source.after_step(engine, timed_out)
             if extra is not None:
                 engine.write(extra)
-            if engine.step % cfg.save_every == 0 or engine.step == engine.total or timed_out:
+            if engine.step % cfg.save_every == 0 or engine.step == engine.total or timed_out or engine.stop:
                 engine.save(source)
-            if timed_out:
-                engine.stopped_by = "max_seconds"
+            if timed_out or engine.stop:
+                engine.stopped_by = engine.stop or "max_seconds"
                 break
     finally:
         progress.close()

@@ -63,9 +63,9 @@ class GRPO(OnlineSteps):
 
 
 def train_grpo(config: GRPOConfig | dict | None = None, reward_fn: RewardFn | None = None,
-               **overrides: Any) -> TrainResult:
+               gold_fn: RewardFn | None = None, **overrides: Any) -> TrainResult:
     # the prelude: prompts, policy, reference
-    with start_online("grpo", config, overrides, reward_fn) as run:
+    with start_online("grpo", config, overrides, reward_fn, gold_fn=gold_fn) as run:
         # the engine runs GRPO's steps; the final model
         return train_online(run, GRPO(run))
 

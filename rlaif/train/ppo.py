@@ -156,9 +156,9 @@ class PPO(OnlineSteps):
 
 
 def train_ppo(config: PPOConfig | dict | None = None, reward_fn: RewardFn | None = None,
-              **overrides: Any) -> TrainResult:
+              gold_fn: RewardFn | None = None, **overrides: Any) -> TrainResult:
     # the prelude: prompts, the policy with its value head, the reference
-    with start_online("ppo", config, overrides, reward_fn, value_head=True) as run:
+    with start_online("ppo", config, overrides, reward_fn, value_head=True, gold_fn=gold_fn) as run:
         # the engine runs PPO's steps; the final model and value head
         return train_online(run, PPO(run))
 

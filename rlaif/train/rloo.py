@@ -67,9 +67,9 @@ class RLOO(OnlineSteps):
 
 
 def train_rloo(config: RLOOConfig | dict | None = None, reward_fn: RewardFn | None = None,
-               **overrides: Any) -> TrainResult:
+               gold_fn: RewardFn | None = None, **overrides: Any) -> TrainResult:
     # the prelude: prompts, policy, reference
-    with start_online("rloo", config, overrides, reward_fn) as run:
+    with start_online("rloo", config, overrides, reward_fn, gold_fn=gold_fn) as run:
         # the engine runs RLOO's steps; the final model
         return train_online(run, RLOO(run))
 

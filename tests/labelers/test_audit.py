@@ -146,3 +146,35 @@ def test_judge_labels_still_get_the_judge_audit(tmp_path):
     assert r.code == 0, r.stderr
     assert (tmp_path / "h" / "labelers.json").exists()
     assert Path(tmp_path / "h" / "consensus.jsonl").read_text() == ""  # no prompts or responses: no preferences
+
+
+def test_an_ai_judge_joins_the_crowd_as_a_measured_rater(audited, tmp_path):
+    # "balance human feedback with other sources": a judge's labels (both orders, as `rlaif label` writes them)
+    # concatenated with the humans' are audited like a labeler and weighted by their measured reliability.
+    from collections import Counter
+
+    d, _, _ = audited
+    humans, _ = read_labels(d / "labels.jsonl")
+    majority = {}
+    for item in {lb.item for lb in humans}:
+        votes = Counter(lb.winner for lb in humans if lb.item == item and lb.winner in ("a", "b"))
+        if votes:
+            majority[item] = votes.most_common(1)[0][0]
+    first = {}
+    for lb in humans:
+        first.setdefault(lb.item, lb)
+    judge = [first[i].model_copy(update={"rater": "judge:m", "winner": w, "order": o, "created_at": None,
+                                         "lead_time_s": None, "strength": None, "repeat": None})
+             for i, w in sorted(majority.items()) for o in ("ab", "ba")]
+    both = tmp_path / "both.jsonl"
+    both.write_text((d / "labels.jsonl").read_text() + "".join(lb.model_dump_json(exclude_none=True) + "\n"
+                                                                 for lb in judge))
+    r = rlaif("audit", both, "--bootstrap", "50", "-o", tmp_path / "o")
+    assert r.code == 0, r.stderr
+    res = json.loads((tmp_path / "o" / "labelers.json").read_text())
+    row = next(x for x in res["labelers"] if x["annotator"] == "judge:m")
+    assert row["n_items"] == len(majority) and not row["flags"]
+    assert row["agreement"]["value"] > 0.8 and row["consistency"]["value"] == 1.0  # same verdict in both orders
+    assert res["n_labelers"] == 13
+    prefs = read_jsonl(tmp_path / "o" / "consensus.jsonl", Preference)
+    assert sum("judge:m" in p.judges for p in prefs) > 150

@@ -45,3 +45,16 @@ def write_prompts(path: Path, n: int = 16, skip_every: int = 0) -> Path:
                 row["skip"] = True
             f.write(json.dumps(row) + "\n")
     return path
+
+
+def word_starts_penalized(prompts, responses, metadata):
+    """The gold of the planted hacking case: 1 - space_share, so every gain of the proxy is a loss of gold."""
+    return [1.0 - v for v in space_share(prompts, responses, metadata)]
+
+
+def word_starts_noisy(prompts, responses, metadata):
+    """An aligned gold: space_share plus noise that does not depend on the response (seeded by its text)."""
+    import random
+
+    return [v + random.Random(text).uniform(-0.05, 0.05)
+            for v, text in zip(space_share(prompts, responses, metadata), responses, strict=True)]

@@ -37,10 +37,11 @@ class OnlineRun(Run):
     policy: Policy  # unwrapped
     reference: Reference
     reward_fn: RewardFn
+    gold_fn: RewardFn | None = None  # the reward-hacking monitor's gold source: scored, never trained on
 
 
 def start_online(recipe: str, config: OnlineConfig | dict | None, overrides: dict[str, Any], reward_fn: RewardFn,
-                 value_head: bool = False) -> OnlineRun:
+                 value_head: bool = False, gold_fn: RewardFn | None = None) -> OnlineRun:
     """Resolve the config, lock and write OUT, start the runtime, seed, read the prompts, load the policy (a
     value head when `value_head`; seeded first, so it is the same on every process) and the reference."""
     if reward_fn is None:
@@ -48,10 +49,10 @@ def start_online(recipe: str, config: OnlineConfig | dict | None, overrides: dic
     cfg = resolve_config(recipe, config, overrides, required={
         "prompts": f"no prompts given. Fix: pass --prompts FILE (or prompts: in the {recipe} config)",
         "out": "no output directory given. Fix: pass -o OUTDIR (or out: in the config)"})
-    return prepare_locked(Path(cfg.out), lambda lock: _prepare(recipe, cfg, reward_fn, value_head, lock))
+    return prepare_locked(Path(cfg.out), lambda lock: _prepare(recipe, cfg, reward_fn, gold_fn, value_head, lock))
 
 
-def _prepare(recipe: str, cfg: OnlineConfig, reward_fn: RewardFn, value_head: bool,
+def _prepare(recipe: str, cfg: OnlineConfig, reward_fn: RewardFn, gold_fn: RewardFn | None, value_head: bool,
              lock: OutputLock | None) -> OnlineRun:
     out = output_dir(cfg, recipe)
     if cfg.fsdp:
@@ -73,4 +74,4 @@ def _prepare(recipe: str, cfg: OnlineConfig, reward_fn: RewardFn, value_head: bo
                     packed=cfg.share_prompt and attention_supports_shared_prompt(model)).to(rt.device)
     other = load_model(model_path(cfg.reference), "causal", tok) if cfg.reference else None
     reference = Reference(policy, lora=cfg.lora is not None, other=other).to(rt.device)
-    return OnlineRun(recipe, cfg, out, rt, path, tok, prompts, policy, reference, reward_fn, lock=lock)
+    return OnlineRun(recipe, cfg, out, rt, path, tok, prompts, policy, reference, reward_fn, gold_fn, lock=lock)

@@ -24,15 +24,17 @@ the KL controller), resumption, `max_seconds`, the NaN stop.
 from __future__ import annotations
 
 import math
+import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
 
-from rlaif.scoring import RewardError, RewardResult
+from rlaif.scoring import RewardBatch, RewardError, RewardResult
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.engine import Engine, MetricSums, NonFiniteError, run_steps
+from rlaif.train.rl.hacking import HackingMonitor, OnsetTest, spearman
 from rlaif.train.rl.losses import kl_k1, kl_k3, masked_sum
 from rlaif.train.rl.policy import PolicyOut, evaluating
 from rlaif.train.rl.prelude import OnlineRun, PromptItem
@@ -224,6 +226,9 @@ class OnlineSteps:
         self.prompt_order = PromptOrder(len(run.prompts), self.cfg.batch_size, self.cfg.seed)
         self.total = self.cfg.max_steps or max(1, math.ceil(self.cfg.epochs * self.prompt_order.per_epoch))
         self.optimizer_steps = self.total * self.cfg.ppo_epochs * self.cfg.minibatches
+        cfg = self.cfg
+        self.monitor = None if run.gold_fn is None else HackingMonitor(
+            OnsetTest(cfg.hacking_window, cfg.hacking_z, cfg.hacking_patience))
 
     @property
     def on_policy(self) -> bool:
@@ -268,13 +273,28 @@ class OnlineSteps:
 
     # -- the engine's protocol ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"algorithm": self.controller_state()}
+        state = {"algorithm": self.controller_state()}
+        if self.monitor is not None:
+            state["hacking"] = self.monitor.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.load_controller_state(state.get("algorithm", {}))
+        if self.monitor is not None:
+            self.monitor.load_state_dict(state.get("hacking", {}))
 
     def after_step(self, engine: Engine, timed_out: bool) -> dict | None:
-        return None
+        """The hacking monitor: a `split: hacking` row at the step its onset test fires (and the stop, when
+        `stop_on_hacking`)."""
+        if self.monitor is None:
+            return None
+        onset = self.monitor.add(engine.last_row)
+        if onset is None:
+            return None
+        if self.cfg.stop_on_hacking:
+            engine.stop = "hacking"
+        # keyed by the step it fired at (a resumed run trims rows after its checkpoint by this step)
+        return {"split": "hacking", **asdict(onset), "onset_step": onset.step, "step": engine.step}
 
     def finish(self, engine: Engine) -> dict | None:
         return None
@@ -321,7 +341,31 @@ class OnlineSteps:
                               f"scored (more than max_skipped_share={self.cfg.max_skipped_share}); first error: "
                               f"{first}. Fix: repair the reward source, or raise max_skipped_share")
         _reward_stats(result, sums)
+        if self.run.gold_fn is not None:
+            self.gold(engine, samples, result, sums)
         return Scores(scores, self.keep(scored).float(), sums, time.perf_counter())
+
+    def gold(self, engine: Engine, samples: Samples, proxy: RewardResult, sums: MetricSums) -> None:
+        """The monitor's gold reward on `gold_fraction` of this process's groups (seeded per step): its mean and
+        its rank correlation with the proxy, into the step's metrics; never into the update."""
+        rollout, k, n_groups = samples.rollout, self.cfg.k, len(samples.items)
+        take = max(1, math.ceil(self.cfg.gold_fraction * n_groups))
+        groups = sorted(random.Random(_mix(self.cfg.seed, engine.step, 1)).sample(range(n_groups), take))
+        rows = [g * k + j for g in groups for j in range(k)]
+        full = rollout.reward_batch([it.metadata for it in samples.items])
+        batch = RewardBatch([full.prompts[i] for i in rows], [full.responses[i] for i in rows],
+                            [full.metadata[i] for i in rows])
+        gold = self.run.gold_fn(batch).rewards
+        if len(gold) != len(rows):
+            raise RewardError(f"the gold reward returned {len(gold)} rewards for {len(rows)} responses")
+        got = [v for v in gold if v is not None]
+        sums.add("gold", sum(got), len(got))
+        sums.add("gold|sq", sum(v * v for v in got), len(got))
+        both = [(proxy.rewards[i], v) for i, v in zip(rows, gold, strict=True)
+                if v is not None and proxy.rewards[i] is not None]
+        rho = spearman([p for p, _ in both], [g for _, g in both])
+        if rho is not None:
+            sums.add("gold/spearman", rho, 1.0)
 
     def first_parts(self, engine: Engine, samples: Samples) -> list[list[list[int]]]:
         """The first epoch's minibatches and micro-batches (stage 3 runs on them too)."""
@@ -420,6 +464,8 @@ def train_online(run: OnlineRun, steps: OnlineSteps) -> TrainResult:
     rt = run.rt
     module = wrap(run.policy, rt)
     result = run_steps(run.cfg, rt, module, run.out, steps)
+    if steps.monitor is not None:
+        result = replace(result, hacking=steps.monitor.summary())
     save_final(run.out, rt, module, run.tok, result, run.cfg.model_dump())
     if rt.is_main and run.policy.value_head is not None:
         torch.save(run.policy.value_head.state_dict(), run.out / "value_head.pt")
