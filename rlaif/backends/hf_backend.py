@@ -47,7 +47,7 @@ class SequenceLogprob:
 class HFBackend(Backend):
     # timeout_s and price_model keep the protocol's None: local generation has no deadline, bills nothing.
     def __init__(self, path: str | Path, *, spec: str | None = None, model: str | None = None,
-                 batch_size: int = 8, device: str | None = None, dtype: str | None = None):
+                 batch_size: int = 32, device: str | None = None, dtype: str | None = None):
         self.path = check_local_path("hf", str(path))
         self.spec = spec or f"hf:{path}"
         # The model name is part of the call-cache key: with the weights' fingerprint in it, a checkpoint

@@ -147,9 +147,12 @@ def eval_suite(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "-o", "--out", help="output directory", callback=output_dir),
-    quick: bool = typer.Option(False, "--quick", help="a smaller, faster run"),
+    quick: bool = typer.Option(False, "--quick", help="a smaller, faster run that only proves the path"),
+    seed: int = typer.Option(0, "--seed", help="every sampling and training seed (the prompts stay the same)"),
+    hacking: bool = typer.Option(False, "--hacking", help="also GRPO against the trained reward model with the "
+                                 "checker as gold: the reward-hacking picture (a few more minutes)"),
 ) -> None:
     """Run the RLAIF loop offline on the embedded default model."""
     from rlaif.pipelines.demo import run_demo
 
-    run_demo(out, quick=quick)
+    run_demo(out, quick=quick, seed=seed, hacking=hacking)

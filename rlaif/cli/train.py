@@ -36,9 +36,9 @@ def train(
     reward: list[str] = typer.Option([], "--reward", help="ppo/rloo/grpo, repeatable: rule, rule:all, rm:PATH, "
                                      "judge:NAME, pairwise:NAME, http://HOST:PORT/get_reward, python:MODULE:FUNC, "
                                      "each optionally @WEIGHT"),
-    gold_reward: list[str] = typer.Option([], "--gold-reward", help="ppo/rloo/grpo, repeatable: a reward spec "
-                                          "(as --reward) scored beside the training reward, never trained on: "
-                                          "metrics show proxy vs gold and the reward-hacking onset"),
+    gold_reward: list[str] = typer.Option([], "--gold-reward", help="ppo/rloo/grpo/online-dpo, repeatable: a reward "
+                                          "spec (as --reward) scored beside the training reward, never trained on: "
+                                          "proxy vs gold and the reward-hacking onset (online-dpo: per round)"),
     judge: list[str] = typer.Option([], "--judge", "-j", help="online-dpo: " + _JUDGE_HELP, callback=file_or_name),
     judge_model: list[str] = typer.Option([], "--judge-model", help="the judges' backend (openai:MODEL, "
                                           "anthropic:MODEL, vllm:PATH, local): online-dpo's --judge, or the "
@@ -66,7 +66,7 @@ def train(
     if recipe == "online-dpo":
         _train_online_dpo(overrides or [], prompts=prompts, judge=judge, judge_model=judge_model, model=model,
                           out=out, config=config, data=data, base_url=base_url, api_key_env=api_key_env,
-                          concurrency=concurrency)
+                          concurrency=concurrency, gold_reward=gold_reward)
         return
     _check_train_flags(recipe, data=data, prompts=prompts, reward=reward + gold_reward, judge=judge,
                        judge_model=judge_model, base_url=base_url, api_key_env=api_key_env)
@@ -119,13 +119,14 @@ def _check_train_flags(recipe: str, *, data, prompts, reward, judge, judge_model
 
 
 def _train_online_dpo(overrides: list[str], *, prompts, judge, judge_model, model, out, config, data, base_url,
-                      api_key_env, concurrency) -> None:
+                      api_key_env, concurrency, gold_reward) -> None:
     from rlaif.errors import ConfigError
     from rlaif.pipelines.online_dpo import DEFAULT_CONFIG, load_online_config, run_online_dpo
 
     if data is not None:
         raise ConfigError("online-dpo makes its own preference data each round. Fix: drop --data, pass --prompts")
     cfg = load_online_config(config or DEFAULT_CONFIG, overrides, prompts=prompts, model=model,
-                             out=str(out) if out else None, judges=judge or None, judge_models=judge_model or None)
+                             out=str(out) if out else None, judges=judge or None, judge_models=judge_model or None,
+                             gold_reward=gold_reward or None)
     run = run_online_dpo(cfg, options=call_options(concurrency, base_url, api_key_env))
     typer.echo(run.summary)

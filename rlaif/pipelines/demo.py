@@ -4,34 +4,41 @@ Read top to bottom; every step writes plain files under OUT and is skipped on a 
 outputs exist (state.json records finished steps by the names below), so a killed demo resumes where it
 stopped — model calls come back from the call cache, training from its last checkpoint.
 
-generate_candidates  the base policy's K samples for the in-distribution instruction prompts, plus a
-                     rule-guided revision of each failing sample (rlaif.instructions.revise): the checker's
-                     nearest compliant rewrite, so every prompt has candidates that pass and that fail;
-label_revisions      each revision against its original with the AI judge (local model, both orders) and
-                     with the rule checker (`run_label`);
-audit_ai_judge       the AI judge against the checker (`run_audit`: accuracy, position consistency,
-                     first-position rate, length bias);
+generate_candidates  the base policy's samples for the training pool's instruction prompts (the first
+                     `train_pool` ID prompts: format, length and keyword constraints), plus a rule-guided
+                     revision of each failing sample (rlaif.instructions.revise): the checker's nearest
+                     compliant rewrite, so prompts have candidates that pass and that fail;
+label_pairs          every pair of a prompt's candidates with the rule checker (`run_label`): the pairs whose
+                     verdict is decisive become the training preferences;
+audit_ai_judge       the AI judge (local model, both orders) on the revision pairs of the first `audit_prompts`
+                     prompts, audited against the checker (`run_audit`: accuracy, position consistency,
+                     first-position rate, length bias): its lack of signal is a finding, so it judges nothing else;
 build_preferences    one preference per pair the checker decides; p_chosen mixes the checker's verdict with
-                     the AI judge's probability, the judge weighted by its measured accuracy above chance
+                     the AI judge's probability where it judged, weighted by its measured accuracy above chance
                      (2·accuracy − 1, floored at 0): a judge with no signal gets no say;
 train_reward_model   a reward model and
-train_dpo            a DPO policy, each for a fixed time budget;
-train_online_rl      online RL (GRPO) for a fixed time budget: the policy samples k answers per training
-                     prompt, the checker scores each by the share of its constraints met, group-relative
-                     advantages, a k3 KL leash to the base; on the families where the base sometimes complies
-                     (keywords and length), so that a group's rewards differ and its advantages are not all zero;
-evaluate_dpo         each trained policy vs base (`run_eval`) on later in-distribution prompts (never trained
-evaluate_online_rl   on) and on the held-out constraint families (OOD): win rate with CIs, compliance,
-                     diversity, KL, gap;
+train_dpo            a DPO policy, each for a fixed number of steps;
+train_online_rl      online RL (GRPO) for a fixed number of steps on the same training pool: the policy samples k
+                     answers per prompt, the checker scores each by the share of its constraints met,
+                     group-relative advantages, a k3 KL leash to the base;
+evaluate_dpo         each trained policy vs base (`run_eval`) on unseen ID prompts (after the training pool:
+evaluate_online_rl   the families trained on) and on the held-out constraint families (OOD), by the checker and
+                     the trained reward model: win rate with CIs, compliance, diversity, KL to the base, gap;
 rank_policies        Bradley–Terry ratings of base, DPO and RL policy from the checker's verdicts
                      (`run_leaderboard`);
+reward_hacking       (`--hacking` only) GRPO against the trained reward model as the proxy, with the checker as
+                     gold (`--gold-reward`): the over-optimization picture, gold vs proxy as the KL grows;
 write_report         demo.json (`demo_summary`) and report.html (self-contained), next to every file behind them.
+
+Settings were chosen on training prompts only (the README says how); `--seed N` changes every sampling and
+training seed, never the prompts, so the verdicts can be checked beyond one seed.
 """
 from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,35 +70,35 @@ class DemoSize:
     """How big the run is. `train_pool` ID prompts are reserved for training; evaluation starts after them."""
 
     train_pool: int  # the first N in-distribution prompts (training candidates are drawn only from these)
-    train_prompts: int  # how many of them (all constraints revisable) are used
+    train_prompts: int  # how many of them are used
     samples: int  # base samples per training prompt
     max_tokens: int
-    rm_seconds: float
-    dpo_seconds: float
+    audit_prompts: int  # prompts whose revision pairs the AI judge labels for its audit
+    rm_steps: int  # training budgets in optimizer steps, not seconds: the same run on any machine, any load
+    dpo_steps: int
     eval_prompts: int  # per split
     eval_samples: int
     eval_max_tokens: int
-    eval_judges: tuple[str, ...] | None = None  # None: the suite's judges (rule checker + AI judge)
     eval_kl: bool = True
+    seed: int = 0  # every sampling and training seed (`--seed`); never the prompts
     # online RL on the checker reward; settings chosen on the training prompts only (README, the demo)
     rl_algorithm: str = "grpo"
-    rl_seconds: float = 150
-    rl_max_steps: int | None = None  # --quick: a couple of steps that prove the path
+    rl_steps: int = 7  # about 18 s a step here (4 prompts x 4 answers)
     rl_k: int = 4  # answers per prompt (a group)
-    rl_batch: int = 2  # prompts per step (8 rows: a step fits the time budget several times on 2 cores)
+    rl_batch: int = 4  # prompts per step
     rl_max_new_tokens: int = 48
     rl_lr: float = 2e-5  # 3e-5 took the KL to 0.42 per token in one step, 0.63 in two (training prompts)
     rl_beta: float = 0.04
+    dpo_lr: float = 2e-5
+    hacking_steps: int = 12  # --hacking: GRPO against the reward model, the checker as gold
 
 
-FULL = DemoSize(train_pool=120, train_prompts=32, samples=2, max_tokens=48, rm_seconds=30, dpo_seconds=150,
-                eval_prompts=12, eval_samples=2, eval_max_tokens=48)
-QUICK = DemoSize(train_pool=120, train_prompts=8, samples=2, max_tokens=48, rm_seconds=10, dpo_seconds=30,
-                 eval_prompts=5, eval_samples=2, eval_max_tokens=48, eval_judges=("rule",), eval_kl=False,
-                 rl_max_steps=2, rl_batch=1)
-# The constraint types where the base policy sometimes complies (20-65% of its samples pass, measured), so
-# a group of samples gets different rewards; format:title (83%) and the never-met types are left out.
-RL_TYPES = frozenset({"words", "include", "exclude", "characters", "frequency"})
+# 60 comparisons a split (30 prompts x 2 samples): enough for a 95% interval to exclude 0.5 at a win rate near 0.63
+FULL = DemoSize(train_pool=120, train_prompts=76, samples=2, max_tokens=48, audit_prompts=10, rm_steps=5,
+                dpo_steps=20, eval_prompts=30, eval_samples=2, eval_max_tokens=48)
+QUICK = DemoSize(train_pool=120, train_prompts=12, samples=2, max_tokens=48, audit_prompts=4, rm_steps=2,
+                 dpo_steps=3, eval_prompts=5, eval_samples=2, eval_max_tokens=48, rl_steps=2,
+                 rl_batch=2, hacking_steps=2)
 
 
 def log(msg: str) -> None:
@@ -99,19 +106,19 @@ def log(msg: str) -> None:
 
 
 @locks_output("out", directory=True)
-def run_demo(out: Path, quick: bool = False) -> DemoReport:
+def run_demo(out: Path, quick: bool = False, seed: int = 0, hacking: bool = False) -> DemoReport:
     """`rlaif demo`: run (or resume) every step; the result is what report.html shows (demo.json and its pairs)."""
     from rlaif.pipelines.demo_summary import demo_report
 
-    plan = QUICK if quick else FULL
+    plan = replace(QUICK if quick else FULL, seed=seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    steps = Steps(out, asdict(plan), command="demo")  # another plan (--quick after a full run) starts over
+    steps = Steps(out, asdict(plan), command="demo")  # another plan (--quick, --seed) starts over
     t_start = time.perf_counter()
     step = steps.run
     step("generate_candidates", generate_candidates, out, plan)
-    step("label_revisions", label_revisions, out)
-    step("audit_ai_judge", audit_ai_judge, out)
+    step("label_pairs", label_pairs, out)
+    step("audit_ai_judge", audit_ai_judge, out, plan)
     step("build_preferences", build_demo_preferences, out)
     step("train_reward_model", train_reward_model, out, plan)
     step("train_dpo", train_dpo_policy, out, plan)
@@ -119,7 +126,9 @@ def run_demo(out: Path, quick: bool = False) -> DemoReport:
     step("evaluate_dpo", evaluate_dpo_policy, out, plan)
     step("evaluate_online_rl", evaluate_online_policy, out, plan)
     step("rank_policies", rank_policies, out)
-    step("write_report", write_report, out, plan, steps)
+    if hacking:
+        step("reward_hacking", reward_hacking_run, out, plan)
+    step("write_report", write_report, out, plan, steps, always=True)
     log(f"finished in {time.perf_counter() - t_start:.0f} s: open {out / 'report.html'}")
     return demo_report(out, read_json_file(out / "demo.json"))
 
@@ -143,7 +152,7 @@ def generate_candidates(out: Path, plan: DemoSize) -> None:
     prompts = training_prompts(plan)
     write_jsonl(out / "prompts_train.jsonl", prompts)
     generate(prompts, "local", out / "responses_base.jsonl", samples=plan.samples, temperature=0.8,
-             max_tokens=plan.max_tokens, seed=0)
+             max_tokens=plan.max_tokens, seed=plan.seed)
     base = read_jsonl(out / "responses_base.jsonl", Response)
     by_id = {p.prompt_id: p for p in prompts}
     revisions = []
@@ -157,34 +166,44 @@ def generate_candidates(out: Path, plan: DemoSize) -> None:
     write_jsonl(out / "candidates.jsonl", [*base, *revisions])
 
 
-# ---- label_revisions ------------------------------------------------------------------------------
+# ---- label_pairs -----------------------------------------------------------------------------------
 
-def label_revisions(out: Path) -> None:
+def label_pairs(out: Path) -> None:
     from rlaif.calls.options import CallOptions
     from rlaif.judge.pipeline import run_label
     from rlaif.judge.spec import load_judges
 
-    judges = load_judges([AI_JUDGE, RULE_JUDGE])
-    # Each revision against the sample it revises: the pairs that carry a signal (two failing samples
-    # are a tie for the checker), and on a CPU every AI-judge call counts.
-    run_label(out / "candidates.jsonl", judges, out / "labels", pairing="reference", reference="local", orders="both",
-              prompts_path=out / "prompts_train.jsonl", options=CallOptions(progress=True))
+    # Every pair of a prompt's candidates (samples and revisions): the checker costs nothing per pair, and a
+    # passing sample against a failing one teaches as much as a revision against its original.
+    run_label(out / "candidates.jsonl", load_judges([RULE_JUDGE]), out / "labels", pairing="all", orders="ab",
+              prompts_path=out / "prompts_train.jsonl", seed=0, options=CallOptions(progress=True))
+
+
+# ---- audit_ai_judge -------------------------------------------------------------------------------
+
+def audit_ai_judge(out: Path, plan: DemoSize) -> None:
+    """The AI judge and the checker on the revision pairs of the first `audit_prompts` prompts with revisions,
+    both orders; the audit takes the checker as gold."""
+    from rlaif.audit import run_audit
+    from rlaif.calls.options import CallOptions
+    from rlaif.judge.pipeline import run_label
+    from rlaif.judge.spec import load_judges
+
+    cands = read_jsonl(out / "candidates.jsonl", Response)
+    revised = sorted({r.prompt_id for r in cands if r.policy == REVISION_POLICY})[: plan.audit_prompts]
+    write_jsonl(out / "candidates_audit.jsonl", [r for r in cands if r.prompt_id in set(revised)])
+    run_label(out / "candidates_audit.jsonl", load_judges([AI_JUDGE, RULE_JUDGE]), out / "labels_audit",
+              pairing="reference", reference="local", orders="both", prompts_path=out / "prompts_train.jsonl",
+              options=CallOptions(progress=True))
+    labels = read_jsonl(out / "labels_audit" / "labels.jsonl", Label)
+    _, rule = _raters(labels)
+    run_audit(labels, out / "audit", gold=rule)
 
 
 def _raters(labels: list[Label]) -> tuple[str, str]:
     ai = next(lb.rater for lb in labels if lb.rater.startswith(AI_JUDGE + "@"))
     rule = next(lb.rater for lb in labels if lb.rater.startswith(RULE_JUDGE + "@"))
     return ai, rule
-
-
-# ---- audit_ai_judge -------------------------------------------------------------------------------
-
-def audit_ai_judge(out: Path) -> None:
-    from rlaif.audit import run_audit
-
-    labels = read_jsonl(out / "labels" / "labels.jsonl", Label)
-    _, rule = _raters(labels)
-    run_audit(labels, out / "audit", gold=rule)
 
 
 # ---- build_preferences ----------------------------------------------------------------------------
@@ -199,20 +218,22 @@ def judge_weight(audit: dict, rater: str) -> tuple[float, float | None]:
 
 
 def build_demo_preferences(out: Path) -> None:
-    """`rlaif label`'s preference builder on the labeled pairs, with the checker-led jury weighted by the audit."""
+    """`rlaif label`'s preference builder on the checker's pairs, the checker-led jury weighting the AI judge (where
+    it judged) by the audit."""
     from rlaif.judge.jury import checker_led
-    from rlaif.judge.pairing import reference_pairs
+    from rlaif.judge.pairing import all_pairs
     from rlaif.judge.preferences import build_preferences
 
-    labels = read_jsonl(out / "labels" / "labels.jsonl", Label)
-    ai, rule = _raters(labels)
+    audited = read_jsonl(out / "labels_audit" / "labels.jsonl", Label)
+    ai, rule = _raters(audited)
+    labels = read_jsonl(out / "labels" / "labels.jsonl", Label) + [lb for lb in audited if lb.rater == ai]
     audit = read_json_file(out / "audit" / "audit.json")
     w, acc = judge_weight(audit, ai)
-    pairs = reference_pairs(read_jsonl(out / "candidates.jsonl", Response), "local")  # the pairs label_revisions made
+    pairs = all_pairs(read_jsonl(out / "candidates.jsonl", Response))  # the pairs label_pairs made
     prefs = build_preferences(pairs, labels, jury=lambda v: checker_led(v, rule, ai, w)).preferences
     write_jsonl(out / "preferences.jsonl", prefs)
     write_json(out / "preferences_summary.json", {
-        "n_pairs": len({lb.item for lb in labels}), "n_preferences": len(prefs),
+        "n_pairs": len(pairs), "n_preferences": len(prefs),
         "checker": rule, "ai_judge": ai, "ai_judge_accuracy": acc, "ai_judge_weight": w,
         "rule": "p_chosen = (p_checker + w * p_ai_judge) / (1 + w), w = max(0, 2 * accuracy - 1)",
         "mean_p_chosen": sum(p.p_chosen for p in prefs) / len(prefs) if prefs else None,
@@ -222,71 +243,76 @@ def build_demo_preferences(out: Path) -> None:
 
 # ---- train_reward_model, train_dpo, train_online_rl ----------------------------------------------
 
-def _train_common(out: Path, seconds: float) -> dict[str, Any]:
-    return dict(data=str(out / "preferences.jsonl"), model="local", max_seconds=seconds, epochs=4,
+def _train_common(out: Path, plan: DemoSize, steps: int) -> dict[str, Any]:
+    return dict(data=str(out / "preferences.jsonl"), model="local", max_steps=steps, epochs=4,
                 max_length=256, max_prompt_length=128, batch_size=4, micro_batch_size=4, eval_fraction=0.15,
-                save_every=5, seed=0)
+                save_every=5, seed=plan.seed)
 
 
 def train_reward_model(out: Path, plan: DemoSize) -> None:
     from rlaif.train import train_rm
 
-    train_rm(out=str(out / "rm"), lr=2e-5, **_train_common(out, plan.rm_seconds))
+    train_rm(out=str(out / "rm"), lr=2e-5, **_train_common(out, plan, plan.rm_steps))
 
 
 def train_dpo_policy(out: Path, plan: DemoSize) -> None:
     from rlaif.train import train_dpo
 
-    train_dpo(out=str(out / "dpo"), lr=2e-5, beta=0.1, **_train_common(out, plan.dpo_seconds))
+    train_dpo(out=str(out / "dpo"), lr=plan.dpo_lr, beta=0.1, **_train_common(out, plan, plan.dpo_steps))
 
 
-def rl_prompts(plan: DemoSize) -> list[Prompt]:
-    """From the training pool only, the prompts whose every constraint is of a type in RL_TYPES."""
-    pool = read_prompts(find("prompts", "ifeval_id"))[: plan.train_pool]
-    return [p for p in pool if p.constraints and all(c["type"] in RL_TYPES for c in p.constraints)]
-
-
-def train_online_policy(out: Path, plan: DemoSize) -> None:
+def _grpo(out: Path, plan: DemoSize, run: str, reward: list[str], gold: list[str], steps: int,
+          **extra: Any) -> None:
+    from rlaif.report.training_page import write_training_page
     from rlaif.rewards import build_reward_fn
     from rlaif.train import train
 
-    write_jsonl(out / "prompts_rl.jsonl", rl_prompts(plan))
     # Threads pinned to the 2 cores the demo is sized for, rather than torch's choice.
-    with build_reward_fn([RULE_JUDGE]) as reward:  # graded: the share of the prompt's constraints met
-        train(plan.rl_algorithm, None, reward, prompts=str(out / "prompts_rl.jsonl"), model="local",
-              out=str(out / "rl"), k=plan.rl_k, batch_size=plan.rl_batch, micro_batch_size=plan.rl_k * plan.rl_batch,
-              max_new_tokens=plan.rl_max_new_tokens, temperature=1.0, lr=plan.rl_lr, beta=plan.rl_beta,
-              epochs=100, max_steps=plan.rl_max_steps, max_seconds=plan.rl_seconds, save_every=2, threads=2, seed=0)
+    with ExitStack() as stack:
+        reward_fn = stack.enter_context(build_reward_fn(reward))
+        gold_fn = stack.enter_context(build_reward_fn(gold)) if gold else None
+        train(plan.rl_algorithm, None, reward_fn, gold_fn, prompts=str(out / "prompts_train.jsonl"), model="local",
+              out=str(out / run), k=plan.rl_k, batch_size=plan.rl_batch,
+              micro_batch_size=plan.rl_k * plan.rl_batch, max_new_tokens=plan.rl_max_new_tokens, temperature=1.0,
+              lr=plan.rl_lr, beta=plan.rl_beta, epochs=100, max_steps=steps,
+              save_every=2, threads=2, seed=plan.seed, **extra)
+    write_training_page(out / run)
+
+
+def train_online_policy(out: Path, plan: DemoSize) -> None:
+    _grpo(out, plan, "rl", [RULE_JUDGE], [], plan.rl_steps)  # graded: the share of the prompt's constraints met
 
 
 # ---- evaluate_dpo, evaluate_online_rl, rank_policies ----------------------------------------------
 
-def _suite(judges: tuple[str, ...] | None):
+def _suite(plan: DemoSize):
+    """The ifeval suite judged by the checker only (the AI judge's audit showed it at chance), sampled with the
+    demo's seed."""
     from rlaif.eval.suite import load_suite, suite_from_dict
 
-    suite = load_suite("ifeval")
-    if judges is None:  # the suite's judges
-        return suite
-    return suite_from_dict(suite.spec.model_dump() | {"judges": list(judges)}, suite.path)
+    spec = load_suite("ifeval").spec.model_dump()
+    spec["judges"] = [RULE_JUDGE]
+    spec["generation"] = spec["generation"] | {"seed": plan.seed}
+    return suite_from_dict(spec, load_suite("ifeval").path)
+
+
+def _evaluate(out: Path, plan: DemoSize, policy: str, into: str) -> None:
+    from rlaif.eval.runner import run_eval
+
+    # the trained reward model judges too (a second opinion beside the checker); the KL to the base beside them
+    run_eval(_suite(plan), policy, "local", out / into, limit=plan.eval_prompts, samples=plan.eval_samples,
+             max_tokens=plan.eval_max_tokens, temperature=0.7, reward_model=str(out / "rm"), kl=plan.eval_kl,
+             prompts_offset=plan.train_pool)
 
 
 def evaluate_dpo_policy(out: Path, plan: DemoSize) -> None:
-    from rlaif.eval.runner import run_eval
-
-    # --quick skips the slow judges; the full run keeps the suite's
-    run_eval(_suite(plan.eval_judges), f"dpo=hf:{out / 'dpo'}", "local", out / "eval", limit=plan.eval_prompts,
-             samples=plan.eval_samples, max_tokens=plan.eval_max_tokens, temperature=0.7,
-             reward_model=str(out / "rm"), kl=plan.eval_kl, prompts_offset=plan.train_pool)
+    _evaluate(out, plan, f"dpo=hf:{out / 'dpo'}", "eval")
 
 
 def evaluate_online_policy(out: Path, plan: DemoSize) -> None:
-    """The RL policy against the same base on the same prompts and samples (the base's answers come back
-    from the call cache); judged by the checker, the reward it was trained on, with the KL beside it."""
-    from rlaif.eval.runner import run_eval
-
-    run_eval(_suite((RULE_JUDGE,)), f"{plan.rl_algorithm}=hf:{out / 'rl'}", "local", out / "eval_rl",
-             limit=plan.eval_prompts, samples=plan.eval_samples, max_tokens=plan.eval_max_tokens, temperature=0.7,
-             kl=True, prompts_offset=plan.train_pool)
+    """The RL policy against the same base on the same prompts and samples (the base's answers come back from
+    the call cache)."""
+    _evaluate(out, plan, f"{plan.rl_algorithm}=hf:{out / 'rl'}", "eval_rl")
 
 
 def rank_policies(out: Path) -> None:
@@ -299,6 +325,14 @@ def rank_policies(out: Path) -> None:
                for lb in read_jsonl(split / "labels.jsonl", Label) if lb.rater.startswith(RULE_JUDGE + "@")]
     write_jsonl(out / "eval" / "battles.jsonl", battles)
     run_leaderboard(read_battles(out / "eval" / "battles.jsonl"), out / "eval", rounds=1000, seed=0)
+
+
+# ---- reward_hacking (--hacking) -------------------------------------------------------------------
+
+def reward_hacking_run(out: Path, plan: DemoSize) -> None:
+    """GRPO on the trained reward model as the proxy, the checker as gold: the monitor's onset test and the
+    over-optimization picture (training.html in OUT/hacking)."""
+    _grpo(out, plan, "hacking", [f"rm:{out / 'rm'}"], [RULE_JUDGE], plan.hacking_steps, hacking_window=3)
 
 
 # ---- write_report ---------------------------------------------------------------------------------

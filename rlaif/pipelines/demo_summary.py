@@ -80,7 +80,7 @@ def build_demo_summary(out: Path, plan: dict, step_seconds: dict) -> dict:
     r = audit["raters"].get(ai, {})
     ev = read_json_file(out / "eval" / "eval.json") if (out / "eval" / "eval.json").exists() else {}
     policy, baseline = ev.get("policy", "dpo"), ev.get("baseline", "local")
-    splits, verdicts, _ = _eval_splits(ev, policy, baseline)
+    splits, verdicts, primaries = _eval_splits(ev, policy, baseline)
     return {
         "plan": plan,
         "step_seconds": step_seconds,
@@ -100,11 +100,40 @@ def build_demo_summary(out: Path, plan: dict, step_seconds: dict) -> dict:
         "leaderboard": read_json_file(out / "eval" / "leaderboard.json")["ratings"]
         if (out / "eval" / "leaderboard.json").exists() else None,
         "verdicts": verdicts,
+        "aim": aim(primaries),
         "online_rl": online_rl_summary(out, plan),
+        "reward_hacking": hacking_summary(out),
     }
 
 
 AIM = "a detectable win over the base on the ID split by the checker (95% CI above 0.5)"
+
+
+def aim(primaries: dict) -> dict:
+    """Whether the aim is reached, from the ID split's checker interval, and the sentence that says so."""
+    wr = primaries.get("id") or {}
+    reached = wr.get("ci_low") is not None and wr["ci_low"] > 0.5
+    measured = (f"ID win rate {wr['win_rate']:.2f}, 95% CI {wr['ci_low']:.2f}-{wr['ci_high']:.2f}, n = {wr.get('n')}"
+                if wr.get("ci_low") is not None else "no ID win rate")
+    return {"aim": AIM, "reached": reached,
+            "sentence": f"Aim {'reached' if reached else 'not reached'}: {AIM}; measured {measured}."}
+
+
+def hacking_summary(out: Path) -> dict | None:
+    """`--hacking`: GRPO on the reward model with the checker as gold: the monitor's summary, the per-step proxy,
+    gold and KL, and the sentence of what the curves show."""
+    from rlaif.report.training_page import hacking_sentence
+
+    run = out / "hacking"
+    if not (run / "train_result.json").exists():
+        return None
+    res = read_json_file(run / "train_result.json")
+    keys = ("step", "reward", "gold", "gold/spearman", "kl_k3")
+    curve = [{k: r.get(k) for k in keys} for r in _curve(run / "metrics.jsonl") if r.get("split") == "train"]
+    return {"proxy": "the trained reward model (rm)", "gold": "the rule checker (share of constraints met)",
+            "steps": res["steps"], "stopped_by": res["stopped_by"], "seconds": res["train_seconds"],
+            "monitor": res.get("hacking"), "curve": curve,
+            "sentence": hacking_sentence(res["hacking"]) if res.get("hacking") else None}
 
 
 def _rl_curve(run: Path) -> list[dict]:
@@ -123,15 +152,11 @@ def online_rl_summary(out: Path, plan: dict) -> dict | None:
     ev = read_json_file(out / "eval_rl" / "eval.json") if (out / "eval_rl" / "eval.json").exists() else {}
     policy, baseline = ev.get("policy", plan.get("rl_algorithm")), ev.get("baseline", "local")
     splits, verdicts, primaries = _eval_splits(ev, policy, baseline)
-    wr = primaries.get("id") or {}
-    reached = wr.get("ci_low") is not None and wr["ci_low"] > 0.5
-    measured = (f"ID win rate {wr['win_rate']:.2f}, 95% CI {wr['ci_low']:.2f}-{wr['ci_high']:.2f}"
-                if wr.get("ci_low") is not None else "no ID win rate")
+    reached = aim(primaries)
     settings = {k[3:]: v for k, v in plan.items() if k.startswith("rl_")}
     return {
         "algorithm": plan.get("rl_algorithm"), "reward": "rule (share of constraints met)", "settings": settings,
-        "n_prompts": sum(1 for _ in iter_json_lines(out / "prompts_rl.jsonl")) if (out / "prompts_rl.jsonl").exists()
-        else None,
+        "n_prompts": sum(1 for _ in iter_json_lines(out / "prompts_train.jsonl")),
         "steps": res["steps"], "stopped_by": res["stopped_by"], "seconds": res["train_seconds"],
         "reward_first": curve[0]["reward"] if curve else None,
         "reward_last": curve[-1]["reward"] if curve else None,
@@ -140,8 +165,7 @@ def online_rl_summary(out: Path, plan: dict) -> dict | None:
         "evaluation": {"policy": policy, "baseline": baseline, "splits": splits,
                        "generalization_gap": _gap(ev.get("generalization_gap"))},
         "verdicts": verdicts,
-        "aim": AIM, "aim_reached": reached,
-        "aim_sentence": f"Aim {'reached' if reached else 'not reached'}: {AIM}; measured {measured}.",
+        "aim": AIM, "aim_reached": reached["reached"], "aim_sentence": reached["sentence"],
     }
 
 

@@ -84,6 +84,9 @@ class OnlineDPOConfig(BaseModel):
     jury: Literal["majority", "mean", "dawid-skene"] = "mean"
     min_p_chosen: float = Field(0.0, ge=0.0, le=1.0)  # drop preferences the jury is less sure of
     rule: bool = True  # add the rule checker to the jury when the prompts carry constraints
+    # --gold-reward: reward specs scored on each round's samples, never trained on: the round's gold reward and
+    # each judge's agreement with it on the round's pairs (the checker already plays this part when present)
+    gold_reward: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -309,6 +312,35 @@ def reward_of(state: OnlineDPOState, r: int) -> dict:
     return out
 
 
+def gold_of(state: OnlineDPOState, r: int) -> dict | None:
+    """`gold_reward`: the mean gold reward of round r's samples, and per judge the share of its decisive labels
+    that name the response gold scores higher (pairs gold scores equal left out). None without a gold reward."""
+    from rlaif.records import as_messages
+    from rlaif.rewards import build_reward_fn
+    from rlaif.scoring import RewardBatch
+
+    if not state.cfg.gold_reward:
+        return None
+    d = state.dir(r)
+    prompts = {p.prompt_id: p for p in read_jsonl(d / "prompts.jsonl", Prompt)}
+    responses = read_jsonl(d / "responses.jsonl", Response)
+    batch = RewardBatch([as_messages(prompts[x.prompt_id].prompt) for x in responses], [x.response for x in responses],
+                        [prompts[x.prompt_id].model_dump() for x in responses])
+    with build_reward_fn(state.cfg.gold_reward) as gold_fn:
+        scores = gold_fn(batch).rewards
+    by_text = {(x.prompt_id, x.response): v for x, v in zip(responses, scores, strict=True)}
+    got = [v for v in scores if v is not None]
+    agree: dict[str, list[int]] = {}
+    labels_path = d / "labels" / "labels.jsonl"
+    for lb in read_jsonl(labels_path, Label) if labels_path.exists() else []:
+        a, b = by_text.get((lb.prompt_id, lb.response_a)), by_text.get((lb.prompt_id, lb.response_b))
+        if lb.rater == state.checker or lb.winner not in ("a", "b") or a is None or b is None or a == b:
+            continue
+        agree.setdefault(lb.rater, []).append(int((lb.winner == "a") == (a > b)))
+    return {"specs": state.cfg.gold_reward, "n": len(got), "mean": sum(got) / len(got) if got else None,
+            "judge_agreement": {k: {"agreement": sum(v) / len(v), "n": len(v)} for k, v in sorted(agree.items())}}
+
+
 def _value(estimate: Any) -> float | None:
     return estimate.get("value") if isinstance(estimate, dict) else estimate
 
@@ -343,6 +375,7 @@ def summarize_round(state: OnlineDPOState, r: int) -> None:
                         "mean_p_chosen": sum(p.p_chosen or 1.0 for p in prefs) / len(prefs) if prefs else None},
         "judges": judge_reliability(read_json_file(d / "audit" / "audit.json"), labels),
         "reward": reward_of(state, r),
+        "gold": gold_of(state, r),
         "dpo": None if result is None else {"steps": result["steps"], "stopped_by": result["stopped_by"],
                                             "train": result["train"], "seconds": result["train_seconds"]},
     })
@@ -360,7 +393,8 @@ def write_report(state: OnlineDPOState) -> OnlineDPORun:
         "judges": [j.rater for j in state.judges], "checker": state.checker,
         "config": {k: v for k, v in flat_dump(state.cfg).items() if k != "out"},
         "rounds": [read_json_file(state.dir(r) / "round.json") for r in range(1, n + 1)],
-        "final": {"policy": policy_of(state, n + 1), "reward": reward_of(state, n + 1)} if final.exists() else None,
+        "final": {"policy": policy_of(state, n + 1), "reward": reward_of(state, n + 1), "gold": gold_of(state, n + 1)}
+        if final.exists() else None,
         "seconds": dict(state.steps.done),
     }
     write_json(state.out / "online_dpo.json", summary)

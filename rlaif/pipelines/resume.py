@@ -48,9 +48,10 @@ class Steps:
         self.done[name] = round(seconds, 1)
         write_json(self.path, {"plan": self.plan, "done": self.done})
 
-    def run(self, name: str, fn: Callable[..., Any], *args: Any) -> None:
-        """`fn(*args)` unless an earlier run finished it; then mark it done with its seconds."""
-        if self.finished(name):
+    def run(self, name: str, fn: Callable[..., Any], *args: Any, always: bool = False) -> None:
+        """`fn(*args)` unless an earlier run finished it (`always`: run it anyway, e.g. a report of what exists
+        now); then mark it done with its seconds."""
+        if self.finished(name) and not always:
             log(self.command, f"{name}: done in an earlier run, skipped")
             return
         log(self.command, f"{name} ...")

@@ -97,14 +97,15 @@ def _summary_section(s: dict) -> Section:
         metrics(head | {"AI judge accuracy": _value(ja.get("accuracy")),
                         "AI judge position consistency": _value(ja.get("position_consistency")),
                         "preferences": s["preferences"]["n_preferences"]}),
+        *([paragraph("DPO — " + s["aim"]["sentence"])] if s.get("aim") else []),
         *[paragraph(v) for v in s["verdicts"]],
-        *([paragraph(s["online_rl"]["aim_sentence"]), *[paragraph(v) for v in s["online_rl"]["verdicts"]]]
-          if s.get("online_rl") else []),
+        *([paragraph(s["online_rl"]["algorithm"].upper() + " — " + s["online_rl"]["aim_sentence"]),
+           *[paragraph(v) for v in s["online_rl"]["verdicts"]]] if s.get("online_rl") else []),
         _gap_table(ev.get("generalization_gap")),
         paragraph(f"The whole run took {s['total_seconds']:.0f} s of step time on this machine.", note=True),
-    ], intro="The loop on the embedded SmolLM2-135M-Instruct, offline on the CPU: generate → label (AI judge in "
-             "both orders + rule checker) → audit → preferences → train RM and DPO, and online RL on the checker → "
-             "evaluate on held-out prompts.")
+    ], intro="The loop on the embedded SmolLM2-135M-Instruct, offline on the CPU: generate → label (rule checker; "
+             "the AI judge in both orders on an audit sample) → audit → preferences → train RM and DPO, and online "
+             "RL on the checker → evaluate on unseen prompts by the checker and the reward model.")
 
 
 def _judge_section(ja: dict) -> Section:
@@ -237,11 +238,24 @@ def _online_rl_section(rl: dict) -> Section:
         _rl_curve_plot(rl),
         table(_rl_rows(rl), caption="The RL policy against the base on the same evaluation prompts as DPO; diversity "
                                     "per input (higher distinct-2, lower self-BLEU: more varied)."),
-        paragraph(f"{rl['n_prompts']} training prompts from the training pool, only constraint types the base "
-                  f"sometimes meets (keywords, length); settings {rl['settings']}, chosen on training prompts only.",
-                  note=True),
+        paragraph(f"{rl['n_prompts']} training prompts (the training pool); settings {rl['settings']}, chosen on "
+                  "training prompts only.", note=True),
     ], intro="The policy samples k answers per prompt, the rule checker scores each by the share of constraints "
              "met, advantages are relative to the group, and a KL term keeps the policy near the base.")
+
+
+def _hacking_section(h: dict) -> Section:
+    from rlaif.report.training_page import hacking_figure
+
+    onset = (h.get("monitor") or {}).get("onset")
+    return Section("Reward hacking, measured", [
+        metrics({"steps": h["steps"], "seconds": h["seconds"], "onset step": onset["step"] if onset else "none",
+                 "KL at onset": onset["kl"] if onset else None}),
+        paragraph(h["sentence"] or "No monitor summary."),
+        figure(hacking_figure(h["curve"], h.get("monitor")), caption=f"Proxy: {h['proxy']}; gold: {h['gold']}, "
+               "scored on the same rollouts and never trained on; dashed: the onset."),
+    ], intro="GRPO against the trained reward model as the proxy, with the rule checker as the gold reward beside "
+             "it: how far the proxy can be pushed before it stops tracking what is wanted.")
 
 
 def render_demo_html(report: DemoReport) -> str:
@@ -251,6 +265,8 @@ def render_demo_html(report: DemoReport) -> str:
                 _training_section(s["training"])]
     if s.get("online_rl"):
         sections.append(_online_rl_section(s["online_rl"]))
+    if s.get("reward_hacking"):
+        sections.append(_hacking_section(s["reward_hacking"]))
     sections += [_win_rate_section(ev), _compliance_section(ev)]
     if s.get("leaderboard"):
         sections.append(_leaderboard_section(s["leaderboard"]))

@@ -44,7 +44,16 @@ def load_model(path: str, kind: str, tok, lora=None, gradient_checkpointing: boo
     if kind == "causal":
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+        from transformers.utils import logging as hf_logging
+
+        # A causal model becomes a reward model here: its new head is expected to be missing, and transformers'
+        # load report saying so is noise on the console.
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+        finally:
+            hf_logging.set_verbosity(level)
     model.config.pad_token_id = tok.pad_token_id
     model.config.use_cache = False
     if gradient_checkpointing:

@@ -20,8 +20,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _demo(out: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rlaif.cli", "demo", "--quick", "-o", str(out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([sys.executable, "-m", "rlaif.cli", "demo", "--quick", "--hacking", "-o", str(out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +53,13 @@ def demo_run(tmp_path_factory):
 
 def test_resume_skips_finished_steps(demo_run):
     out, before, log = demo_run
-    assert {"generate_candidates", "label_revisions", "audit_ai_judge"} <= set(before)
+    assert {"generate_candidates", "label_pairs", "audit_ai_judge"} <= set(before)
     for step in before:
         assert f"{step}: done in an earlier run, skipped" in log
     done = json.loads((out / "state.json").read_text())["done"]
-    assert [k for k in done] == ["generate_candidates", "label_revisions", "audit_ai_judge", "build_preferences",
+    assert [k for k in done] == ["generate_candidates", "label_pairs", "audit_ai_judge", "build_preferences",
                                  "train_reward_model", "train_dpo", "train_online_rl", "evaluate_dpo",
-                                 "evaluate_online_rl", "rank_policies", "write_report"]
+                                 "evaluate_online_rl", "rank_policies", "reward_hacking", "write_report"]
     assert all(done[k] == before[k] for k in before)  # not redone
 
 
@@ -70,14 +70,15 @@ def _in01(x):
 def test_demo_outputs_keys_and_ranges(demo_run):
     out, _, _ = demo_run
     for f in ("responses_base.jsonl", "candidates.jsonl", "labels/labels.jsonl", "labels/summary.json",
-              "audit/audit.json", "audit/audit.html", "preferences.jsonl", "preferences_summary.json",
-              "rm/config.json", "dpo/config.json", "dpo/metrics.jsonl", "eval/eval.json", "eval/eval.html",
-              "prompts_rl.jsonl", "rl/config.json", "rl/metrics.jsonl", "rl/train_result.json", "eval_rl/eval.json",
-              "demo.json", "report.html"):
+              "candidates_audit.jsonl", "labels_audit/labels.jsonl", "audit/audit.json", "audit/audit.html",
+              "preferences.jsonl", "preferences_summary.json", "rm/config.json", "dpo/config.json",
+              "dpo/metrics.jsonl", "eval/eval.json", "eval/eval.html", "prompts_train.jsonl", "rl/config.json",
+              "rl/metrics.jsonl", "rl/train_result.json", "rl/training.html", "eval_rl/eval.json",
+              "hacking/train_result.json", "hacking/training.html", "demo.json", "report.html"):
         assert (out / f).exists(), f
     s = json.loads((out / "demo.json").read_text())
     assert set(s) >= {"plan", "step_seconds", "candidates", "labels", "judge_audit", "preferences", "training",
-                      "evaluation", "verdicts"}
+                      "evaluation", "verdicts", "aim", "reward_hacking"}
     c = s["candidates"]
     assert c["n_prompts"] == s["plan"]["train_prompts"] and c["n_base"] == c["n_prompts"] * s["plan"]["samples"]
     assert 0 < c["n_revisions"] <= c["n_base"]
@@ -86,10 +87,17 @@ def test_demo_outputs_keys_and_ranges(demo_run):
     for k in ("accuracy", "position_consistency", "first_position_rate"):
         assert _in01(ja[k]["value"]), k
     p = s["preferences"]
-    assert p["n_preferences"] == c["n_revisions"]  # every revision beats the sample it revises, by the checker
+    # every pair of a prompt's candidates the checker decides: each revision beats the sample it revises, and more
+    assert p["n_preferences"] >= c["n_revisions"] and p["n_pairs"] >= p["n_preferences"]
     assert 0.0 <= p["ai_judge_weight"] <= 1.0 and 0.5 <= p["mean_p_chosen"] <= 1.0
     prefs = [json.loads(x) for x in (out / "preferences.jsonl").read_text().splitlines()]
-    assert all(x["chosen_policy"] == "rule-revision" for x in prefs)
+    assert {x["chosen_policy"] for x in prefs} <= {"rule-revision", "local"}
+    audited = [json.loads(x) for x in (out / "labels_audit" / "labels.jsonl").read_text().splitlines()]
+    n_audit = len({x["prompt_id"] for x in map(json.loads, (out / "candidates_audit.jsonl").read_text().splitlines())})
+    ai_orders = {x["order"] for x in audited if x["rater"].startswith("pairwise-logprob@")}
+    assert 0 < n_audit <= s["plan"]["audit_prompts"] and ai_orders == {"ab", "ba"}
+    assert s["aim"]["reached"] == (next(v for k, v in s["evaluation"]["splits"]["id"]["win_rate"].items()
+                                        if k.startswith("rule@"))["ci_low"] > 0.5)
     for name in ("rm", "dpo"):
         t = s["training"][name]
         assert t["steps"] >= 1 and t["curve"] and t["final_eval"] is not None
@@ -117,16 +125,13 @@ def _check_online_rl(out, s):
                        "reward_first", "reward_last", "kl_last", "curve", "evaluation", "verdicts", "aim",
                        "aim_reached", "aim_sentence"}
     plan = s["plan"]
-    assert rl["algorithm"] == plan["rl_algorithm"] and rl["steps"] == plan["rl_max_steps"] == len(rl["curve"])
+    assert rl["algorithm"] == plan["rl_algorithm"] and rl["steps"] == plan["rl_steps"] == len(rl["curve"])
     assert rl["stopped_by"] == "max_steps" and rl["seconds"] > 0 and rl["n_prompts"] > 0
     assert _in01(rl["reward_first"]) and _in01(rl["reward_last"])
     assert rl["curve"][0]["kl_k3"] == pytest.approx(0.0, abs=1e-6)  # the first step samples the reference itself
     assert rl["kl_last"]["kl_k3"] >= 0
-    rl_prompts = [json.loads(x) for x in (out / "prompts_rl.jsonl").read_text().splitlines()]
-    ids = [json.loads(x)["prompt_id"] for x in (out / "prompts_rl.jsonl").read_text().splitlines()]
-    assert all(int(i.rsplit("-", 1)[1]) <= plan["train_pool"] for i in ids)  # training pool only
-    assert all(c["type"] in {"words", "include", "exclude", "characters", "frequency"}
-               for p in rl_prompts for c in p["constraints"])
+    ids = [json.loads(x)["prompt_id"] for x in (out / "prompts_train.jsonl").read_text().splitlines()]
+    assert len(ids) == rl["n_prompts"] and all(int(i.rsplit("-", 1)[1]) <= plan["train_pool"] for i in ids)
     ev = rl["evaluation"]
     assert ev["policy"] == rl["algorithm"] and ev["baseline"] == "local"
     assert set(ev["splits"]) == set(s["evaluation"]["splits"])
@@ -145,8 +150,15 @@ def _check_online_rl(out, s):
     assert f"{lo:.2f}" in rl["aim_sentence"]
     models = {r["model"] for r in s["leaderboard"]}
     assert models >= {"dpo", "local", rl["algorithm"]}  # three policies on one scale
+    for ev_name in ("eval", "eval_rl"):  # no AI judge in the evaluation: the checker and the reward model
+        judges = json.loads((out / ev_name / "eval.json").read_text())["judges"]
+        assert not any(j.startswith("pairwise-logprob") for j in judges), judges
     html = (out / "report.html").read_text()
     assert "Online RL on the checker reward" in html and rl["aim_sentence"].split(";")[0] in html
+    h = s["reward_hacking"]  # --hacking: GRPO on the reward model, the checker as gold (2 steps in --quick)
+    assert h["steps"] == plan["hacking_steps"] == len(h["curve"]) and all(r["gold"] is not None for r in h["curve"])
+    assert h["monitor"]["test"]["window"] == 3 and h["monitor"]["onset"] is None  # too few steps to test
+    assert "Reward hacking, measured" in html and "Too few steps" in h["sentence"]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")

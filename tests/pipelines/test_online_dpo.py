@@ -27,8 +27,10 @@ from rlaif.records import Label, Preference, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWERS = re.compile(r"Answer A:\n<<<\n(.*?)\n>>>\n\nAnswer B:\n<<<\n(.*?)\n>>>", re.S)
+# seed 1: samples in which both kinds of split jury occur (seed 0's batch of 12 has no flipped pair the checker
+# decides); a large lr: round 1's policy must differ visibly from the start; a gold that prefers shorter answers
 FAST = dict(rounds=2, k=4, steps_per_round=2, max_tokens=8, batch_size=4, micro_batch_size=4, max_length=64,
-            max_prompt_length=48, lr=1e-3)  # a large lr: round 1's policy must differ visibly from the start
+            max_prompt_length=48, lr=1e-3, seed=1, gold_reward=["python:tests.support.reward_helpers:shorter"])
 
 
 def verdict(text: str) -> str:
@@ -93,6 +95,24 @@ def test_every_round_writes_its_outputs(run):
     assert summary == json.loads((out / "online_dpo.json").read_text())
     assert "position consistency" in (out / "report.md").read_text()
     assert "<html" in (out / "report.html").read_text()
+
+
+def test_gold_reward_per_round_and_the_judges_agreement_with_it(run):
+    # the gold prefers the shorter answer, as the scripted judge does except on [first] prompts, where it names the
+    # answer shown first: its agreement with gold, counted by hand from the labels, is below 1 exactly there
+    out, summary = run
+    for r, rd in enumerate(summary["rounds"], 1):
+        d = out / f"round_{r}"
+        responses = [json.loads(x) for x in (d / "responses.jsonl").read_text().splitlines()]
+        assert rd["gold"]["mean"] == pytest.approx(-sum(len(x["response"]) for x in responses) / len(responses))
+        labels = read_jsonl(d / "labels" / "labels.jsonl", Label)
+        rater = _judge_rater(labels)
+        hits = [int((lb.winner == "a") == (len(lb.response_a) < len(lb.response_b))) for lb in labels
+                if lb.rater == rater and lb.winner in ("a", "b") and len(lb.response_a) != len(lb.response_b)]
+        assert rd["gold"]["judge_agreement"][rater] == {"agreement": pytest.approx(sum(hits) / len(hits)),
+                                                         "n": len(hits)}
+        assert set(rd["gold"]["judge_agreement"]) == {rater}  # the checker is not audited against gold
+    assert summary["final"]["gold"]["n"] == 12
 
 
 def test_the_judge_labels_every_pair_in_both_orders(run):

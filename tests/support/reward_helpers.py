@@ -24,3 +24,8 @@ def odd_values(prompts, responses, metadata):
 
 
 NOT_A_FUNCTION = 3
+
+
+def shorter(prompts, responses, metadata):
+    """A gold that prefers the shorter response: minus its length in characters."""
+    return [-float(len(r)) for r in responses]
