@@ -62,7 +62,8 @@ def hacking_sentence(hacking: dict) -> str:
     if end.get("kl") is not None:
         text += f" while the KL to the start reached {end['kl']:.3f}"
     if onset is None:
-        return text + ". No onset: gold never stopped rising while the proxy rose beyond its noise."
+        return text + (". No onset: at no step did the proxy rise beyond its noise over a window in which gold did "
+                       "not rise.")
     kl = f", KL {onset['kl']:.3f}" if onset.get("kl") is not None else ""
     return (text + f". Onset at step {onset['step']}{kl}: the proxy rose {onset['proxy_rise']:+.3f} over the last "
             f"window (more than {hacking['test']['z']} standard errors, {onset['se']:.3f}) while gold moved "
