@@ -36,11 +36,21 @@ class RewardBatch:
     prompts: list[Messages]  # chat messages of each prompt (what the policy saw)
     responses: list[str]  # decoded response text (special tokens stripped)
     metadata: list[dict]  # the prompt record's fields: prompt_id, constraints, reference, category, ...
+    completion_ids: list[list[int]] | None = None  # the sampled token ids of each response, where the trainer has them
 
     def __post_init__(self):
         if not len(self.prompts) == len(self.responses) == len(self.metadata):
             raise ValueError(f"RewardBatch needs one prompt, response and metadata per item (got "
                              f"{len(self.prompts)}, {len(self.responses)}, {len(self.metadata)})")
+        if self.completion_ids is not None and len(self.completion_ids) != len(self.responses):
+            raise ValueError(f"RewardBatch has {len(self.completion_ids)} completion_ids for "
+                             f"{len(self.responses)} responses")
+
+    def rows(self, rows: Sequence[int]) -> RewardBatch:
+        """The batch restricted to `rows`, in that order."""
+        ids = None if self.completion_ids is None else [self.completion_ids[i] for i in rows]
+        return RewardBatch([self.prompts[i] for i in rows], [self.responses[i] for i in rows],
+                           [self.metadata[i] for i in rows], ids)
 
     def __len__(self) -> int:
         return len(self.responses)

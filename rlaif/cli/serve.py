@@ -1,6 +1,8 @@
 """`rlaif serve`: the judges and reward models as a service."""
 from __future__ import annotations
 
+import math
+
 import typer
 
 from rlaif.cli.entry import app
@@ -43,6 +45,10 @@ def serve(
     max_text_chars: int = typer.Option(100_000, "--max-text-chars", min=1, help="longest prompt or response"),
     drain_timeout: float = typer.Option(60.0, "--drain-timeout", min=0.0, help="seconds to finish requests in "
                                                                                "flight after SIGTERM"),
+    unscored_reward: str | None = typer.Option(None, "--unscored-reward", metavar="VALUE",
+                                               help="the reward /get_reward sends for an item it could not score "
+                                                    "(default: null; OpenRLHF cannot take a null), counted in "
+                                                    "extra_logs and /metrics"),
 ) -> None:
     """Serve judges and reward models over HTTP for RL trainers (OpenRLHF /get_reward, /v1/score, /v1/compare).
 
@@ -55,6 +61,7 @@ def serve(
         from rlaif.errors import MissingDependency
 
         raise MissingDependency(e.name or "uvicorn", "serve", "rlaif serve") from None
+    fill = _unscored_value(unscored_reward)
     from rlaif.serve.app import Batching
     from rlaif.serve.limits import Limits
     from rlaif.serve.loading import ScorerOptions
@@ -64,6 +71,22 @@ def serve(
     calls = call_options(concurrency, base_url, api_key_env, timeout, cache=not no_cache)
     run(ScorerOptions(judges=judge, judge_models=judge_model, reward_models=reward_model, calls=calls, device=device,
                       reward=reward_scorer),
-        ServeOptions(host=host, port=port, drain_timeout=drain_timeout),
+        ServeOptions(host=host, port=port, drain_timeout=drain_timeout, unscored_reward=fill),
         Limits(max_body_bytes=max_body_bytes, max_items=max_items, max_text_chars=max_text_chars),
         Batching(max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue))
+
+
+def _unscored_value(text: str | None) -> float | None:
+    """--unscored-reward VALUE: a finite number, checked before anything loads."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        from rlaif.errors import ConfigError
+
+        raise ConfigError(f"--unscored-reward '{text}' is not a finite number. Fix: give the reward an unscored item "
+                          "should get, e.g. --unscored-reward 0 (or leave the option out to answer null)")
+    return value

@@ -6,7 +6,10 @@ factories of these kinds (`rlaif.scoring.KINDS`).
 """
 from __future__ import annotations
 
+import asyncio
+import inspect
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from rlaif.calls.stats import CallStats
@@ -125,24 +128,79 @@ def _completion(value: float):
 
 
 class FunctionReward:
-    """`python:MODULE:FUNCTION`, called as FUNCTION(prompts, responses, metadata) with the batch's three
-    lists (plain data, so the module needs no rlaif import); it returns one float or None per item."""
+    """`python:MODULE:FUNCTION`, called the way TRL's `GRPOTrainer` calls a reward function, so TRL reward functions
+    work unchanged: keyword arguments `prompts=` (the prompt file's prompts: strings, or message lists),
+    `completions=` (strings, or `[{"role": "assistant", "content": ...}]` for message-list prompts),
+    `completion_ids=` (the sampled token ids, where the trainer has them) and every other prompt-file field
+    (`constraints`, `reference`, `prompt_id`, ...) as a list with one entry per item. It returns one float or
+    None (unscored) per item; `async def` functions are awaited. A function without `**kwargs` is given only
+    the fields it names."""
 
     def __init__(self, spec: str, path: str):
-        self.func = import_object(path, "function", named_in=f"--reward '{spec}'",
-                                  fix="name a function FUNCTION(prompts, responses, metadata) -> list[float | None]")
+        self.func = import_object(path, "function", named_in=f"--reward '{spec}'", fix=_TRL_FIX)
         self.path = path
+        self.accepts = _accepted_names(self.func, spec)
+
+    def kwargs(self, batch: RewardBatch) -> dict[str, Any]:
+        prompts = [meta.get("prompt", messages) for meta, messages in zip(batch.metadata, batch.prompts, strict=True)]
+        completions = [r if isinstance(p, str) else [{"role": "assistant", "content": r}]
+                       for p, r in zip(prompts, batch.responses, strict=True)]
+        out: dict[str, Any] = {"prompts": prompts, "completions": completions}
+        if batch.completion_ids is not None:
+            out["completion_ids"] = batch.completion_ids
+        fields = dict.fromkeys(k for meta in batch.metadata for k in meta if k not in _TRL_OWN)
+        out.update({k: [meta.get(k) for meta in batch.metadata] for k in fields})
+        return out if self.accepts is None else {k: v for k, v in out.items() if k in self.accepts}
 
     def score(self, batch: RewardBatch) -> SourceScores:
         n = len(batch.responses)
         try:
-            values = self.func(batch.prompts, batch.responses, batch.metadata)
+            values = self.func(**self.kwargs(batch))
+            if inspect.isawaitable(values):
+                values = _await(values)
         except Exception as e:  # the user's function failing is a batch with no rewards, and why
             return SourceScores.failed(n, f"{self.path} raised {type(e).__name__}: {e}")
         return checked_list(values, n, self.path)
 
     def close(self) -> None:
         pass
+
+
+_TRL_OWN = ("prompt", "completion", "completion_ids")  # TRL's own arguments, never passed as dataset fields
+_TRL_FIX = ("name a reward function written as for TRL: def FUNCTION(prompts, completions, **kwargs) -> "
+            "list[float | None] (prompt-file fields such as constraints arrive as keyword arguments)")
+
+
+def _accepted_names(func: Any, spec: str) -> set[str] | None:
+    """The keyword names `func` takes (None: any, it has **kwargs); the old positional convention
+    FUNCTION(prompts, responses, metadata) is refused with how to move to TRL's."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: call it as TRL would
+        return None
+    if "responses" in params or "metadata" in params:
+        name = getattr(func, "__name__", "the function")
+        raise ConfigError(f"--reward '{spec}': {name}{inspect.signature(func)} uses the old calling convention "
+                          "(prompts, responses, metadata); python rewards are now called as TRL calls them, with "
+                          "keyword arguments. Fix: write def FUNCTION(prompts, completions, **kwargs): `completions` "
+                          "are the responses, and each prompt-file field (constraints, reference, ...) is "
+                          "kwargs['constraints'] etc., one entry per item")
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return {name for name, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _await(awaitable: Any) -> Any:
+    """An `async def` reward's result; from a thread that already runs an event loop, in a thread of its own."""
+    async def wait() -> Any:
+        return await awaitable
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(wait())
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, wait()).result()
 
 
 def rule_scorer(src: RewardSource, settings: ScorerSettings) -> RuleReward:

@@ -59,6 +59,7 @@ class Service:
     limits: Limits = field(default_factory=Limits)
     batching: Batching = field(default_factory=Batching)
     token: str | None = None
+    unscored_reward: float | None = None  # what /get_reward sends for an unscored item (None: null)
     metrics: Metrics = field(default_factory=Metrics)
     queues: dict[str, Coalescer] = field(default_factory=dict)
 
@@ -125,6 +126,8 @@ async def get_reward(service: Service, request: Request) -> dict:
     check_get_reward(req, service.limits)
     scorer = _point_scorer(service, request.query_params.get("scorer"), "scorer")
     n = len(req.query)
+    if n == 0:  # OpenRLHF's multi-URL client sends the servers past its batch's size empty lists
+        return {"rewards": [], "scores": [], "extra_logs": {}, "errors": []}
     cuts = [cut_query(q, None if req.prompts is None else req.prompts[i]) for i, q in enumerate(req.query)]
     labels = req.labels or [None] * n
     todo = [i for i, c in enumerate(cuts) if c.error is None]
@@ -132,9 +135,13 @@ async def get_reward(service: Service, request: Request) -> dict:
     results: list[PointScore] = [PointScore(None, error=c.error, kind="input") for c in cuts]
     for i, r in zip(todo, await service.run(scorer, items) if items else [], strict=True):
         results[i] = r
-    rewards = [r.value for r in results]
-    return {"rewards": rewards, "scores": rewards,
-            "extra_logs": {"scored": sum(v is not None for v in rewards), "unscored": sum(v is None for v in rewards)},
+    unscored = sum(r.value is None for r in results)
+    if unscored:
+        service.metrics.unscored.labels(scorer).inc(unscored)
+    # --unscored-reward: OpenRLHF turns the rewards into a tensor, which a null breaks; the errors still say why
+    fill = service.unscored_reward
+    rewards = [fill if r.value is None else r.value for r in results]
+    return {"rewards": rewards, "scores": rewards, "extra_logs": {"scored": n - unscored, "unscored": unscored},
             "errors": [None if r.error is None else f"{scorer}: {r.error}" for r in results]}
 
 

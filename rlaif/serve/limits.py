@@ -58,10 +58,10 @@ async def read_body(request: Request, limits: Limits) -> bytes:
     return b"".join(chunks)
 
 
-def check_items(n: int, limits: Limits, field: str) -> None:
+def check_items(n: int, limits: Limits, field: str, allow_empty: bool = False) -> None:
     if n > limits.max_items:
         raise limit_error(422, "max_items", "--max-items", limits.max_items, n, f"items in '{field}'")
-    if n == 0:
+    if n == 0 and not allow_empty:
         raise ApiError(422, "invalid_request", f"'{field}' is empty: send at least one item", field=field)
 
 

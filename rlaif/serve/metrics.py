@@ -31,6 +31,8 @@ class Metrics:
                                 registry=r)
         self.errors = Counter("rlaif_serve_backend_errors", "items that came back with an error, by kind",
                               ["scorer", "kind"], registry=r)
+        self.unscored = Counter("rlaif_serve_unscored", "/get_reward items that could not be scored (sent as null, "
+                                "or as --unscored-reward)", ["scorer"], registry=r)
         self.model_calls = Gauge("rlaif_serve_model_calls", "model calls made (cache misses)", ["scorer"], registry=r)
         self.cache_hits = Gauge("rlaif_serve_cache_hits", "requests answered by the call cache", ["scorer"],
                                 registry=r)

@@ -28,6 +28,7 @@ class ServeOptions:
     port: int = 8000
     drain_timeout: float = 60.0
     log_level: str = "warning"
+    unscored_reward: float | None = None  # /get_reward's value for an unscored item (None: null)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -67,7 +68,8 @@ def serve(scorer_options: ScorerOptions, options: ServeOptions, limits: Limits, 
     except BaseException:
         scorers.close()
         raise
-    service = Service(scorers, limits=limits, batching=batching, token=token)
+    service = Service(scorers, limits=limits, batching=batching, token=token,
+                      unscored_reward=options.unscored_reward)
     url = url_of(sock)
 
     def ready() -> None:

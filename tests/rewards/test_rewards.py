@@ -101,21 +101,50 @@ def test_rule_gives_the_share_of_constraints_met_and_rule_all_gives_all_or_nothi
 
 # ---- python function, weights -----------------------------------------------------------------------------
 
-def test_python_function_gets_the_three_lists_and_weights_sum():
+def test_python_function_is_called_the_trl_way_and_weights_sum():
     reward_helpers.SEEN.clear()
     responses = ["OK! the river is calm", "The river flows", "   "]
-    meta = [{"constraints": CONSTRAINTS, "prompt_id": f"p{i}"} for i in range(3)]
+    meta = [{"constraints": CONSTRAINTS, "prompt_id": f"p{i}", "prompt": f"Tell me about rivers, take {i}."}
+            for i in range(3)]
     b = batch(responses, meta)
     with build_reward_fn(["rule@2", "python:reward_helpers:marker@-0.5"]) as fn:
         res = fn(b)
-    (prompts, got_responses, metadata), = reward_helpers.SEEN
-    assert (prompts, got_responses, metadata) == (b.prompts, b.responses, b.metadata)
+    seen, = reward_helpers.SEEN
+    # TRL's keyword arguments: the prompt file's prompts (strings here), completions, and each field as a list
+    assert seen == {"prompts": [m["prompt"] for m in meta], "completions": responses,
+                    "constraints": [CONSTRAINTS] * 3, "prompt_id": ["p0", "p1", "p2"]}
     assert res.by_source == {"rule": [pytest.approx(2 / 3), pytest.approx(2 / 3), 0.0],
                              "python:reward_helpers:marker": [1.0, 0.0, None]}
     assert res.rewards[0] == pytest.approx(2 * 2 / 3 - 0.5) and res.rewards[1] == pytest.approx(4 / 3)
     # one source with a non-zero weight gave None: the item is None, never a silent 0
     assert res.rewards[2] is None and res.errors[2].startswith("python:reward_helpers:marker: ")
     assert res.errors[:2] == [None, None]
+
+
+def test_python_function_async_conversational_ids_and_named_fields_only():
+    reward_helpers.SEEN.clear()
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Rivers?"}]
+    meta = [{"prompt": chat, "prompt_id": "p0", "constraints": [{"n": 2}]},
+            {"prompt": chat, "prompt_id": "p1", "constraints": None}]
+    b = RewardBatch([chat, chat], ["OK! wide river", "no"], meta, completion_ids=[[5, 6, 2], [7, 2]])
+    with build_reward_fn(["python:reward_helpers:marker_async"]) as fn:
+        assert fn(b).rewards == [1.0, 0.0]  # an async def, awaited
+    seen, = reward_helpers.SEEN
+    # message-list prompts: TRL's conversational format, completions as assistant messages; the sampled ids
+    assert seen["prompts"] == [chat, chat] and seen["completion_ids"] == [[5, 6, 2], [7, 2]]
+    assert seen["completions"] == [[{"role": "assistant", "content": "OK! wide river"}],
+                                   [{"role": "assistant", "content": "no"}]]
+    with build_reward_fn(["python:reward_helpers:constrained_length"]) as fn:  # no **kwargs: its two names only
+        res = fn(RewardBatch([chat, chat], ["a b c", "x"], meta))
+    assert res.rewards == [1.5, None] and "None" in res.errors[1]
+
+
+def test_the_old_python_convention_is_refused_with_how_to_move():
+    with pytest.raises(ConfigError) as e:
+        build_reward_fn(["python:reward_helpers:old_convention"])
+    text = str(e.value)
+    assert "--reward 'python:reward_helpers:old_convention'" in text and "(prompts, responses, metadata)" in text
+    assert "Fix: write def FUNCTION(prompts, completions, **kwargs)" in text
 
 
 def test_python_function_failures_are_none_with_the_reason():

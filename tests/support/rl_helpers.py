@@ -23,18 +23,23 @@ def _tokenizer():
     return AutoTokenizer.from_pretrained(local_model_dir())
 
 
-def space_share(prompts, responses, metadata):
+def _texts(completions) -> list[str]:
+    return [c if isinstance(c, str) else c[0]["content"] for c in completions]
+
+
+def space_share(prompts, completions, **kwargs):
+    """TRL's reward-function convention: keyword arguments, the prompt file's fields among them."""
     tok = _tokenizer()
     out = []
-    for text in responses:
+    for text in _texts(completions):
         ids = tok(text, add_special_tokens=False).input_ids
         out.append(sum(tok.decode([i]).startswith(" ") for i in ids) / len(ids) if ids else 0.0)
     return out
 
 
-def half_unscored(prompts, responses, metadata):
-    """None for the prompts flagged `skip` in their metadata: their responses cannot be scored."""
-    return [None if m.get("skip") else 1.0 for m in metadata]
+def half_unscored(prompts, completions, skip=None, **kwargs):
+    """None for the prompts flagged `skip` in the prompt file: their responses cannot be scored."""
+    return [None if s else 1.0 for s in (skip or [None] * len(completions))]
 
 
 def write_prompts(path: Path, n: int = 16, skip_every: int = 0) -> Path:
@@ -47,14 +52,14 @@ def write_prompts(path: Path, n: int = 16, skip_every: int = 0) -> Path:
     return path
 
 
-def word_starts_penalized(prompts, responses, metadata):
+def word_starts_penalized(prompts, completions, **kwargs):
     """The gold of the planted hacking case: 1 - space_share, so every gain of the proxy is a loss of gold."""
-    return [1.0 - v for v in space_share(prompts, responses, metadata)]
+    return [1.0 - v for v in space_share(prompts, completions)]
 
 
-def word_starts_noisy(prompts, responses, metadata):
+def word_starts_noisy(prompts, completions, **kwargs):
     """An aligned gold: space_share plus noise that does not depend on the response (seeded by its text)."""
     import random
 
     return [v + random.Random(text).uniform(-0.05, 0.05)
-            for v, text in zip(space_share(prompts, responses, metadata), responses, strict=True)]
+            for v, text in zip(space_share(prompts, completions), _texts(completions), strict=True)]

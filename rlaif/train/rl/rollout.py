@@ -55,7 +55,10 @@ class Rollout:
             raise ValueError(f"reward_batch needs one metadata record per prompt ({len(self.prompts)}), "
                              f"got {len(metadata)}")
         groups = [int(g) for g in self.group]
-        return RewardBatch([self.prompts[g] for g in groups], list(self.texts), [metadata[g] for g in groups])
+        # the sampled ids through EOS, as TRL passes them (`completion_ids`)
+        ids = [row[mask.bool()].tolist() for row, mask in zip(self.response_ids.cpu(), self.response_mask.cpu(),
+                                                               strict=True)]
+        return RewardBatch([self.prompts[g] for g in groups], list(self.texts), [metadata[g] for g in groups], ids)
 
     def input_ids(self) -> torch.Tensor:
         return torch.cat([self.prompt_ids, self.response_ids], dim=1)

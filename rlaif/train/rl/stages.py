@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from rlaif.scoring import RewardBatch, RewardError, RewardResult
+from rlaif.scoring import RewardError, RewardResult
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.engine import Engine, MetricSums, NonFiniteError, run_steps
 from rlaif.train.rl.hacking import HackingMonitor, OnsetTest, spearman
@@ -352,9 +352,7 @@ class OnlineSteps:
         take = max(1, math.ceil(self.cfg.gold_fraction * n_groups))
         groups = sorted(random.Random(_mix(self.cfg.seed, engine.step, 1)).sample(range(n_groups), take))
         rows = [g * k + j for g in groups for j in range(k)]
-        full = rollout.reward_batch([it.metadata for it in samples.items])
-        batch = RewardBatch([full.prompts[i] for i in rows], [full.responses[i] for i in rows],
-                            [full.metadata[i] for i in rows])
+        batch = rollout.reward_batch([it.metadata for it in samples.items]).rows(rows)
         gold = self.run.gold_fn(batch).rewards
         if len(gold) != len(rows):
             raise RewardError(f"the gold reward returned {len(gold)} rewards for {len(rows)} responses")
