@@ -1,13 +1,16 @@
-"""`rlaif.client.reward_func` inside TRL 1.16: the reward function a real `GRPOTrainer` step calls, backed by
-a real `rlaif serve` (the rule scorer on the dataset's constraints), and its two dataset formats."""
+"""`rlaif.client.reward_func` and its async twin inside TRL 1.16: the reward functions a real `GRPOTrainer` step
+calls, backed by a real `rlaif serve` (the rule scorer on the dataset's constraints), their two dataset formats,
+weighted scorers, and what they report through TRL's `log_metric` / `log_extra`."""
 from __future__ import annotations
 
+import asyncio
 import math
+from collections import defaultdict
 
 import pytest
 from serve_helpers import TOKEN, Served
 
-from rlaif.client import reward_func
+from rlaif.client import async_reward_func, reward_func
 
 trl = pytest.importorskip("trl")
 
@@ -33,7 +36,41 @@ def test_reward_func_takes_both_trl_formats_and_gives_none_not_zero(svc):
     fn.client.close()
 
 
-def test_a_grpo_step_calls_the_service(svc, tiny_model_dir, tmp_path):
+class Logs:
+    """TRL's `log_metric` / `log_extra` hooks, kept."""
+
+    def __init__(self):
+        self.metrics, self.extra = defaultdict(list), defaultdict(list)
+
+    def kwargs(self) -> dict:
+        return {"log_metric": lambda name, value: self.metrics[name].append(value),
+                "log_extra": lambda column, values: self.extra[column].extend(values)}
+
+
+def test_the_async_twin_weights_scorers_and_reports_through_trls_hooks(svc):
+    fn = async_reward_func(svc.url, token=TOKEN, weights={"rule": 2.0})
+    assert fn.__name__ == "rlaif_rule" and asyncio.iscoroutinefunction(fn)
+    logs = Logs()
+    prompts = ["Say three words."] * 3
+    got = asyncio.run(fn(prompts=prompts, completions=["one two three", "one", "a b c"],
+                         constraints=[THREE_WORDS, THREE_WORDS, None], **logs.kwargs()))
+    assert got == [2.0, 0.0, None]  # 2 x the rule's share; no constraints: unscored, never 0
+    assert dict(logs.metrics) == {"rlaif_rule/rule": [0.5], "rlaif_rule/rule/unscored": [1.0],
+                                  "rlaif_rule/unscored": [1.0]}
+    errors = logs.extra["rlaif_rule/error"]
+    assert errors[:2] == [None, None] and "carries no constraints" in errors[2]
+    # the sync one, without TRL's hooks (an older TRL): the same rewards, nothing logged
+    sync = reward_func(svc.url, token=TOKEN, weights={"rule": 2.0})
+    assert sync(prompts=prompts, completions=["one two three", "one", "a b c"],
+                constraints=[THREE_WORDS, THREE_WORDS, None]) == got
+    sync.client.close()
+    with pytest.raises(ValueError, match="not both"):
+        reward_func(svc.url, token=TOKEN, scorer="rule", weights={"rule": 1.0})
+    with pytest.raises(ValueError, match="finite weight"):
+        async_reward_func(svc.url, token=TOKEN, weights={"rule": math.inf})
+
+
+def test_a_grpo_step_calls_the_service_sync_and_async(svc, tiny_model_dir, tmp_path):
     from datasets import Dataset
     from transformers import AutoTokenizer
 
@@ -44,11 +81,18 @@ def test_a_grpo_step_calls_the_service(svc, tiny_model_dir, tmp_path):
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": f"Say three words about {w}."}],
                              "constraints": THREE_WORDS} for w in ("rain", "snow", "sun", "wind")])
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    trainer = trl.GRPOTrainer(model=str(tiny_model_dir), reward_funcs=[reward_func(svc.url, token=TOKEN)],
-                              args=args, train_dataset=ds, processing_class=tok)
+    # the async twin under another name, so TRL logs the two apart
+    funcs = [reward_func(svc.url, token=TOKEN), async_reward_func(svc.url, token=TOKEN, weights={"rule": 1.0})]
+    funcs[1].__name__ = "rlaif_rule_async"
+    trainer = trl.GRPOTrainer(model=str(tiny_model_dir), reward_funcs=funcs, args=args, train_dataset=ds,
+                              processing_class=tok)
     trainer.train()
     logged = next(h for h in trainer.state.log_history if "rewards/rlaif_rule/mean" in h)
     assert math.isfinite(logged["rewards/rlaif_rule/mean"]) and 0.0 <= logged["rewards/rlaif_rule/mean"] <= 1.0
+    # both saw the same completions with the same scorer: the same mean, and each reported its unscored count
+    assert logged["rewards/rlaif_rule_async/mean"] == pytest.approx(logged["rewards/rlaif_rule/mean"])
+    assert logged["rlaif_rule/unscored"] == 0.0 and logged["rlaif_rule/rule"] == pytest.approx(
+        logged["rewards/rlaif_rule/mean"])
     assert _items_scored(svc) - n0 >= 4  # the step's completions went through the service
 
 

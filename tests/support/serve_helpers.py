@@ -42,11 +42,11 @@ def judge_reply(call) -> str:
 
 
 class Served:
-    """A `python -m rlaif.cli serve ... --port 0` subprocess; stdout and stderr are kept in files."""
+    """A `python -m rlaif.cli serve ... --port 0` subprocess (or `port`); stdout and stderr are kept in files."""
 
     def __init__(self, args: list[str], *, cache: Path, env: dict[str, str] | None = None,
-                 token: str | None = None, start_timeout: float = 120.0):
-        self.args, self.cache, self.token = list(args), Path(cache), token
+                 token: str | None = None, start_timeout: float = 120.0, port: int = 0):
+        self.args, self.cache, self.token, self.port = list(args), Path(cache), token, port
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "RLAIF_CACHE": str(cache), **(env or {})}
         if token is not None:
             self.env["RLAIF_SERVE_TOKEN"] = token
@@ -62,7 +62,7 @@ class Served:
         self.cache.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         self.out, self.err = open(self.logs / "stdout", "wb"), open(self.logs / "stderr", "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "rlaif.cli", "serve", *self.args, "--port", "0"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "rlaif.cli", "serve", *self.args, "--port", str(self.port)],
                                      cwd=ROOT, env=self.env, stdout=self.out, stderr=self.err)
         deadline = time.time() + self.start_timeout
         while time.time() < deadline:
