@@ -88,7 +88,7 @@ def test_chunks_failover_and_retries(svc, reward_file, monkeypatch):
     assert module.reward_func([], [], [])["rewards"].tolist() == []
     monkeypatch.setenv("RLAIF_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("RLAIF_RETRIES", "2")
-    with pytest.raises(module.RewardServiceError, match=r"refused \(after 3 tries\)\. Fix: check that `rlaif serve` runs"):
+    with pytest.raises(module.RewardServiceError, match=r"refused \(after 3 tries\)\. Fix: check that `rlaif serve`"):
         module.reward_func([PROMPT + "x"], [PROMPT], [None])
 
 

@@ -63,3 +63,23 @@ def word_starts_noisy(prompts, completions, **kwargs):
 
     return [v + random.Random(text).uniform(-0.05, 0.05)
             for v, text in zip(space_share(prompts, completions), _texts(completions), strict=True)]
+
+
+def trl_distinct_ids(prompts, completions, completion_ids, prompt_id, **kwargs):
+    """A TRL reward function as TRL users write them (keyword arguments; `completion_ids`, a dataset column):
+    the share of distinct token ids in each completion. It checks what it is given, and raises (so the rows go
+    unscored and the run stops) when the call is not TRL's: string prompts from a string prompt file, ids that
+    decode to the completion, one prompt_id per completion."""
+    tok = _tokenizer()
+    assert all(isinstance(p, str) for p in prompts) and len(prompt_id) == len(completions), (prompts, prompt_id)
+    for text, ids in zip(completions, completion_ids, strict=True):
+        assert tok.decode(ids, skip_special_tokens=True) == text, (ids, text)
+    return [len(set(ids)) / len(ids) if ids else 0.0 for ids in completion_ids]
+
+
+async def trl_async_words(prompts, completions, **kwargs):
+    """An `async def` TRL reward function: words per completion over 10, None for an empty one (unscored)."""
+    import asyncio
+
+    await asyncio.sleep(0)
+    return [len(c.split()) / 10 if c.strip() else None for c in completions]

@@ -125,6 +125,19 @@ def test_bad_reward_specs_and_prompt_files_exit_2(tiny_model_dir, tmp_path):
         assert message in " ".join(proc.stderr.split()), proc.stderr[-2000:]
 
 
+def test_trl_reward_functions_sync_and_async_run_under_the_cli(tiny_model_dir, tmp_path):
+    """TRL reward functions, unchanged: one reading `completion_ids` and a prompt-file column, one `async def`."""
+    prompts = write_prompts(tmp_path / "prompts.jsonl", n=8)
+    sync = "python:tests.support.rl_helpers:trl_distinct_ids"
+    asynchronous = "python:tests.support.rl_helpers:trl_async_words"
+    cmd = _cmd("grpo", prompts, tiny_model_dir, tmp_path / "trl", "batch_size=2", "k=2", "max_new_tokens=6",
+               "max_steps=1", "max_skipped_share=0.9", reward=sync) + ["--reward", f"{asynchronous}@0.5"]
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row, = _rows(tmp_path / "trl")
+    assert 0.0 < row[f"reward/{sync}"] <= 1.0 and row[f"reward/{asynchronous}"] >= 0.0
+
+
 RESUME = ("batch_size=4", "k=2", "max_new_tokens=8", "lr=1e-2", "max_steps=14", "save_every=2", "kl_target=0.5",
           "kl_horizon=40", "beta=0.05", "ppo_epochs=2")
 
