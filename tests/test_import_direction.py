@@ -2,7 +2,8 @@
 
 records <- stats <- audit, eval <- cli;  records <- backends <- calls <- judge <- eval;
 records <- train (never judges, backends, calls or API SDKs); judge <- rewards (never train, cli or eval)
-<- serve (never train; nothing below imports it); client: httpx and rlaif.errors only.
+<- serve (never train; nothing below imports it); client: httpx and rlaif.errors only; integrations (the
+trainers' adapters) at the top, never imported by rlaif, the OpenRLHF file importing nothing of rlaif.
 Leaves (scoring among them) import no torch and no SDKs.
 """
 from __future__ import annotations
@@ -56,6 +57,12 @@ FORBIDDEN = {
     "rlaif.instructions": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.audit",
                            "rlaif.eval", "rlaif.cli", "torch", "transformers", "openai", "anthropic", "vllm"],
 }
+# The trainers' adapters sit at the top, beside the CLI: nothing of rlaif imports them. OpenRLHF's file imports
+# nothing of rlaif (it must work copied to a machine without it); verl's reaches the client and the rewards.
+FORBIDDEN["rlaif.integrations.openrlhf_reward"] = ["rlaif.", "httpx", "pydantic", "transformers", "numpy"]
+FORBIDDEN["rlaif.integrations"] = ["rlaif.train", "rlaif.cli", "rlaif.eval", "rlaif.pipelines"]
+for _owner in [o for o in FORBIDDEN if not o.startswith("rlaif.integrations")]:
+    FORBIDDEN[_owner] = [*FORBIDDEN[_owner], "rlaif.integrations"]
 # Nothing below the service imports it or its client.
 for _below in ("rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.train", "rlaif.eval", "rlaif.stats",
                "rlaif.audit", "rlaif.report", "rlaif.instructions", "rlaif.scoring", "rlaif.annotations",

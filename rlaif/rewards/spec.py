@@ -8,7 +8,7 @@
     judge:NAME                a pointwise judge from judges/ (or a YAML path), score scaled to 0..1
     pairwise:NAME             a pairwise judge against metadata["reference"], both orders: P(policy wins)
     http://HOST:PORT/PATH     a remote reward server speaking OpenRLHF's /get_reward (https too)
-    python:MODULE:FUNCTION    FUNCTION(prompts, responses, metadata) -> list[float | None]
+    python:MODULE:FUNCTION    a TRL reward function: FUNCTION(prompts=, completions=, **fields) -> list[float | None]
 
 The weight is a number after the last `@` (default 1; negative = a penalty; 0 = computed and reported
 per source but left out of the sum). `@` is used rather than `*` because `*` is a shell glob and a URL

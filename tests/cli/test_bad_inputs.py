@@ -309,6 +309,8 @@ def test_out_of_range_options_are_refused_and_named(tmp_path, good):
         (["elo", good.labels, "--anchor", "=1000", "-o", tmp_path / "e"], "expected MODEL=RATING"),
         (["elo", good.labels, "--anchor", "a=nan", "-o", tmp_path / "e"], "expected MODEL=RATING"),
         (["elo", good.labels, "--anchor", "zzz=1000", "-o", tmp_path / "e"], "'zzz' is not in the battles"),
+        (["serve", "--unscored-reward", "low", "--port", "0"], "--unscored-reward 'low' is not a finite number. Fix:"),
+        (["serve", "--unscored-reward", "nan", "--port", "0"], "--unscored-reward 'nan' is not a finite number. Fix:"),
     ]
     for argv, needle in cases:
         assert_clean_error(rlaif_inproc(*argv), needle)
