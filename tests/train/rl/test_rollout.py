@@ -101,6 +101,10 @@ def test_groups_are_contiguous_and_prompts_left_padded(eos_biased, tok):
     batch = sub.reward_batch([{"prompt_id": "a"}, {"prompt_id": "b"}, {"prompt_id": "c"}])
     assert batch.prompts == [PROMPTS[0], PROMPTS[1]] and batch.responses == sub.texts
     assert [m["prompt_id"] for m in batch.metadata] == ["a", "b"]
+    # TRL's completion_ids: each row's sampled ids through its EOS, which decode to the response text
+    for ids, row, n, text in zip(batch.completion_ids, sub.response_ids, sub.lengths, sub.texts, strict=True):
+        assert ids == row[: int(n)].tolist() and tok.decode(ids, skip_special_tokens=True) == text
+    assert batch.rows([1]).completion_ids == [batch.completion_ids[1]]
 
 
 def test_same_seed_same_rollout(eos_biased, tok):
