@@ -119,3 +119,25 @@ def _requests(svc) -> float:
         if line.startswith('rlaif_serve_requests_total{endpoint="get_reward",status="200"}'):
             return float(line.split()[-1])
     return 0.0
+
+
+def test_unscored_reward_turns_nulls_into_a_value_openrlhf_can_tensor(svc):
+    """The service with --unscored-reward -1: OpenRLHF's own HTTP answer converts, and the count is kept."""
+    import torch
+
+    before = _unscored(svc)
+    r = svc.post("/get_reward", {"query": [PROMPT + "hello", PROMPT + "one two three"], "prompts": [PROMPT] * 2,
+                                 "labels": [None, THREE_WORDS]})
+    body = r.json()
+    assert r.status_code == 200 and body["rewards"] == [-1.0, 1.0] == body["scores"]
+    assert "carries no constraints" in body["errors"][0] and body["errors"][1] is None
+    assert body["extra_logs"] == {"scored": 1, "unscored": 1}
+    assert torch.tensor([body["rewards"]]).tolist() == [[-1.0, 1.0]]  # OpenRLHF's conversion no longer fails
+    assert _unscored(svc) - before == 1
+
+
+def _unscored(svc) -> float:
+    for line in svc.get("/metrics").text.splitlines():
+        if line.startswith('rlaif_serve_unscored_total{scorer="rule"}'):
+            return float(line.split()[-1])
+    return 0.0
