@@ -60,7 +60,8 @@ def _number(name: str, default: str, kind: type, low: float) -> Any:
     except ValueError:
         value = None
     if value is None or not math.isfinite(value) or value < low:
-        raise ValueError(f"{name}={text!r} is not a {kind.__name__} of at least {low:g}. Fix: set {name} to e.g. "
+        bound = "" if low == -math.inf else f" of at least {low:g}"
+        raise ValueError(f"{name}={text!r} is not a finite {kind.__name__}{bound}. Fix: set {name} to e.g. "
                          f"{default}, or unset it")
     return value
 
