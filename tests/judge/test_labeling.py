@@ -261,8 +261,8 @@ def test_probes_with_scripted_judges(tmp_path):
     assert probes["position"]["wrong_rate"] == 1.0  # it flips on every pair
     for name in ("verbosity", "injection", "self-preference"):
         assert probes[name]["wrong_rate"] == 0.5  # right in one order, wrong in the other
-    assert probes["master-key"]["overall"]["fpr"] == 0.5 and probes["master-key"]["failed"]  # the key shown first
         assert probes[name]["ci_low"] < 0.5 < probes[name]["ci_high"]
+    assert probes["master-key"]["overall"]["fpr"] == 0.5 and probes["master-key"]["failed"]  # the key shown first
     saved = json.loads((tmp_path / "p1" / "probe.json").read_text())
     assert saved["probes"].keys() == probes.keys() and saved["judge"] == "pairwise@v1:scripted:first"
 
