@@ -27,15 +27,16 @@ def _master_key_md(mk: dict) -> list[str]:
     out += [f"Answers made only of a master key, judged as a {md_text(mk['mode'])} judge: {verdict}. "
             f"Overall false-positive rate {_interval(o, 'fpr')} ({o['false_positives']}/{o['n']}; "
             f"{o['n_ties']} ties, {o['n_invalid']} invalid)" + (f"; failing keys: {keys}" if keys else "") + ".\n\n",
-            md_table([{"key": k["key"], "language": k["language"], "n": k["n"], "false positives": k["false_positives"],
-                       "rate [95% CI]": _interval(k, "fpr"), "ties": k["n_ties"], "invalid": k["n_invalid"]}
-                      for k in mk["keys"]]),
+            md_table([{"key": k["key"], "language": k["language"], "n": k["n"],
+                       "false positives": k["false_positives"], "rate [95% CI]": _interval(k, "fpr"),
+                       "ties": k["n_ties"], "invalid": k["n_invalid"]} for k in mk["keys"]]),
             f"\n{md_text(mk['rule'])}.\n"]
     return out
 
 
 def _retest_md(rt: dict) -> list[str]:
-    rows = [{"rate": name, "value [95% CI]": _interval(rt[name], "value")} for name in ("flip_rate", "disagreement_rate")]
+    rows = [{"rate": name, "value [95% CI]": _interval(rt[name], "value")}
+            for name in ("flip_rate", "disagreement_rate")]
     return ["\n## Retest\n\n",
             f"{rt['n_items']} calls repeated {rt['repeats']} times without the cache (temperature "
             f"{fmt(rt['temperature'])}); {rt['n_flipped']} changed their verdict.\n\n", md_table(rows),

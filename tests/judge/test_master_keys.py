@@ -98,7 +98,8 @@ def test_pairwise_ties_count_as_false_positives(tmp_path):
 
 def test_pointwise_threshold_on_the_scaled_score(tmp_path):
     # rubric 1..10: 6 -> (6-1)/9 = 0.556 >= 0.5 is a positive, 5 -> 0.444 is not
-    j = point_judge("rubric", lambda r: "Rating: [[6]]" if r == ":" else "Rating: [[5]]" if r == "." else "Rating: [[1]]")
+    grades = {":": 6, ".": 5}
+    j = point_judge("rubric", lambda r: f"Rating: [[{grades.get(r, 1)}]]")
     rep = only_master_key(j, tmp_path, "rubric")["probes"]["master-key"]
     by_key = {k["key"]: k for k in rep["keys"]}
     assert by_key[":"]["false_positives"] == ITEMS and by_key["."]["false_positives"] == 0
