@@ -84,6 +84,9 @@ def serve(scorer_options: ScorerOptions, options: ServeOptions, limits: Limits, 
         print(f"rlaif serve: {url}", flush=True)
         print(f"  scorers: {', '.join([*scorers.point, *scorers.pair])}; /get_reward uses '{scorers.reward}'",
               file=sys.stderr, flush=True)
+        for name in scorers.pair:
+            print(f"  /get_reward?group={name}: a group of k samples costs k(k-1) judge calls (all pairs, both "
+                  f"orders); &pairs=M: about M·k", file=sys.stderr, flush=True)
         for f in flags:
             print(f"warning: {f['message']}", file=sys.stderr, flush=True)
 
