@@ -133,3 +133,14 @@ def test_the_verdict_is_stored_and_flagged(tmp_path):
 
     with pytest.raises(InputError, match="Fix:"):
         master_key_flags([clean.rater])
+
+
+def test_keys_in_the_report_are_escaped(tmp_path):
+    hostile = "[x](http://e.x)<b>|*_"
+    keys = tmp_path / "keys.jsonl"
+    keys.write_text(json.dumps({"key": hostile, "language": "md"}) + "\n" + json.dumps({"key": ":"}) + "\n")
+    j = pairwise_judge({hostile})
+    rep = only_master_key(j, tmp_path, "h", master_keys=str(keys))["probes"]["master-key"]
+    assert rep["failed_keys"] == [hostile] and rep["keys"][1]["language"] == "-"
+    md = (tmp_path / "h" / "probe.md").read_text()
+    assert hostile not in md and "\\[x\\](http://e.x)\\<b\\>\\|\\*\\_" in md

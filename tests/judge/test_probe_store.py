@@ -40,8 +40,9 @@ def test_probe_then_audit_and_serve_flag_the_fooled_judge(tmp_path, monkeypatch)
     with FakeServer(reply=reply) as srv:
         for model in ("fooled", "sound"):
             r = rlaif_inproc("probe", "-j", "pairwise", "--judge-model", f"openai:{model}", "--base-url",
-                             srv.openai_url, "--probes", "master-key", "-o", tmp_path / model)
+                             srv.openai_url, "--probes", "master-key", "--retest", "2", "-o", tmp_path / model)
             assert r.code == 0, r.stderr
+            assert "flip rate 0.00" in r.stdout  # a deterministic server: the same verdict on every repeat
         assert "FAILED" in rlaif_inproc("probe", "-j", "pairwise", "--judge-model", "openai:fooled", "--base-url",
                                         srv.openai_url, "--probes", "master-key", "-o", tmp_path / "again").stdout
         assert probe_of("pairwise@v1:openai:fooled")["master_key"]["failed"]
