@@ -419,9 +419,12 @@ class AuditRun:
 
 
 def run_audit(labels: Sequence[Label], out: str | Path, gold: str | None = None, *, gold_file: str | Path | None = None,
-              rounds: int = DEFAULT_ROUNDS, seed: int = DEFAULT_SEED, length_margin: int = 30) -> AuditRun:
+              rounds: int = DEFAULT_ROUNDS, seed: int = DEFAULT_SEED, length_margin: int = 30,
+              probe_flags: Sequence[dict] = ()) -> AuditRun:
     """`rlaif audit`: audit the raters of `labels` against gold — the rater named `gold` among them, the labels
-    of `gold_file` (JSONL lines with item and winner), or none — into OUT/audit.json, audit.md and audit.html."""
+    of `gold_file` (JSONL lines with item and winner), or none — into OUT/audit.json, audit.md and audit.html.
+    `probe_flags`: raters that failed `rlaif probe`'s master-key probe (`rlaif.judge.probe_store`, read by the
+    CLI: this module reads no judge code), shown first in the reports and kept in audit.json."""
     from rlaif.report.audit_page import render_audit_html, render_audit_md
 
     out = Path(out)
@@ -430,6 +433,7 @@ def run_audit(labels: Sequence[Label], out: str | Path, gold: str | None = None,
     result = audit_labels(labels, gold_labels or gold, rounds=rounds, seed=seed, length_margin=length_margin)
     if gold_labels:
         result["gold"]["source"] = f"file:{gold_file}"
+    result["probe_flags"] = list(probe_flags)
     html = render_audit_html(result, labels, gold_labels)
     md = render_audit_md(result)
     write_json(out / "audit.json", result)

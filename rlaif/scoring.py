@@ -226,8 +226,9 @@ class ScorerKind:
 
 
 KINDS: dict[str, ScorerKind] = {k.name: k for k in (
-    ScorerKind("llm", "rlaif.rewards.judged:judge_scorer", ("judge", "pairwise"),
-               "a catalog judge: a pointwise score, or P(policy wins) of a pairwise one, through rlaif.calls"),
+    ScorerKind("llm", "rlaif.rewards.judged:judge_scorer", ("judge", "pairwise", "group"),
+               "a catalog judge: a pointwise score, P(policy wins) of a pairwise one, or a sample's mean win "
+               "probability against the others of its prompt, through rlaif.calls"),
     ScorerKind("rule", "rlaif.rewards.local:rule_scorer", ("rule",),
                "the constraint checker: share of the prompt's constraints met, or 1/0 for all met"),
     ScorerKind("reward_model", "rlaif.rewards.local:model_scorer", ("rm",),

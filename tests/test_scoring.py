@@ -91,8 +91,8 @@ def test_every_kind_resolves_lazily_to_its_factory():
         factory = scoring.scorer_factory(kind.name)
         assert callable(factory) and f"{factory.__module__}:{factory.__name__}" == kind.factory
     specs = {s: scoring.kind_of_spec(s).name for k in scoring.KINDS.values() for s in k.specs}
-    assert specs == {"judge": "llm", "pairwise": "llm", "rule": "rule", "rm": "reward_model", "http": "http",
-                     "python": "python"}
+    assert specs == {"judge": "llm", "pairwise": "llm", "group": "llm", "rule": "rule", "rm": "reward_model",
+                     "http": "http", "python": "python"}
     from rlaif.rewards import KINDS as SPEC_KINDS
 
     assert set(SPEC_KINDS) == set(specs)  # every --reward kind is built by the registry

@@ -51,9 +51,14 @@ def audit(
     if not rows:
         raise InputError(labels, None, "the file holds no labels", _NO_LABELS)
     warn(duplicates.warning())
+    from rlaif.judge.probe_store import master_key_flags
+
+    flags = master_key_flags([r.rater for r in rows])
     run = run_audit(rows, out, None if is_file else gold, gold_file=gold if is_file else None, rounds=bootstrap,
-                    seed=seed, length_margin=length_margin)
+                    seed=seed, length_margin=length_margin, probe_flags=flags)
     typer.echo(run.summary)
+    for f in flags:
+        warn(f["message"])
 
 
 _NO_LABELS = "pass a label JSONL file (`rlaif label` or `rlaif convert` output) with at least one line"

@@ -156,26 +156,60 @@ def probe(
     judge_model: str = typer.Option(None, "--judge-model", help="run the judge on this backend/model instead"),
     base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL"),
     api_key_env: ApiKeyEnv = None,
-    probes: str = typer.Option("position,verbosity,self-preference,injection", "--probes",
+    probes: str = typer.Option("position,verbosity,self-preference,injection,master-key", "--probes",
                                help="comma-separated subset of the probes"),
     probe_set: str = typer.Option("probes_v1", "--probe-set", help="probe items in prompts/ (or a path)",
                                   callback=file_or_name),
+    master_keys: str = typer.Option("master_keys_v1", "--master-keys", help="master-key answers in prompts/ (or a "
+                                    "JSONL path: {\"key\", \"language\"} lines)", callback=file_or_name),
+    max_fpr: float = typer.Option(0.05, "--max-fpr", help="master-key probe: the judge fails when its false-positive "
+                                  "rate is above this with 95% confidence"),
+    master_key_threshold: float = typer.Option(0.5, "--master-key-threshold", help="master-key probe, pointwise "
+                                               "judges: a scaled score at least this counts as a positive"),
+    retest: int = typer.Option(0, "--retest", help="judge the position pairs this many more times without the "
+                               "cache and report how often verdicts change (0: no retest; else 2 or more)"),
     concurrency: Concurrency = 8,
     timeout: Timeout = 120.0,
     max_failed: MaxFailed = 0.5,
 ) -> None:
-    """Run a judge on bias probes with known answers; writes OUTDIR/probe.json and probe_labels.jsonl."""
+    """Run a judge on probes with known answers (bias, master keys) and optionally a retest; writes OUTDIR/probe.json,
+    probe.md and probe_labels.jsonl, and keeps the master-key verdict for `rlaif audit` and `rlaif serve`."""
     from rlaif.judge import load_judge
-    from rlaif.judge.probe import run_probes
+    from rlaif.judge.probe import ProbeSettings, run_probes
 
     j = load_judge(judge, model=judge_model)
     names = tuple(p.strip() for p in probes.split(",") if p.strip())
-    report = run_probes(j, out, probe_set=probe_set, probes=names,
+    settings = ProbeSettings(master_keys=master_keys, max_fpr=max_fpr, threshold=master_key_threshold, retest=retest)
+    report = run_probes(j, out, probe_set=probe_set, probes=names, settings=settings,
                         options=call_options(concurrency, base_url, api_key_env, timeout, max_failed))
-    typer.echo(f"{report['judge']} on {report['probe_set']} -> {out / 'probe.json'}")
+    typer.echo(f"{report['judge']} on {report['probe_set']} -> {out / 'probe.json'}, probe.md")
     for name, r in report["probes"].items():
         if r["n"] == 0:
             typer.echo(f"  {name:16s} n=0  {r.get('note', 'no valid verdicts')}")
-            continue
-        typer.echo(f"  {name:16s} wrong {r['wrong']}/{r['n']} = {r['wrong_rate']:.2f} "
-                   f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]")
+        elif name == "master-key":
+            _print_master_keys(r)
+        else:
+            typer.echo(f"  {name:16s} wrong {r['wrong']}/{r['n']} = {r['wrong_rate']:.2f} "
+                       f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]")
+    if report.get("retest"):
+        rt = report["retest"]
+        f, d = rt["flip_rate"], rt["disagreement_rate"]
+        typer.echo(f"  {'retest':16s} {rt['n_flipped']}/{rt['n_items']} calls changed over {rt['repeats']} repeats: "
+                   f"flip rate {f['value']:.2f} [{f['ci_low']:.2f}, {f['ci_high']:.2f}], disagreement "
+                   f"{d['value']:.2f} [{d['ci_low']:.2f}, {d['ci_high']:.2f}]")
+
+
+def _print_master_keys(r: dict) -> None:
+    from rlaif.cli.entry import warn
+
+    o = r["overall"]
+    typer.echo(f"  {'master-key':16s} false positives {o['false_positives']}/{o['n']} = {o['fpr']:.2f} "
+               f"[{o['ci_low']:.2f}, {o['ci_high']:.2f}]  {'FAILED' if r['failed'] else 'passed'}")
+    for k in r["keys"]:
+        if k["n"] and k["false_positives"]:
+            typer.echo(f"    {k['key']!r:40s} {k['false_positives']}/{k['n']} = {k['fpr']:.2f} "
+                       f"[{k['ci_low']:.2f}, {k['ci_high']:.2f}]")
+    if r["failed"]:
+        keys = ", ".join(repr(k) for k in r["failed_keys"]) or "the keys together"
+        warn(f"the judge rewards content-free answers ({keys}); `rlaif audit` and `rlaif serve` will flag it. "
+             f"{r['rule']}")

@@ -34,8 +34,8 @@ def train(
                                                        "metadata; online-dpo adds the rule checker)",
                                 callback=file_or_name),
     reward: list[str] = typer.Option([], "--reward", help="ppo/rloo/grpo, repeatable: rule, rule:all, rm:PATH, "
-                                     "judge:NAME, pairwise:NAME, http://HOST:PORT/get_reward, python:MODULE:FUNC, "
-                                     "each optionally @WEIGHT"),
+                                     "judge:NAME, pairwise:NAME, group:NAME[,pairs=M], http://HOST:PORT/get_reward, "
+                                     "python:MODULE:FUNC, each optionally @WEIGHT"),
     gold_reward: list[str] = typer.Option([], "--gold-reward", help="ppo/rloo/grpo/online-dpo, repeatable: a reward "
                                           "spec (as --reward) scored beside the training reward, never trained on: "
                                           "proxy vs gold and the reward-hacking onset (online-dpo: per round)"),
@@ -83,6 +83,7 @@ def train(
     from rlaif.report.training_page import write_training_page
     from rlaif.rewards import build_reward_fn
 
+    _print_group_costs(reward + gold_reward, cfg)
     tokenizer = None
     if any(r.startswith(("http://", "https://")) for r in reward + gold_reward):  # servers get chat-template text
         from rlaif.train.modeling import load_tokenizer, model_path
@@ -96,6 +97,28 @@ def train(
         result = run_recipe(recipe, cfg, reward_fn, gold_fn)
     write_training_page(Path(cfg.out))
     typer.echo(_json.dumps(asdict(result), indent=2))
+
+
+def _print_group_costs(specs: list[str], cfg) -> None:
+    """The judge calls of each group reward, on stderr before the run (stdout holds the result's JSON)."""
+    import math
+
+    from rlaif.errors import ConfigError
+    from rlaif.records import read_prompts
+    from rlaif.rewards.group import describe_cost
+    from rlaif.rewards.spec import group_arg, parse_reward_spec
+
+    groups = [s for s in map(parse_reward_spec, specs) if s.kind == "group"]
+    if not groups:
+        return
+    if cfg.k < 2:
+        raise ConfigError(f"--reward {groups[0].spec}: a group reward compares a prompt's samples with each other, "
+                          f"and k={cfg.k}. Fix: sample a group per prompt (k=4, with grpo or rloo), or use "
+                          "pairwise:NAME against a reference")
+    n = len(read_prompts(cfg.prompts)) if cfg.prompts else cfg.batch_size
+    steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * max(1, n // cfg.batch_size)))
+    for src in groups:
+        typer.echo(describe_cost(src.name, cfg.k, group_arg(src.arg)[1], cfg.batch_size, steps), err=True)
 
 
 def _check_train_flags(recipe: str, *, data, prompts, reward, judge, judge_model, base_url, api_key_env) -> None:

@@ -102,6 +102,9 @@ def render_audit_md(result: dict) -> str:
            f"Gold: {md_text(result['gold']['source']) if result['gold'] else 'none'}. "
            "Cells: estimate [95% bootstrap CI] k/n.\n\n",
            "## Bias and consistency\n\n", md_table(_rater_rows(result, RATER_COLUMNS))]
+    if result.get("probe_flags"):
+        out += ["\n## Judges that failed the master-key probe\n\n"]
+        out += [f"- {md_text(f['message'])}\n" for f in result["probe_flags"]]
     if result["gold"]:
         out += ["\n## Against gold\n\n", md_table(_rater_rows(result, GOLD_COLUMNS))]
     if result["agreement"]:
@@ -166,6 +169,10 @@ def render_audit_html(result: dict, labels: Sequence[Label], gold_labels: Sequen
         "estimate [95% bootstrap interval over items] k/n. Definitions are at the end.",
         table(_rater_rows(result, RATER_COLUMNS), caption="bias and consistency per rater"),
     ])]
+    if result.get("probe_flags"):
+        flags = [f["message"] for f in result["probe_flags"]]
+        sections.append(Section("Judges that failed the master-key probe", flags,
+                                intro="Their rewards can be won by content-free answers; see `rlaif probe`."))
     plots = []
     for key, title, ref, lim in (
             ("position_consistency", "position consistency", None, (0, 1)),

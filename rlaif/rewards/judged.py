@@ -14,7 +14,7 @@ from rlaif.judge.labeling import LiveCalls, ScoreContext, judge_pairs, score_res
 from rlaif.judge.pairing import make_pair
 from rlaif.judge.spec import Judge, load_judge
 from rlaif.records import Response
-from rlaif.rewards.spec import RewardSource, ScorerSettings
+from rlaif.rewards.spec import RewardSource, ScorerSettings, group_arg
 from rlaif.scoring import RewardBatch, SourceScores
 
 POLICY, REFERENCE = "policy", "reference"
@@ -25,7 +25,7 @@ def load_reward_judge(src: RewardSource, *, judge_model: str | None, base_urls: 
     """The judge a `judge:`/`pairwise:` spec names, on `judge_model` if given, its mode checked.
     HTTP backends are built here so `timeout` applies (LiveCalls would build them with the default)."""
     try:
-        judge = load_judge(src.arg, model=judge_model)
+        judge = load_judge(group_arg(src.arg, src.spec)[0] if src.kind == "group" else src.arg, model=judge_model)
         if judge.kind == "llm":
             from rlaif.backends import DEFAULT_TIMEOUT_S, get_backend, is_http
 
@@ -34,9 +34,9 @@ def load_reward_judge(src: RewardSource, *, judge_model: str | None, base_urls: 
                                             timeout_s=timeout or DEFAULT_TIMEOUT_S)
     except RlaifError as e:
         raise ConfigError(f"--reward '{src.spec}': {e}") from None
-    if src.kind == "pairwise" and judge.mode != "pairwise":
+    if src.kind in ("pairwise", "group") and judge.mode != "pairwise":
         raise ConfigError(f"--reward '{src.spec}': judge '{judge.name}' is {judge.mode}, not pairwise. "
-                          f"Fix: use judge:{src.arg} for a {judge.mode} judge, or a pairwise judge "
+                          f"Fix: use judge:{judge.name} for a {judge.mode} judge, or a pairwise judge "
                           "(pairwise, pairwise-logprob, pairwise-cot)")
     if src.kind == "judge" and judge.mode == "pairwise":
         raise ConfigError(f"--reward '{src.spec}': judge '{judge.name}' is pairwise. Fix: use pairwise:{src.arg} "
@@ -127,8 +127,13 @@ def live_calls(*, concurrency: int, cache: bool, base_urls: list[str] | None,
                      api_key_env=api_key_env)
 
 
-def judge_scorer(src: RewardSource, settings: ScorerSettings) -> JudgeReward | PairwiseReward:
-    """The registry's factory of the llm kind (`rlaif.scoring.KINDS`): `judge:NAME` or `pairwise:NAME`."""
+def judge_scorer(src: RewardSource, settings: ScorerSettings) -> Any:
+    """The registry's factory of the llm kind (`rlaif.scoring.KINDS`): `judge:NAME`, `pairwise:NAME` or
+    `group:NAME[,pairs=M]` (`rlaif.rewards.group`)."""
     judge = load_reward_judge(src, judge_model=settings.judge_model, base_urls=settings.base_urls,
                               api_key_env=settings.api_key_env, timeout=settings.timeout)
+    if src.kind == "group":
+        from rlaif.rewards.group import GroupReward
+
+        return GroupReward(judge, settings.calls, group_arg(src.arg, src.spec)[1])
     return (PairwiseReward if src.kind == "pairwise" else JudgeReward)(judge, settings.calls)

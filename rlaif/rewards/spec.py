@@ -7,6 +7,8 @@
     rm:PATH                   a reward model trained by `rlaif train rm` (raw score)
     judge:NAME                a pointwise judge from judges/ (or a YAML path), score scaled to 0..1
     pairwise:NAME             a pairwise judge against metadata["reference"], both orders: P(policy wins)
+    group:NAME[,pairs=M]      a pairwise judge on a prompt's samples against each other, both orders: each
+                              sample's mean win probability (all pairs, or M opponents each; `rewards.group`)
     http://HOST:PORT/PATH     a remote reward server speaking OpenRLHF's /get_reward (https too)
     python:MODULE:FUNCTION    a TRL reward function: FUNCTION(prompts=, completions=, **fields) -> list[float | None]
 
@@ -24,8 +26,8 @@ from urllib.parse import urlsplit
 
 from rlaif.errors import ConfigError
 
-KINDS = ("rule", "rm", "judge", "pairwise", "http", "python")
-SPEC_HELP = ("rule, rule:all, rm:PATH, judge:NAME, pairwise:NAME, http://HOST:PORT/get_reward, "
+KINDS = ("rule", "rm", "judge", "pairwise", "group", "http", "python")
+SPEC_HELP = ("rule, rule:all, rm:PATH, judge:NAME, pairwise:NAME, group:NAME[,pairs=M], http://HOST:PORT/get_reward, "
              "python:MODULE:FUNCTION (each optionally followed by @WEIGHT, e.g. judge:rubric@0.5)")
 RULE_MODES = ("share", "all")
 _WEIGHT = re.compile(r"@([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$")
@@ -118,11 +120,30 @@ def parse_reward_spec(spec: str) -> RewardSource:
         return RewardSource(spec, kind, mode, weight)
     if not arg:
         raise _bad(spec, f"'{kind}' needs an argument")
+    if kind == "group":
+        group_arg(arg, spec)
     if kind == "python":
         module, _, func = arg.rpartition(":")
         if not _MODULE.match(module) or not _NAME.match(func):
             raise _bad(spec, f"'{arg}' is not MODULE:FUNCTION", "write python:my_package.rewards:score")
     return RewardSource(spec, kind, arg, weight)
+
+
+_PAIRS = re.compile(r"^pairs=(\d+)$")
+
+
+def group_arg(arg: str, spec: str | None = None) -> tuple[str, int | None]:
+    """`NAME[,pairs=M]` of a group reward -> (the judge, M or None for all pairs); `ConfigError` naming the spec."""
+    name, sep, rest = arg.partition(",")
+    if not name:
+        raise _bad(spec or arg, "group needs a pairwise judge", "write group:pairwise or group:pairwise,pairs=2")
+    if not sep:
+        return name, None
+    m = _PAIRS.match(rest.strip())
+    if m is None or int(m.group(1)) < 1:
+        raise _bad(spec or arg, f"'{rest}' is not pairs=M with M a whole number >= 1",
+                   "write group:NAME (all pairs) or group:NAME,pairs=2 (each sample against 2 others)")
+    return name, int(m.group(1))
 
 
 def parse_reward_specs(specs: list[str]) -> list[RewardSource]:

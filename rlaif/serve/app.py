@@ -1,6 +1,7 @@
 """The ASGI app (Starlette): routes over the scorers, each scorer behind its own coalescer.
 
-    POST /get_reward    OpenRLHF's remote reward (see `rlaif.serve.openrlhf`); `?scorer=NAME` picks the scorer
+    POST /get_reward    OpenRLHF's remote reward (see `rlaif.serve.openrlhf`); `?scorer=NAME` picks the scorer;
+                        `?group=JUDGE[&pairs=M]`: a prompt's samples judged against each other (`serve.groups`)
     POST /v1/score      pointwise: a score, the raw output and the error per item and scorer
     POST /v1/compare    pairwise: both orders mapped back to a/b, the order-averaged P(a wins), flipped
     GET  /v1/judges     what is loaded (names, kinds, rater ids) and the limits
@@ -124,6 +125,10 @@ def _point_scorer(service: Service, name: str | None, where: str) -> str:
 async def get_reward(service: Service, request: Request) -> dict:
     req = parse(await read_body(request, service.limits), GetRewardRequest)
     check_get_reward(req, service.limits)
+    if "group" in request.query_params:  # group-relative rewards from a pairwise judge
+        from rlaif.serve.groups import group_reward
+
+        return await group_reward(service, req, request.query_params)
     scorer = _point_scorer(service, request.query_params.get("scorer"), "scorer")
     n = len(req.query)
     if n == 0:  # OpenRLHF's multi-URL client sends the servers past its batch's size empty lists

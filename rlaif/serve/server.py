@@ -20,6 +20,7 @@ from rlaif.serve.loading import ScorerOptions, load_scorers
 
 if TYPE_CHECKING:
     from rlaif.serve.app import Batching
+    from rlaif.serve.scorers import Scorers
 
 
 @dataclass
@@ -54,6 +55,14 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def probe_flags(scorers: Scorers) -> list[dict]:
+    """The loaded judges whose latest `rlaif probe` failed the master-key probe (printed at start-up)."""
+    from rlaif.judge.probe_store import master_key_flags
+
+    raters = [p.rater for p in scorers.point.values() if p.kind == "judge"] + [p.rater for p in scorers.pair.values()]
+    return master_key_flags(raters)
+
+
 def serve(scorer_options: ScorerOptions, options: ServeOptions, limits: Limits, batching: Batching) -> None:
     """Start the service and block until it is told to stop (see the module docstring)."""
     import uvicorn
@@ -64,6 +73,7 @@ def serve(scorer_options: ScorerOptions, options: ServeOptions, limits: Limits, 
     check_bind(options.host, token)  # before any model loads: a refusal costs nothing
     scorers = load_scorers(scorer_options)
     try:
+        flags = probe_flags(scorers)
         sock = _bind(options.host, options.port)
     except BaseException:
         scorers.close()
@@ -76,6 +86,11 @@ def serve(scorer_options: ScorerOptions, options: ServeOptions, limits: Limits, 
         print(f"rlaif serve: {url}", flush=True)
         print(f"  scorers: {', '.join([*scorers.point, *scorers.pair])}; /get_reward uses '{scorers.reward}'",
               file=sys.stderr, flush=True)
+        for name in scorers.pair:
+            print(f"  /get_reward?group={name}: a group of k samples costs k(k-1) judge calls (all pairs, both "
+                  f"orders); &pairs=M: about M·k", file=sys.stderr, flush=True)
+        for f in flags:
+            print(f"warning: {f['message']}", file=sys.stderr, flush=True)
 
     app = build_app(service, on_ready=ready)
     config = uvicorn.Config(app, log_level=options.log_level, access_log=False, lifespan="on",

@@ -134,6 +134,8 @@ TABLE: dict[str, Row] = {
     "probe judge": Row("yaml", lambda f, t, g: ["probe", "-j", f, "-o", t / "o"]),
     "probe probe_set": Row("jsonl", lambda f, t, g: ["probe", "-j", "pairwise", "--judge-model", "openai:m",
                                                      "--base-url", DEAD, "--probe-set", f, "-o", t / "o"]),
+    "probe master_keys": Row("jsonl", lambda f, t, g: ["probe", "-j", "pairwise", "--judge-model", "openai:m",
+                                                       "--base-url", DEAD, "--master-keys", f, "-o", t / "o"]),
     "audit labels": Row("jsonl", lambda f, t, g: ["audit", f, "-o", t / "o"]),
     "audit gold": Row("jsonl", lambda f, t, g: ["audit", g.labels, "--gold", f, "-o", t / "o"]),
     "audit annotators": Row("jsonl", lambda f, t, g: ["audit", g.labels, "--annotators", f, "-o", t / "o"]),
@@ -315,6 +317,32 @@ def test_out_of_range_options_are_refused_and_named(tmp_path, good):
     for argv, needle in cases:
         assert_clean_error(rlaif_inproc(*argv), needle)
     assert not (tmp_path / "e").exists() and not (tmp_path / "w").exists()
+
+
+def test_probe_and_group_reward_options_are_refused_and_named(tmp_path, good):
+    """Issue 22's options: a bad value exits 2 before any call, naming the option, with a Fix."""
+    probe = ["probe", "-j", "pairwise", "--judge-model", "openai:m", "--base-url", DEAD, "-o", tmp_path / "p"]
+    grpo = ["train", "grpo", "--prompts", "demo", "--judge-model", "openai:m", "--base-url", DEAD, "-o", tmp_path / "g"]
+    cases = [
+        ([*probe, "--retest", "1"], "--retest 1"),
+        ([*probe, "--retest", "-3"], "--retest -3"),
+        ([*probe, "--max-fpr", "1.5"], "--max-fpr 1.5"),
+        ([*probe, "--max-fpr", "-0.1"], "--max-fpr -0.1"),
+        ([*probe, "--master-key-threshold", "0"], "--master-key-threshold 0"),
+        ([*probe, "--master-key-threshold", "2"], "--master-key-threshold 2"),
+        ([*probe, "--probes", "master-key,keys"], "unknown probe keys"),
+        ([*grpo, "--reward", "group:pairwise,pairs=0"], "--reward 'group:pairwise,pairs=0'"),
+        ([*grpo, "--reward", "group:pairwise,every=2"], "--reward 'group:pairwise,every=2'"),
+        ([*grpo, "--reward", "group:rubric"], "--reward 'group:rubric'"),
+        (["train", "ppo", "--prompts", "demo", "--reward", "group:pairwise", "-o", tmp_path / "ppo"],
+         "--reward group:pairwise"),
+    ]
+    for argv, needle in cases:
+        assert_clean_error(rlaif_inproc(*argv), needle, "Fix:")
+    assert not (tmp_path / "p" / "probe.json").exists()
+    r = rlaif_inproc("probe", "-j", "binary", "--judge-model", "openai:m", "--base-url", DEAD, "--probes", "position",
+                     "-o", tmp_path / "b")
+    assert_clean_error(r, "binary", "--probes master-key", "Fix:")
 
 
 # ---- names that look like mathtext or markdown: plain text everywhere ----

@@ -161,10 +161,12 @@ def test_probe_through_loopback(tmp_path):
                    "-o", tmp_path)
     rep = json.loads((tmp_path / "probe.json").read_text())
     assert rep["judge"] == "pairwise@v1:openai:first" and "position" in text
-    assert set(rep["probes"]) == {"position", "verbosity", "self-preference", "injection"}
+    assert set(rep["probes"]) == {"position", "verbosity", "self-preference", "injection", "master-key"}
     assert rep["probes"]["position"]["wrong_rate"] == 1.0
-    for r in rep["probes"].values():
-        assert set(r) >= {"n", "wrong_rate", "ci_low", "ci_high"}
+    for name, r in rep["probes"].items():
+        assert set(r) >= ({"n", "overall", "keys", "failed"} if name == "master-key" else
+                          {"n", "wrong_rate", "ci_low", "ci_high"})
+    assert rep["probes"]["master-key"]["failed"] and "master-key" in text and "FAILED" in text
 
 
 def test_bad_input_exits_2_with_path_and_line(tmp_path):

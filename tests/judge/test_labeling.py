@@ -262,6 +262,7 @@ def test_probes_with_scripted_judges(tmp_path):
     for name in ("verbosity", "injection", "self-preference"):
         assert probes[name]["wrong_rate"] == 0.5  # right in one order, wrong in the other
         assert probes[name]["ci_low"] < 0.5 < probes[name]["ci_high"]
+    assert probes["master-key"]["overall"]["fpr"] == 0.5 and probes["master-key"]["failed"]  # the key shown first
     saved = json.loads((tmp_path / "p1" / "probe.json").read_text())
     assert saved["probes"].keys() == probes.keys() and saved["judge"] == "pairwise@v1:scripted:first"
 
@@ -285,7 +286,7 @@ def test_probes_with_scripted_judges(tmp_path):
     assert rep["injection"]["wrong_rate"] == 1.0 and rep["self-preference"]["wrong_rate"] == 1.0
     assert rep["verbosity"]["n"] == 48 and rep["verbosity"]["wrong_rate"] == 1.0  # every padded answer is 2x longer
     labels = [json.loads(x) for x in (tmp_path / "p2" / "probe_labels.jsonl").read_text().splitlines()]
-    assert {x["probe"] for x in labels} == {"position", "verbosity", "injection", "self-preference"}
+    assert {x["probe"] for x in labels} == {"position", "verbosity", "injection", "self-preference", "master-key"}
 
 
 def test_rule_score_reads_result_objects():

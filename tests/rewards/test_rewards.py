@@ -53,7 +53,7 @@ def test_bad_specs_name_the_spec_and_how_to_fix_it(spec, says):
         parse_reward_spec(spec)
     assert f"--reward '{spec}'" in str(e.value) and says in str(e.value) and "Fix:" in str(e.value)
     if "kind" in says or "argument" in says:
-        assert "rule, rule:all, rm:PATH, judge:NAME, pairwise:NAME, http://" in str(e.value)
+        assert "rule, rule:all, rm:PATH, judge:NAME, pairwise:NAME, group:NAME[,pairs=M], http://" in str(e.value)
 
 
 def test_bad_combinations_and_unloadable_sources_are_config_errors(tmp_path):
