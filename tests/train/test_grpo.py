@@ -19,7 +19,7 @@ import yaml
 
 from rlaif.errors import ConfigError
 from rlaif.train.config import load_config
-from rlaif.train.grpo import config_notes
+from rlaif.train.grpo import GRPO, config_notes
 from tests.support.cli_helpers import rlaif_inproc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +96,7 @@ def test_a_run_where_every_group_is_flat_says_so(tiny_model_dir, tmp_path):
     step learned nothing from the reward, and what to change."""
     rows, run, _ = _train(tiny_model_dir, tmp_path, "flat", "max_steps=2", flat_every=1)
     assert [r["frac_reward_zero_std"] for r in rows] == [1.0, 1.0]
+    assert GRPO.info(object.__new__(GRPO), rows[-1]).endswith(" zero-std 1.00")  # the progress line's text
     text = " ".join(run.stderr.split())
     assert text.count("every group's 4 rewards were equal") == 1, run.stderr[-2000:]
     assert "frac_reward_zero_std=1" in text and "Fix:" in text
