@@ -263,6 +263,8 @@ def validate(recipe: str, data: dict[str, Any], source: str = "options",
             else:
                 problems.append(f"key '{key}': {err['msg']} (got {err.get('input')!r})")
     known = ", ".join(sorted(config_keys(model)))
+    if problems and all("Fix:" in p for p in problems):  # each check already says what to change
+        raise ConfigError(f"bad {recipe} config in {source}: {'; '.join(problems)}") from None
     raise ConfigError(f"bad {recipe} config in {source}: {'; '.join(problems)}. "
                       f"Fix: the keys of a {recipe} config are: {known}") from None
 

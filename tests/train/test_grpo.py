@@ -75,6 +75,10 @@ def test_each_new_loss_setting_completes_and_changes_the_loss(tiny_model_dir, tm
         assert "Traceback" not in run.stderr
     notes = config_notes(load_config("grpo", None, ["loss_type=cispo"]))
     assert notes and "epsilon_high=5.0" in notes[0]  # TRL's default cap (epsilon, 0.2) said at the start
+    assert config_notes(load_config("grpo", None, ["loss_type=cispo", "epsilon_high=5"])) == []
+    notes = config_notes(load_config("grpo", None, ["importance_sampling_level=sequence"]))  # with dapo: as TRL warns
+    assert len(notes) == 1 and "loss_type=grpo" in notes[0]
+    assert config_notes(load_config("grpo", None, ["importance_sampling_level=sequence", "loss_type=grpo"])) == []
 
 
 def test_dapo_filter_leaves_flat_groups_out_of_the_loss(tiny_model_dir, tmp_path):
@@ -113,7 +117,7 @@ def test_temperature_zero_is_refused_as_the_user_met_it(tiny_model_dir, tmp_path
     assert proc.returncode == 2, proc.stderr[-2000:]
     text = " ".join(proc.stderr.split())
     assert "temperature=0 samples greedily" in text and "every advantage is 0" in text, text
-    assert "Fix: set temperature=1.0" in text and "Traceback" not in text
+    assert "Fix: set temperature=1.0" in text and text.count("Fix:") == 1 and "Traceback" not in text
     assert not (out / "metrics.jsonl").exists()
     with pytest.raises(ConfigError, match="temperature=0 samples greedily"):  # RLOO's groups too
         load_config("rloo", None, ["temperature=0"])
