@@ -157,6 +157,12 @@ class GroupConfig(OnlineConfig):
     def _two_per_group(self) -> GroupConfig:
         if self.k < 2:
             raise ValueError(f"k={self.k}: group baselines need k >= 2 responses per prompt")
+        if self.temperature == 0:
+            # greedy sampling gives a group k copies of one response: its advantages sum to 0 over identical
+            # log-probs, so the gradient is 0 whatever the reward (even a noisy one); the run would learn nothing
+            raise ValueError(f"temperature=0 samples greedily, so the k={self.k} responses to a prompt are all the "
+                             "same, every group's rewards are equal, every advantage is 0 and nothing is learned. "
+                             "Fix: set temperature=1.0 (the default, as TRL's) or another value above 0")
         return self
 
 
@@ -166,8 +172,12 @@ class RLOOConfig(GroupConfig):
 
 class GRPOConfig(GroupConfig):
     beta: float = Field(0.04, ge=0)
-    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "dapo"
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo"] = "dapo"
     scale_rewards: Literal["group", "batch", "none"] = "group"
+    importance_sampling_level: Literal["token", "sequence"] = "token"  # sequence: one ratio per response (GSPO)
+    sapo_temperature_pos: float = Field(1.0, gt=0)  # loss_type=sapo: the gate's temperature where A > 0
+    sapo_temperature_neg: float = Field(1.05, gt=0)  # ... and where A <= 0
+    filter_zero_std_groups: bool = False  # leave groups whose rewards are all equal out of the loss (DAPO's filter)
 
 
 CONFIGS: dict[str, type[TrainConfig]] = {"rm": RMConfig, "dpo": DPOConfig, "kto": KTOConfig, "ppo": PPOConfig,
@@ -253,6 +263,8 @@ def validate(recipe: str, data: dict[str, Any], source: str = "options",
             else:
                 problems.append(f"key '{key}': {err['msg']} (got {err.get('input')!r})")
     known = ", ".join(sorted(config_keys(model)))
+    if problems and all("Fix:" in p for p in problems):  # each check already says what to change
+        raise ConfigError(f"bad {recipe} config in {source}: {'; '.join(problems)}") from None
     raise ConfigError(f"bad {recipe} config in {source}: {'; '.join(problems)}. "
                       f"Fix: the keys of a {recipe} config are: {known}") from None
 

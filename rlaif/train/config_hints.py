@@ -71,6 +71,19 @@ ONLINE_KEYS: dict[str, tuple[str | None, str]] = {
     "reward_weights": (None, "give each --reward its weight as SPEC@WEIGHT"),
     "use_vllm": (None, "rollouts are sampled by the policy itself (HF generate with the KV cache)"),
     "mask_truncated_completions": (None, "ppo's missing_eos_penalty penalizes responses that never end"),
+    # GRPO's loss options TRL 1.16 has and rlaif does not (its own keys carry TRL's names: importance_sampling_level,
+    # loss_type with grpo/bnpo/dr_grpo/dapo/cispo/sapo, sapo_temperature_pos/neg, epsilon_high)
+    "delta": (None, "two-sided clipping (INTELLECT-2) is not implemented; epsilon and epsilon_high clip the ratio"),
+    "vespo_k_pos": (None, "loss_type=vespo is not implemented; loss_type takes grpo, bnpo, dr_grpo, dapo, cispo, sapo"),
+    "vespo_k_neg": (None, "loss_type=vespo is not implemented; loss_type takes grpo, bnpo, dr_grpo, dapo, cispo, sapo"),
+    "vespo_lambda_pos": (None, "loss_type=vespo is not implemented"),
+    "vespo_lambda_neg": (None, "loss_type=vespo is not implemented"),
+    "use_bias_correction_kl": (None, "the k3 KL term is always multiplied by the ratio, TRL's default"),
+    "top_entropy_quantile": (None, "every response token is trained on"),
+    "off_policy_mask_threshold": (None, "no off-policy sequence masking; ppo_epochs=1 minibatches=1 is on-policy"),
+    "filter_groups": ("filter_zero_std_groups", "DAPO's dynamic filter (verl's filter_groups), without refilling "
+                                                "the batch: groups whose rewards are all equal leave the loss"),
+    "dynamic_sampling": ("filter_zero_std_groups", "DAPO's dynamic filter, without refilling the batch"),
 }
 
 

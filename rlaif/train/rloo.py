@@ -22,7 +22,7 @@ from typing import Any
 from rlaif.scoring import RewardFn
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.config import RLOOConfig
-from rlaif.train.rl.losses import rloo_advantages, rloo_loss, rloo_rewards
+from rlaif.train.rl.losses import rloo_advantages, rloo_loss, rloo_rewards, zero_std_groups
 from rlaif.train.rl.policy import PolicyOut
 from rlaif.train.rl.prelude import start_online
 from rlaif.train.rl.stages import (
@@ -52,8 +52,10 @@ class RLOO(OnlineSteps):
         full = rloo_advantages(gather_rows(rt, rewards), self.cfg.k, self.cfg.normalize_advantages)
         n = samples.rollout.rows
         kept = keep.sum()
+        flat = zero_std_groups(scores.scores, self.cfg.k)  # groups whose scores are all equal (TRL's count)
         return Targets(full[rt.rank * n:(rt.rank + 1) * n] * keep,  # score − β·KL: the optimized reward
-                       stats={"reward_kl": (rewards.nan_to_num(0.0).mul(keep).sum(), kept)})
+                       stats={"reward_kl": (rewards.nan_to_num(0.0).mul(keep).sum(), kept),
+                              "frac_reward_zero_std": (flat.sum(), flat.numel())})
 
     def loss(self, out: PolicyOut, micro: Micro) -> MicroLoss:
         # the sequence-level clipped ratio, the mean over the minibatch's kept responses

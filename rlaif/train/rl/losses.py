@@ -10,7 +10,8 @@ method (GRPO's `loss_type`, RLOO's sequence mean); every denominator can be give
 gradient accumulation and data parallelism give the gradients of one big batch.
 
 The GRPO and RLOO arithmetic follows TRL 1.16 (`GRPOTrainer._compute_loss`, `RLOOTrainer`), checked
-against it in tests/test_rl_losses.py.
+against it in tests/train/rl/test_losses.py: GRPO's clipped loss with token- or sequence-level (GSPO) ratios, and
+its CISPO and SAPO variants.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Literal
 
 import torch
 
-LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo"]
+LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo"]
 RewardScale = Literal["group", "batch", "none"]
 KLEstimator = Literal["k1", "k2", "k3"]
 
@@ -295,6 +296,16 @@ def grpo_advantages(rewards: torch.Tensor, k: int, scale: RewardScale = "group")
     return torch.nan_to_num(adv.view(-1), nan=0.0)
 
 
+def zero_std_groups(rewards: torch.Tensor, k: int) -> torch.Tensor:
+    """(G,) bool: the groups whose scored rewards are all equal (std 0), which give every member advantage 0.
+
+    As TRL's `frac_reward_zero_std` counts them: the unbiased std over the scored (non-NaN) members is close to 0
+    (`torch.isclose`); a group with fewer than two scored members has no std and is not counted.
+    """
+    std = _nanstd(_groups(rewards, k), dim=1)
+    return torch.isclose(std, torch.zeros_like(std))
+
+
 # ---- GRPO and RLOO losses (TRL 1.16's arithmetic) --------------------------------------------------------
 
 @dataclass
@@ -303,18 +314,26 @@ class GroupLoss:
     losses: torch.Tensor  # GRPO: (B, T) per-token loss, 0 outside the mask; RLOO: (B,) per-sequence loss
     ratio: torch.Tensor  # importance ratio π/π_old, detached: (B, T) token level, (B, 1) sequence level
     kl: torch.Tensor | None  # GRPO: (B, T) per-token k3 to the reference (None when β = 0); RLOO: None
-    clip_low: torch.Tensor  # scalar: share of tokens (RLOO: sequences) clipped at 1-ε_low with A < 0
-    clip_high: torch.Tensor  # scalar: share clipped at 1+ε_high with A > 0
+    clip_low: torch.Tensor  # scalar: share of tokens (RLOO: sequences) clipped at 1-ε_low with A < 0 (cispo, sapo: 0)
+    clip_high: torch.Tensor  # scalar: share clipped at 1+ε_high with A > 0 (cispo: ρ above its cap ε_high; sapo: 0)
     clip_frac: torch.Tensor  # scalar: either of the two
 
 
-def _clip_shares(ratio, advantages, mask, eps_low: float, eps_high: float) -> tuple[torch.Tensor, ...]:
+def _clip_shares(low: torch.Tensor, high: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The shares of masked tokens (of sequences, for one ratio per sequence) clipped low, high and either."""
     with torch.no_grad():
-        low = (ratio < 1 - eps_low) & (advantages < 0)
-        high = (ratio > 1 + eps_high) & (advantages > 0)
         if low.dim() == 2 and low.size(1) == 1:  # one ratio per sequence: shares of sequences, as TRL logs them
             return tuple(x.to(mask).mean() for x in (low, high, low | high))
         return tuple(masked_mean(x.expand_as(mask).to(mask), mask) for x in (low, high, low | high))
+
+
+def _clip_flags(ratio, advantages, eps_low: float, eps_high: float) -> tuple[torch.Tensor, torch.Tensor]:
+    return (ratio < 1 - eps_low) & (advantages < 0), (ratio > 1 + eps_high) & (advantages > 0)
+
+
+# how a loss type aggregates when it is not one of the four rules: TRL 1.16 sums CISPO's tokens like DAPO's and
+# averages SAPO's per sequence like GRPO's
+_AGGREGATION = {"cispo": "dapo", "sapo": "grpo"}
 
 
 def aggregate(per_token: torch.Tensor, mask: torch.Tensor, loss_type: LossType, *,
@@ -322,41 +341,78 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, loss_type: LossType, 
               num_tokens: float | torch.Tensor | None = None) -> torch.Tensor:
     """GRPO's loss aggregation over a (micro-)batch.
 
-    grpo:    Σ_i (Σ_t m·l / Σ_t m) / num_sequences   (mean over each sequence's tokens, then over sequences)
-    bnpo:    Σ m·l / Σ m over this micro-batch        (local token mean)
-    dr_grpo: Σ m·l / (num_sequences · max_completion_length)
-    dapo:    Σ m·l / num_tokens                       (tokens of the whole accumulated global batch)
+    grpo, sapo:    Σ_i (Σ_t m·l / Σ_t m) / num_sequences   (mean over each sequence's tokens, then over sequences)
+    bnpo:          Σ m·l / Σ m over this micro-batch        (local token mean)
+    dr_grpo:       Σ m·l / (num_sequences · max_completion_length)
+    dapo, cispo:   Σ m·l / num_tokens                       (tokens of the whole accumulated global batch)
     num_sequences defaults to this batch's B and num_tokens to its token count; pass the counts of the
     optimizer step (all micro-batches, all ranks divided as the gradient sync requires) to accumulate.
     """
+    rule = _AGGREGATION.get(loss_type, loss_type)
     n_seq = per_token.size(0) if num_sequences is None else num_sequences
-    if loss_type == "grpo":
+    if rule == "grpo":
         return masked_mean(per_token, mask, dim=-1).sum() / n_seq
-    if loss_type == "bnpo":
+    if rule == "bnpo":
         return masked_mean(per_token, mask)
-    if loss_type == "dr_grpo":
+    if rule == "dr_grpo":
         if not max_completion_length:
             raise ValueError("loss_type='dr_grpo' needs max_completion_length")
         return masked_sum(per_token, mask) / (n_seq * max_completion_length)
-    if loss_type == "dapo":
+    if rule == "dapo":
         n_tok = mask.sum() if num_tokens is None else torch.as_tensor(num_tokens).to(per_token)
         return masked_sum(per_token, mask) / n_tok.clamp(min=1.0)
-    raise ValueError(f"unknown GRPO loss_type {loss_type!r} (use 'grpo', 'bnpo', 'dr_grpo' or 'dapo')")
+    raise ValueError(f"unknown GRPO loss_type {loss_type!r} (use 'grpo', 'bnpo', 'dr_grpo', 'dapo', 'cispo' or "
+                     "'sapo')")
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """GRPO's policy term before the KL, and which ratios its clipping acted on."""
+
+    loss: torch.Tensor  # (B, T), or (B, 1) for one ratio per sequence (broadcast over its tokens)
+    low: torch.Tensor  # bool, the ratio's shape: clipped at the low side (A < 0)
+    high: torch.Tensor  # bool: clipped at the high side (A > 0)
+
+
+def policy_surrogate(ratio: torch.Tensor, adv: torch.Tensor, logps: torch.Tensor, loss_type: LossType,
+                     epsilon_low: float, epsilon_high: float, sapo_temperature_pos: float = 1.0,
+                     sapo_temperature_neg: float = 1.05) -> Surrogate:
+    """The policy term of each loss type (TRL 1.16's), for the ratio ρ (B, T) or (B, 1) and A (B, 1) or (B, T).
+
+    grpo, bnpo, dr_grpo, dapo: -min(ρ·A, clip(ρ, 1-ε_low, 1+ε_high)·A) (PPO's clipped surrogate).
+    cispo (MiniMax-M1): -sg(min(ρ, ε_high))·A·logp: REINFORCE on every token, weighted by the ratio capped at
+      ε_high and detached, so clipping never drops a token's gradient (ε_high is the cap itself: ScaleRL uses 5).
+    sapo (Soft Adaptive Policy Optimization): -σ(τ·(ρ - 1))·4/τ·A, a smooth gate in place of the hard clip
+      (slope 1 at ρ = 1), τ = sapo_temperature_pos where A > 0 and sapo_temperature_neg elsewhere.
+    """
+    none = torch.zeros_like(ratio, dtype=torch.bool).expand(torch.broadcast_shapes(ratio.shape, adv.shape))
+    if loss_type == "cispo":
+        weight = torch.clamp(ratio, max=epsilon_high).detach()
+        return Surrogate(-weight * adv * logps, none, (ratio > epsilon_high) & (adv > 0))
+    if loss_type == "sapo":
+        tau = torch.where(adv > 0, sapo_temperature_pos, sapo_temperature_neg).to(ratio)
+        return Surrogate(-torch.sigmoid(tau * (ratio - 1)) * 4 / tau * adv, none, none)
+    if loss_type not in ("grpo", "bnpo", "dr_grpo", "dapo"):
+        raise ValueError(f"unknown GRPO loss_type {loss_type!r} (use 'grpo', 'bnpo', 'dr_grpo', 'dapo', 'cispo' "
+                         "or 'sapo')")
+    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high) * adv
+    return Surrogate(-torch.min(ratio * adv, clipped), *_clip_flags(ratio, adv, epsilon_low, epsilon_high))
 
 
 def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Tensor | None,
               advantages: torch.Tensor, mask: torch.Tensor, *, beta: float, epsilon_low: float = 0.2,
               epsilon_high: float | None = None, loss_type: LossType = "dapo",
               importance_sampling_level: Literal["token", "sequence"] = "token", bias_correction_kl: bool = True,
+              sapo_temperature_pos: float = 1.0, sapo_temperature_neg: float = 1.05,
               max_completion_length: int | None = None, num_sequences: int | None = None,
               num_tokens: float | torch.Tensor | None = None) -> GroupLoss:
-    """GRPO's clipped per-token loss with the k3 KL to the reference inside the loss (TRL 1.16 `_compute_loss`).
+    """GRPO's per-token loss with the k3 KL to the reference inside the loss (TRL 1.16 `_compute_loss`).
 
     ρ = exp(logp - old) per token (importance_sampling_level="sequence": exp of the masked mean of the
-    log-ratio, one per row, as in GSPO); l_t = -min(ρ·A, clip(ρ, 1-ε_low, 1+ε_high)·A) + β·k3_t, where
-    k3_t is multiplied by ρ when bias_correction_kl (TRL's `use_bias_correction_kl`, on by default: it
+    log-ratio, one per row, as in GSPO); l_t = the policy term of `loss_type` (`policy_surrogate`) + β·k3_t,
+    where k3_t is multiplied by ρ when bias_correction_kl (TRL's `use_bias_correction_kl`, on by default: it
     makes the KL gradient unbiased off-policy; at ρ = 1 it changes nothing). `advantages` (B,) or (B, T).
-    The aggregation is `aggregate(...)` with `loss_type`; ε_high defaults to ε_low.
+    The aggregation is `aggregate(...)` with `loss_type`; ε_high defaults to ε_low (as in TRL, also for cispo).
     """
     eps_high = epsilon_low if epsilon_high is None else epsilon_high
     adv = advantages.unsqueeze(1) if advantages.dim() == 1 else advantages
@@ -366,8 +422,9 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Ten
     elif importance_sampling_level != "token":
         raise ValueError(f"unknown importance_sampling_level {importance_sampling_level!r} (use 'token' or 'sequence')")
     ratio = torch.exp(log_ratio)
-    per_token = -torch.min(ratio * adv, torch.clamp(ratio, 1 - epsilon_low, 1 + eps_high) * adv)
-    kl = None
+    term = policy_surrogate(ratio, adv, logps, loss_type, epsilon_low, eps_high, sapo_temperature_pos,
+                            sapo_temperature_neg)
+    per_token, kl = term.loss, None
     if beta != 0.0:
         if ref_logps is None:
             raise ValueError("grpo_loss with beta != 0 needs ref_logps")
@@ -376,7 +433,7 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Ten
     per_token = per_token.expand_as(mask)
     loss = aggregate(per_token, mask, loss_type, max_completion_length=max_completion_length,
                      num_sequences=num_sequences, num_tokens=num_tokens)
-    low, high, region = _clip_shares(ratio, adv, mask, epsilon_low, eps_high)
+    low, high, region = _clip_shares(term.low, term.high, mask)
     return GroupLoss(loss, per_token * mask, ratio.detach(), None if kl is None else kl.detach(), low, high, region)
 
 
@@ -393,5 +450,5 @@ def rloo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
     losses = -torch.min(ratio * advantages, torch.clamp(ratio, 1 - epsilon_low, 1 + eps_high) * advantages)
     n_seq = losses.size(0) if num_sequences is None else num_sequences
     ones = torch.ones_like(ratio)
-    low, high, region = _clip_shares(ratio, advantages, ones, epsilon_low, eps_high)
+    low, high, region = _clip_shares(*_clip_flags(ratio, advantages, epsilon_low, eps_high), ones)
     return GroupLoss(losses.sum() / n_seq, losses, ratio.detach(), None, low, high, region)

@@ -241,6 +241,64 @@ def test_grpo_aggregations_by_hand():
         L.aggregate(x, mask, "dr_grpo")
 
 
+def _grad(fn, logps):
+    leaf = logps.clone().requires_grad_(True)
+    out = fn(leaf)
+    out.loss.backward()
+    return out, leaf.grad
+
+
+def test_gspo_sequence_ratio_by_hand():
+    """One response of two tokens with log-ratios 0.2 and 0.4: GSPO's ratio is exp(mean) = e^0.3 = 1.3499 for both.
+    A = +1, ε = 0.2: clipped at 1.2, so the loss is -1.2 with no gradient. A = -1: -min(-ρ, -1.2) = ρ, the loss
+    (per-sequence token mean) is ρ and ∂ρ/∂logp_t = ρ/2 for each token."""
+    logps, mask = torch.tensor([[-1.0, -2.0]]), torch.ones(1, 2)
+    old = logps - torch.tensor([[0.2, 0.4]])
+    rho = math.exp(0.3)
+    kw = {"beta": 0.0, "loss_type": "grpo", "importance_sampling_level": "sequence"}
+    out, grad = _grad(lambda x: L.grpo_loss(x, old, None, torch.tensor([1.0]), mask, **kw), logps)
+    assert out.loss.item() == pytest.approx(-1.2) and grad.abs().max() == 0
+    assert out.ratio.shape == (1, 1) and out.ratio.item() == pytest.approx(rho) and out.clip_high.item() == 1.0
+    out, grad = _grad(lambda x: L.grpo_loss(x, old, None, torch.tensor([-1.0]), mask, **kw), logps)
+    assert out.loss.item() == pytest.approx(rho) and grad[0].tolist() == pytest.approx([rho / 2, rho / 2])
+    assert out.clip_frac.item() == 0.0
+
+
+def test_cispo_by_hand():
+    """One response, logp = (-1, -2), ratios (3, 1), A = 2, ε_high = 2. CISPO's per-token term is
+    -sg(min(ρ, 2))·A·logp = (-2·2·(-1), -1·2·(-2)) = (4, 4); summed over the 2 tokens (dapo's rule): 4. Its gradient
+    is -min(ρ, 2)·A / 2 = (-2, -1): the capped token keeps its gradient (PPO's clip would zero it). Token 0 is above
+    the cap with A > 0: clip_high = 1/2."""
+    logps, mask = torch.tensor([[-1.0, -2.0]]), torch.ones(1, 2)
+    old = logps - torch.tensor([[math.log(3.0), 0.0]])
+    out, grad = _grad(lambda x: L.grpo_loss(x, old, None, torch.tensor([2.0]), mask, beta=0.0, loss_type="cispo",
+                                            epsilon_high=2.0), logps)
+    assert out.loss.item() == pytest.approx(4.0) and grad[0].tolist() == pytest.approx([-2.0, -1.0])
+    assert (out.clip_high.item(), out.clip_low.item()) == (pytest.approx(0.5), 0.0)
+
+
+def test_sapo_by_hand():
+    """Two one-token responses, per-sequence means (grpo's rule) over 2. Row 0: A = +1, ρ = 1, τ = 1:
+    -σ(0)·4/1·1 = -2, ∂/∂logp = -σ'(0)·4·ρ = -1. Row 1: A = -1, ρ = e^0.5, τ_neg = 2: x = 2(ρ - 1),
+    +σ(x)·4/2, ∂/∂logp = 2·σ(x)(1 - σ(x))·2·ρ."""
+    logps, mask = torch.tensor([[-1.0], [-1.0]]), torch.ones(2, 1)
+    old = logps - torch.tensor([[0.0], [0.5]])
+    rho = math.exp(0.5)
+    sig = 1 / (1 + math.exp(-2 * (rho - 1)))
+    out, grad = _grad(lambda x: L.grpo_loss(x, old, None, torch.tensor([1.0, -1.0]), mask, beta=0.0, loss_type="sapo",
+                                            sapo_temperature_pos=1.0, sapo_temperature_neg=2.0), logps)
+    assert out.loss.item() == pytest.approx((-2 + 2 * sig) / 2)
+    assert grad[:, 0].tolist() == pytest.approx([-1 / 2, 2 * sig * (1 - sig) * 2 * rho / 2])
+    assert out.clip_frac.item() == 0.0
+
+
+def test_zero_std_groups_by_hand():
+    """Groups of 3: (1, 1, 1) flat; (0, 1, 1) not; (2, NaN, 2) flat over its scored members; (5, NaN, NaN) has no
+    std (one scored member): not counted, as TRL's isclose(nanstd, 0) does not count it."""
+    r = torch.tensor([1.0, 1, 1, 0, 1, 1, 2, math.nan, 2, 5, math.nan, math.nan])
+    assert L.zero_std_groups(r, 3).tolist() == [True, False, True, False]
+
+
 # ---- against TRL 1.16 --------------------------------------------------------------------------------------------
 
 trl = pytest.importorskip("trl")
@@ -317,6 +375,48 @@ def test_grpo_loss_equals_trl(tiny_model_dir, tmp_path, loss_type, level):
     assert out.clip_frac.item() == pytest.approx(metrics["clip_ratio/region_mean"], abs=1e-6)
     # TRL logs the bias-corrected term ρ·k3; rlaif's `kl` is the plain k3 (the recipe logs what it wants)
     assert L.masked_mean(out.kl * out.ratio, mask).item() == pytest.approx(metrics["kl"], abs=1e-6)
+
+
+@pytest.mark.parametrize("loss_type,level,extra", [
+    ("cispo", "token", {"epsilon_high": 1.2}), ("cispo", "sequence", {"epsilon_high": 1.2}),
+    ("sapo", "token", {}), ("sapo", "sequence", {"sapo_temperature_pos": 0.7, "sapo_temperature_neg": 1.6})])
+def test_cispo_and_sapo_equal_trl(tiny_model_dir, tmp_path, loss_type, level, extra):
+    """TRL 1.16's cispo and sapo loss types, token- and sequence-level (GSPO) ratios, with the KL term: value and
+    gradient, and CISPO's clip share against TRL's `cispo_clip_ratio`."""
+    logps, old, ref, adv, mask = _tensors()
+    trainer = _build("GRPO", tiny_model_dir, tmp_path, beta=0.04, epsilon=0.2, loss_type=loss_type,
+                     importance_sampling_level=level, **extra)
+
+    def trl_loss(leaf):
+        inputs = {**_trl_inputs(mask), "advantages": adv, "old_per_token_logps": old, "ref_per_token_logps": ref,
+                  "num_items_in_batch": mask.sum()}
+        return _with_fixed_logps(trainer, leaf)._compute_loss(trainer.model, inputs)
+
+    def ours(leaf):
+        return L.grpo_loss(leaf, old, ref, adv, mask, beta=0.04, epsilon_low=0.2, loss_type=loss_type,
+                           importance_sampling_level=level, max_completion_length=T, **extra).loss
+
+    (trl_value, trl_grad), (value, grad) = _loss_and_grad(trl_loss, logps), _loss_and_grad(ours, logps)
+    assert value.item() == pytest.approx(trl_value.item(), abs=1e-6)
+    assert torch.allclose(grad, trl_grad, atol=1e-6)
+    out = L.grpo_loss(logps, old, ref, adv, mask, beta=0.04, epsilon_low=0.2, loss_type=loss_type,
+                      importance_sampling_level=level, **extra)
+    if loss_type == "cispo":
+        assert out.clip_high > 0  # the batch exercises the cap
+        assert out.clip_high.item() == pytest.approx(trainer._metrics["train"]["cispo_clip_ratio"][-1], abs=1e-6)
+
+
+def test_zero_std_groups_equal_trls_count():
+    """`frac_reward_zero_std` as TRL 1.16 computes it (isclose of its nanstd per group to 0) on random groups, some
+    flat, some with NaNs."""
+    from trl.trainer.utils import nanstd
+
+    g = torch.Generator().manual_seed(5)
+    r = torch.randint(0, 3, (40, 4), generator=g).float()
+    r[::3] = 1.0
+    r[torch.rand(40, 4, generator=g) < 0.2] = math.nan
+    trl_flat = torch.isclose(nanstd(r, dim=1), torch.zeros(40))
+    assert torch.equal(L.zero_std_groups(r.view(-1), 4), trl_flat) and 0 < trl_flat.sum() < 40
 
 
 def test_rloo_loss_equals_trl(tiny_model_dir, tmp_path):
