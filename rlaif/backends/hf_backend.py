@@ -203,15 +203,32 @@ class HFBackend(Backend):
                     seq = items[i][0] + items[i][1]
                     ids[row, :len(seq)] = torch.tensor(seq)
                     mask[row, :len(seq)] = 1
-                with torch.inference_mode():
-                    logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
-                    lp = torch.log_softmax(logits[:, :-1].float() / temperature, dim=-1)
-                    tok_lp = lp.gather(-1, ids[:, 1:].to(model.device).unsqueeze(-1)).squeeze(-1).cpu()
+                # Token t is predicted at position t-1, so positions before the shortest prompt's last token
+                # predict no response token: the head and the softmax skip them.
+                start = min(len(items[i][0]) for i in part) - 1
+                tok_lp = self._token_logprobs(ids, mask, start, temperature)
                 for row, i in enumerate(part):
                     n_p, n_r = len(items[i][0]), len(items[i][1])
-                    # token t is predicted at position t-1
-                    out[i] = SequenceLogprob(float(tok_lp[row, n_p - 1:n_p - 1 + n_r].sum()), n_r)
+                    out[i] = SequenceLogprob(float(tok_lp[row, n_p - 1 - start:n_p - 1 - start + n_r].sum()), n_r)
             return [o for o in out if o is not None]
+
+    def _token_logprobs(self, ids, mask, start: int, temperature: float):
+        """log p(ids[:, t+1] | ids[:, :t+1]) for t = start .. width-2, as a (rows, width-1-start) CPU tensor."""
+        torch, model = self._torch, self._model
+        keep = ids.shape[1] - start
+        kwargs = {"logits_to_keep": keep} if self._keeps_logits else {}
+        with torch.inference_mode():
+            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), **kwargs).logits
+            scaled = logits[:, -keep:-1].float() / temperature
+            target = ids[:, start + 1:].to(model.device).unsqueeze(-1)
+            # logit minus logsumexp: the gathered log-softmax without materializing it over the vocabulary
+            return (scaled.gather(-1, target).squeeze(-1) - torch.logsumexp(scaled, dim=-1)).cpu()
+
+    @property
+    def _keeps_logits(self) -> bool:
+        import inspect
+
+        return "logits_to_keep" in inspect.signature(self._model.forward).parameters
 
     async def complete(self, requests: list[Request]) -> list[Completion]:
         return await asyncio.to_thread(self._generate, list(requests))

@@ -197,7 +197,7 @@ class _EvalShared:
     gen: Generation
     offset: int
     embedding: bool
-    want_kl: bool
+    kl_kinds: frozenset[str]  # the split kinds that get the KL estimate (empty: none)
     n_boot: int
     progress: bool | None
     max_failed: float  # share of failed calls past which a split stops (rlaif.calls.CallStats.check)
@@ -252,11 +252,13 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
              limit: int | None = None, samples: int | None = None, max_tokens: int | None = None,
              temperature: float | None = None, reward_model: str | None = None, judge_model: str | None = None,
              embedding: bool | None = None, prompts_offset: int = 0, kl: bool | None = None,
+             kl_kinds: tuple[str, ...] = ("id", "ood"),
              options: CallOptions = EVAL_CALLS) -> EvalRun:
     """Run an eval suite into OUT (eval.json, eval.md, eval.html, <split>/); returns what it wrote.
     `policy`/`baseline` are "NAME=SPEC" or "SPEC" (baseline None: the suite's); `prompts_offset` skips the first
     N prompts of every split (e.g. those trained on); `kl` (default: with a reward model) adds the KL estimate
-    for local/hf policies; `options`: how the calls are made (a timeout of None: `DEFAULT_TIMEOUT_S`)."""
+    for local/hf policies, on the splits of `kl_kinds`; `options`: how the calls are made (a timeout of None:
+    `DEFAULT_TIMEOUT_S`)."""
     if options.timeout_s is None:
         options = replace(options, timeout_s=DEFAULT_TIMEOUT_S)
     progress = options.progress
@@ -272,9 +274,10 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
     out = Path(out)
     backends = _load_backends((pol, base), options.base_urls, options.api_key_env, options.timeout_s)
     calls = LiveCalls.of(options)
+    want_kl = bool(reward_model) if kl is None else kl
     run = _EvalShared(s, pol, base, backends, calls, judges, gen, offset=prompts_offset,
                embedding=spec.embedding if embedding is None else embedding,
-               want_kl=bool(reward_model) if kl is None else kl, n_boot=spec.n_boot, progress=progress,
+               kl_kinds=frozenset(kl_kinds if want_kl else ()), n_boot=spec.n_boot, progress=progress,
                max_failed=options.max_failed)
     splits: dict[str, _SplitRun] = {}
     try:
@@ -376,8 +379,8 @@ def _run_split(run: _EvalShared, split: str, d: Path, limit: int | None) -> _Spl
         notes.append("no prompt carries constraints: no compliance")
     if "diversity" in spec.metrics:
         res["diversity"] = diversity_report(both, tokenizer=spec.tokenizer, embedding=run.embedding)
-    if run.rm_rater or run.want_kl:
-        res["reward"] = _reward(run, lab.scores, responses[pol.name])
+    if run.rm_rater or sp.kind in run.kl_kinds:
+        res["reward"] = _reward(run, sp.kind, lab.scores, responses[pol.name])
     res["calls"] = {"generate": gen_calls,
                     "judges": {r: {"calls": st.calls, "cache_hits": st.cache_hits, "failed": st.failed}
                                for r, st in lab.stats.items()}}
@@ -410,7 +413,7 @@ def _compliance(run: _EvalShared, split: str, kind: str, prompts: list[Prompt], 
     return out
 
 
-def _reward(run: _EvalShared, scores: list, policy_responses: list[Response]) -> dict[str, Any]:
+def _reward(run: _EvalShared, kind: str, scores: list, policy_responses: list[Response]) -> dict[str, Any]:
     """Mean reward-model score of each side (with a reward model) and the KL estimate (when asked)."""
     reward: dict[str, Any] = {"model": None, "policy": None, "baseline": None}
     rm_rater = run.rm_rater
@@ -421,7 +424,9 @@ def _reward(run: _EvalShared, scores: list, policy_responses: list[Response]) ->
             if sc:
                 role = "policy" if name == run.pol.name else "baseline"
                 reward[role] = _mean_ci([x.prompt_id for x in sc], [x.score for x in sc], run.n_boot)
-    kl = _kl(run.pol, run.base, run.backends, policy_responses, run.gen, run.n_boot) if run.want_kl else None
+    kl = None
+    if kind in run.kl_kinds:
+        kl = _kl(run.pol, run.base, run.backends, policy_responses, run.gen, run.n_boot)
     reward["kl_estimate"] = kl["estimate"] if kl else None
     reward["kl"] = kl
     return reward

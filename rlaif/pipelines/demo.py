@@ -246,7 +246,7 @@ def build_demo_preferences(out: Path) -> None:
 def _train_common(out: Path, plan: DemoSize, steps: int) -> dict[str, Any]:
     return dict(data=str(out / "preferences.jsonl"), model="local", max_steps=steps, epochs=4,
                 max_length=256, max_prompt_length=128, batch_size=4, micro_batch_size=4, eval_fraction=0.15,
-                save_every=5, seed=plan.seed)
+                save_every=10, seed=plan.seed)
 
 
 def train_reward_model(out: Path, plan: DemoSize) -> None:
@@ -275,7 +275,7 @@ def _grpo(out: Path, plan: DemoSize, run: str, reward: list[str], gold: list[str
               out=str(out / run), k=plan.rl_k, batch_size=plan.rl_batch,
               micro_batch_size=plan.rl_k * plan.rl_batch, max_new_tokens=plan.rl_max_new_tokens, temperature=1.0,
               lr=plan.rl_lr, beta=plan.rl_beta, epochs=100, max_steps=steps,
-              save_every=2, threads=2, seed=plan.seed, **extra)
+              save_every=4, threads=2, seed=plan.seed, **extra)
     write_training_page(out / run)
 
 
@@ -299,10 +299,11 @@ def _suite(plan: DemoSize):
 def _evaluate(out: Path, plan: DemoSize, policy: str, into: str) -> None:
     from rlaif.eval.runner import run_eval
 
-    # the trained reward model judges too (a second opinion beside the checker); the KL to the base beside them
+    # the trained reward model judges too (a second opinion beside the checker); the KL to the base beside them, on
+    # the ID split only: the distribution trained on (and the OOD estimate would cost the two models' forwards again)
     run_eval(_suite(plan), policy, "local", out / into, limit=plan.eval_prompts, samples=plan.eval_samples,
              max_tokens=plan.eval_max_tokens, temperature=0.7, reward_model=str(out / "rm"), kl=plan.eval_kl,
-             prompts_offset=plan.train_pool)
+             prompts_offset=plan.train_pool, kl_kinds=("id",))
 
 
 def evaluate_dpo_policy(out: Path, plan: DemoSize) -> None:

@@ -236,8 +236,9 @@ def _online_rl_section(rl: dict) -> Section:
         paragraph(rl["aim_sentence"]),
         *[paragraph(v) for v in rl["verdicts"]],
         _rl_curve_plot(rl),
-        table(_rl_rows(rl), caption="The RL policy against the base on the same evaluation prompts as DPO; diversity "
-                                    "per input (higher distinct-2, lower self-BLEU: more varied)."),
+        table(_rl_rows(rl), caption="The RL policy against the base on the same evaluation prompts as DPO; "
+                                    "diversity per input (higher distinct-2, lower self-BLEU: more varied); KL to the "
+                                    "base estimated on the ID split, the distribution trained on."),
         paragraph(f"{rl['n_prompts']} training prompts (the training pool); settings {rl['settings']}, chosen on "
                   "training prompts only.", note=True),
     ], intro="The policy samples k answers per prompt, the rule checker scores each by the share of constraints "
