@@ -197,6 +197,21 @@ def test_malformed_bodies_name_the_field(svc, path, body, status, field):
         assert err["field"] == field
 
 
+def test_a_body_nested_50000_deep_is_a_400_logged_once_never_a_500(svc):  # 49,990: under --max-body-bytes
+    """Python's JSON parser recurses: 50,000 levels were a RecursionError and a 500."""
+    deep = b'{"query": ' + b"[" * 49_990 + b"]" * 49_990 + b"}"
+    just_deep = {"query": ["q"], "labels": [json.loads("[" * 70 + "]" * 70)]}  # parses, but past the limit
+    fine = {"query": [chatml("Q", "a")], "labels": [json.loads("[" * 50 + "]" * 50)]}
+    for body, path in ((deep, "/get_reward"), (deep, "/v1/score"), (just_deep, "/get_reward")):
+        r = svc.post(path, body)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "too_deep" and "64 levels" in r.json()["error"]["message"]
+    assert svc.post("/get_reward", fine).status_code == 200
+    log = svc.stderr
+    assert log.count("nests more than 64 levels deep") == 3  # one line per refused request
+    assert "Traceback" not in log and "RecursionError" not in log
+
+
 # ---- load: many clients at once --------------------------------------------------------------------------------
 
 def test_many_clients_at_once_each_get_their_own_answers(svc, upstream):
