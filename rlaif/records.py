@@ -280,11 +280,12 @@ class LabelDuplicates:
     count: int = 0
     first_dropped: int | None = None  # one example: this line repeats line `kept`
     kept: int | None = None
-    _seen: dict[tuple[str, str, str | None, int | None], int] = field(default_factory=dict, repr=False)
+    _seen: dict[tuple, int] = field(default_factory=dict, repr=False)
 
     def is_repeat(self, lb: Label, line: int) -> bool:
         """True (and counted) when `lb` repeats an earlier line; the caller drops it."""
-        key = (lb.item, lb.rater, lb.order, lb.repeat)  # a numbered repeat is a new judgment, not a copy
+        # a numbered repeat is a new judgment, not a copy; so is the pair shown with its models swapped
+        key = (lb.item, lb.rater, lb.order, lb.repeat, lb.model_a, lb.model_b)
         if key not in self._seen:
             self._seen[key] = line
             return False
@@ -300,14 +301,15 @@ class LabelDuplicates:
                 f"the first of each is kept (e.g. line {self.first_dropped} repeats line {self.kept})")
 
 
-def read_labels(path: str | Path) -> tuple[list[Label], LabelDuplicates]:
-    """Label records without repeated (item, rater, order) lines, and what was dropped. Every label of an item
-    must name its two models in one orientation (`check_orientation`)."""
+def read_labels(path: str | Path, *, orientation: bool = True) -> tuple[list[Label], LabelDuplicates]:
+    """Label records without repeated (item, rater, order) lines, and what was dropped. With `orientation`, every
+    label of an item must name its two models in one orientation (`check_orientation`): letters are compared;
+    a win rate reads each label's side by model name and needs no such rule."""
     dup = LabelDuplicates(str(path))
-    return list(iter_labels(path, dup)), dup
+    return list(iter_labels(path, dup, orientation=orientation)), dup
 
 
-def iter_labels(path: str | Path, dup: LabelDuplicates) -> Iterator[Label]:
+def iter_labels(path: str | Path, dup: LabelDuplicates, *, orientation: bool = True) -> Iterator[Label]:
     """`read_labels` one label at a time (a million-line file need not sit in memory as records). Lines are
     validated by pydantic straight from their bytes; a line that fails is read again the slow way, which
     names the problem (bad bytes, bad JSON, not an object, a bad field) with its line."""
@@ -325,7 +327,8 @@ def iter_labels(path: str | Path, dup: LabelDuplicates) -> Iterator[Label]:
                 lb = Label.model_validate_json(raw)
             except ValidationError:
                 lb = _label_at(path, n, raw)
-            check_orientation(lb, path, n, first)  # first: a swapped label is no repeat of the same (order)
+            if orientation:
+                check_orientation(lb, path, n, first)
             if not dup.is_repeat(lb, n):
                 yield lb
 
