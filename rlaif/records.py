@@ -20,7 +20,7 @@ from typing import IO, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
-from rlaif.errors import InputError
+from rlaif.errors import ConfigError, InputError
 
 Message = dict[str, Any]  # {"role": ..., "content": ...}
 Text = str | list[Message]  # a prompt or response: a string or a chat message list
@@ -260,6 +260,7 @@ def read_responses(path: str | Path) -> list[Response]:
             r = Response.model_validate(obj)
         except ValidationError as e:
             raise InputError(path, n, f"not a valid Response record: {_describe(e)}", _fix_hint(Response)) from None
+        _check_constraints(r.constraints, path, n)
         key = (r.prompt_id, r.policy, r.sample)
         if key in seen:
             raise InputError(path, n, f"duplicate sample {r.sample} of prompt '{r.prompt_id}' for policy "
@@ -557,6 +558,20 @@ def normalize_prompt(obj: dict) -> dict:
     return obj
 
 
+def _check_constraints(constraints: list | None, path: str | Path, line: int) -> None:
+    """Every constraint's fields, when the file is read: a wrong type would otherwise score 0 (or fail) silently
+    on every response, far from the line that caused it."""
+    if constraints is None:
+        return
+    from rlaif.instructions.constraints import validate_all  # a leaf beside this one (stdlib and errors only)
+
+    try:
+        validate_all(constraints)
+    except ConfigError as e:
+        problem, _, fix = str(e).partition(". Fix: ")
+        raise InputError(path, line, problem, fix) from None
+
+
 def read_prompts(path: str | Path) -> list[Prompt]:
     out, seen = [], {}
     for n, obj in iter_json_lines(path):
@@ -565,6 +580,7 @@ def read_prompts(path: str | Path) -> list[Prompt]:
         except (ValueError, ValidationError) as e:
             msg = _describe(e) if isinstance(e, ValidationError) else str(e)
             raise InputError(path, n, f"not a prompt record: {msg}", _PROMPT_FIX) from None
+        _check_constraints(rec.constraints, path, n)
         if rec.prompt_id in seen:
             raise InputError(path, n, f"duplicate prompt_id '{rec.prompt_id}' (first on line {seen[rec.prompt_id]})",
                              "give every prompt a unique id, or drop the id field to get content hashes")
