@@ -66,7 +66,9 @@ class ModelReward:
         self.scorer = reward_model_class()(path, device=device, batch_size=batch_size)
         self.path = path
         self.stats = CallStats()  # calls: items the model scored; cache_hits: items the cache answered
-        self.model_id = f"{Path(path).resolve()}@{weights_fingerprint(Path(path))}"
+        # the scorer's digest of the files' contents (RewardScorer), else names, sizes and times (a scorer of one's own)
+        fingerprint = getattr(self.scorer, "fingerprint", None) or weights_fingerprint(Path(path))
+        self.model_id = f"{Path(path).resolve()}@{fingerprint}"
         self.cache = None
         if cache:
             from rlaif.calls.cache import CallCache

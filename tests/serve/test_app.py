@@ -291,3 +291,16 @@ def test_a_bad_reward_model_refuses_to_start_naming_the_flag(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"--reward-model {empty}: {empty} holds no saved model" in proc.stderr and "Fix:" in proc.stderr
+
+
+def test_a_causal_lm_folder_as_reward_model_refuses_to_start(tiny_model_dir):
+    """As met: `--reward-model` with a causal LM's folder served random scores (a fresh head each load)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "rlaif.cli", "serve", "--reward-model", str(tiny_model_dir),
+                           "--port", "0"], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"--reward-model {tiny_model_dir}: {tiny_model_dir} holds no trained reward model" in proc.stderr
+    assert "Fix: train a reward model on it, `rlaif train rm" in proc.stderr
+    assert "rlaif serve: http" not in proc.stdout and "Loading weights" not in proc.stderr
