@@ -10,7 +10,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from rlaif.calls.stats import CallStats
-from rlaif.errors import ConfigError
+from rlaif.errors import ConfigError, UserCodeError
 from rlaif.scoring import RewardBatch, SourceScores, checked_list, import_object, reward_model_class, rule_checker
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ class RuleReward:
                 continue
             try:
                 result = check(constraints, response)
+            except UserCodeError:  # sys.exit in a checker of one's own: the run stops, saying where
+                raise
             except Exception as e:  # a malformed constraint is that item's problem, not the batch's
                 values.append(None)
                 errors.append(f"constraint check failed: {e}")
@@ -139,6 +141,8 @@ class FunctionReward:
         n = len(batch.responses)
         try:
             values = self.func(batch.prompts, batch.responses, batch.metadata)
+        except UserCodeError:  # sys.exit in the user's function (rlaif.scoring._guarded): the run stops, saying where
+            raise
         except Exception as e:  # the user's function failing is a batch with no rewards, and why
             return SourceScores.failed(n, f"{self.path} raised {type(e).__name__}: {e}")
         return checked_list(values, n, self.path)
