@@ -30,7 +30,7 @@ from rlaif.redact import redact
 from rlaif.serve.auth import OPEN_PATHS, check_token
 from rlaif.serve.batching import BatchStats, Coalescer, QueueFull
 from rlaif.serve.drain import Drain
-from rlaif.serve.limits import ApiError, Limits, read_body
+from rlaif.serve.limits import ApiError, Limits, check_json_text, read_body
 from rlaif.serve.metrics import Metrics
 from rlaif.serve.openrlhf import cut_query, label_metadata
 from rlaif.serve.schemas import (
@@ -133,6 +133,9 @@ async def get_reward(service: Service, request: Request) -> dict:
     n = len(req.query)
     cuts = [cut_query(q, None if req.prompts is None else req.prompts[i]) for i, q in enumerate(req.query)]
     labels = req.labels or [None] * n
+    for i, label in enumerate(labels):  # a label that looks like JSON is parsed (rlaif.serve.openrlhf.label_metadata)
+        if isinstance(label, str):
+            check_json_text(label, f"labels.{i}")
     todo = [i for i, c in enumerate(cuts) if c.error is None]
     items = [ScoreInput(cuts[i].messages, cuts[i].response, label_metadata(labels[i])) for i in todo]
     results: list[PointScore] = [PointScore(None, error=c.error, kind="input") for c in cuts]

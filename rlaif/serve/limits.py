@@ -91,6 +91,22 @@ def load_json(body: bytes) -> Any:
     return data
 
 
+def check_json_text(text: str, field: str) -> None:
+    """A string the service parses as JSON when it looks like JSON (an OpenRLHF label): the same depth limit."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        data = _TOO_DEEP
+    except ValueError:  # not JSON: plain text (a reference answer)
+        return
+    if _depth_over(data, MAX_JSON_DEPTH):
+        raise ApiError(400, "too_deep", f"'{field}' holds JSON nested more than {MAX_JSON_DEPTH} levels deep; no "
+                                        "label needs that: send the constraints as a flat list", field=field,
+                       allowed=MAX_JSON_DEPTH)
+
+
 def _depth_over(data: Any, limit: int) -> bool:
     """Whether lists/objects nest more than `limit` deep (_TOO_DEEP: the parser gave up). Iterative: no recursion."""
     if data is _TOO_DEEP:
