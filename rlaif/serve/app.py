@@ -213,6 +213,8 @@ def _endpoint(service: Service, name: str, handler: Callable[[Service, Request],
             except asyncio.CancelledError:
                 if not drain.expired:  # not ours (the server is going down hard): let it through
                     raise
+                if hasattr(task, "uncancel"):  # 3.11+: ours, handled; later awaits of this task run normally
+                    task.uncancel()
                 response = drain.refusal("the service stopped before this request finished (--drain-timeout)")
             finally:
                 drain.tasks.discard(task)
