@@ -24,6 +24,11 @@ class ConfigError(RlaifError):
     """A bad option, judge definition, suite or training config."""
 
 
+class UserCodeError(RlaifError):
+    """The user's own code (a `python:` reward, a rule checker or scorer of one's own) failed to import, or tried
+    to end the process: reported as that module failing (where, what, a Fix), never a traceback or a silent exit."""
+
+
 class MissingDependency(RlaifError):
     """An optional package is not installed; the message gives the pip command."""
 

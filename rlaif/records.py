@@ -20,7 +20,7 @@ from typing import IO, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
-from rlaif.errors import InputError
+from rlaif.errors import ConfigError, InputError
 
 Message = dict[str, Any]  # {"role": ..., "content": ...}
 Text = str | list[Message]  # a prompt or response: a string or a chat message list
@@ -260,6 +260,7 @@ def read_responses(path: str | Path) -> list[Response]:
             r = Response.model_validate(obj)
         except ValidationError as e:
             raise InputError(path, n, f"not a valid Response record: {_describe(e)}", _fix_hint(Response)) from None
+        _check_constraints(r.constraints, path, n)
         key = (r.prompt_id, r.policy, r.sample)
         if key in seen:
             raise InputError(path, n, f"duplicate sample {r.sample} of prompt '{r.prompt_id}' for policy "
@@ -280,11 +281,12 @@ class LabelDuplicates:
     count: int = 0
     first_dropped: int | None = None  # one example: this line repeats line `kept`
     kept: int | None = None
-    _seen: dict[tuple[str, str, str | None, int | None], int] = field(default_factory=dict, repr=False)
+    _seen: dict[tuple, int] = field(default_factory=dict, repr=False)
 
     def is_repeat(self, lb: Label, line: int) -> bool:
         """True (and counted) when `lb` repeats an earlier line; the caller drops it."""
-        key = (lb.item, lb.rater, lb.order, lb.repeat)  # a numbered repeat is a new judgment, not a copy
+        # a numbered repeat is a new judgment, not a copy; so is the pair shown with its models swapped
+        key = (lb.item, lb.rater, lb.order, lb.repeat, lb.model_a, lb.model_b)
         if key not in self._seen:
             self._seen[key] = line
             return False
@@ -300,14 +302,15 @@ class LabelDuplicates:
                 f"the first of each is kept (e.g. line {self.first_dropped} repeats line {self.kept})")
 
 
-def read_labels(path: str | Path) -> tuple[list[Label], LabelDuplicates]:
-    """Label records without repeated (item, rater, order) lines, and what was dropped. Every label of an item
-    must name its two models in one orientation (`check_orientation`)."""
+def read_labels(path: str | Path, *, orientation: bool = True) -> tuple[list[Label], LabelDuplicates]:
+    """Label records without repeated (item, rater, order) lines, and what was dropped. With `orientation`, every
+    label of an item must name its two models in one orientation (`check_orientation`): letters are compared;
+    a win rate reads each label's side by model name and needs no such rule."""
     dup = LabelDuplicates(str(path))
-    return list(iter_labels(path, dup)), dup
+    return list(iter_labels(path, dup, orientation=orientation)), dup
 
 
-def iter_labels(path: str | Path, dup: LabelDuplicates) -> Iterator[Label]:
+def iter_labels(path: str | Path, dup: LabelDuplicates, *, orientation: bool = True) -> Iterator[Label]:
     """`read_labels` one label at a time (a million-line file need not sit in memory as records). Lines are
     validated by pydantic straight from their bytes; a line that fails is read again the slow way, which
     names the problem (bad bytes, bad JSON, not an object, a bad field) with its line."""
@@ -325,7 +328,8 @@ def iter_labels(path: str | Path, dup: LabelDuplicates) -> Iterator[Label]:
                 lb = Label.model_validate_json(raw)
             except ValidationError:
                 lb = _label_at(path, n, raw)
-            check_orientation(lb, path, n, first)  # first: a swapped label is no repeat of the same (order)
+            if orientation:
+                check_orientation(lb, path, n, first)
             if not dup.is_repeat(lb, n):
                 yield lb
 
@@ -554,6 +558,20 @@ def normalize_prompt(obj: dict) -> dict:
     return obj
 
 
+def _check_constraints(constraints: list | None, path: str | Path, line: int) -> None:
+    """Every constraint's fields, when the file is read: a wrong type would otherwise score 0 (or fail) silently
+    on every response, far from the line that caused it."""
+    if constraints is None:
+        return
+    from rlaif.instructions.constraints import validate_all  # a leaf beside this one (stdlib and errors only)
+
+    try:
+        validate_all(constraints)
+    except ConfigError as e:
+        problem, _, fix = str(e).partition(". Fix: ")
+        raise InputError(path, line, problem, fix) from None
+
+
 def read_prompts(path: str | Path) -> list[Prompt]:
     out, seen = [], {}
     for n, obj in iter_json_lines(path):
@@ -562,6 +580,7 @@ def read_prompts(path: str | Path) -> list[Prompt]:
         except (ValueError, ValidationError) as e:
             msg = _describe(e) if isinstance(e, ValidationError) else str(e)
             raise InputError(path, n, f"not a prompt record: {msg}", _PROMPT_FIX) from None
+        _check_constraints(rec.constraints, path, n)
         if rec.prompt_id in seen:
             raise InputError(path, n, f"duplicate prompt_id '{rec.prompt_id}' (first on line {seen[rec.prompt_id]})",
                              "give every prompt a unique id, or drop the id field to get content hashes")

@@ -14,13 +14,18 @@ is the only one that reaches into `rlaif.train`; rule checkers are named in `RUL
 """
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import math
+import sysconfig
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
-from rlaif.errors import ConfigError, RlaifError
+from rlaif.errors import ConfigError, RlaifError, UserCodeError
 
 Messages = list[dict]  # chat messages: [{"role": ..., "content": ...}, ...]
 
@@ -200,10 +205,12 @@ class Scorer(Protocol):
 
 def import_object(path: str, what: str, *, named_in: str = "the judge's YAML", fix: str | None = None) -> Any:
     """`package.module:name` -> the callable it names (a checker, a scorer, a factory, a reward function);
-    the errors say where the path came from (`named_in`) and how to fix it."""
+    the errors say where the path came from (`named_in`) and how to fix it. The user's own code (any module
+    outside rlaif) is guarded: see `_import_users` and `_guarded`."""
     module, _, attr = path.rpartition(":")
+    ours = module == "rlaif" or module.startswith("rlaif.")
     try:
-        mod = importlib.import_module(module)
+        mod = importlib.import_module(module) if ours else _import_users(module, named_in)
     except ImportError as e:
         raise ConfigError(f"{named_in}: cannot import module '{module}' ({e}). "
                           "Fix: put the module on PYTHONPATH or install its package") from None
@@ -211,7 +218,69 @@ def import_object(path: str, what: str, *, named_in: str = "the judge's YAML", f
     if not callable(obj):
         raise ConfigError(f"{named_in}: module '{module}' has no {what} '{attr}'. "
                           f"Fix: {fix or f'correct the module:name in {named_in}'}")
-    return obj
+    return obj if ours or not inspect.isfunction(obj) else _guarded(obj, f"{named_in}: {path}")
+
+
+# ---- the user's own code: a failure to import, or sys.exit, is that module failing -------------------------
+
+def _where(e: BaseException) -> str:
+    """FILE:LINE where `e` was raised: a SyntaxError's own position, else the deepest frame of its traceback in
+    the user's code (not in rlaif, the standard library or an installed package: json.loads failing is the
+    line that called it)."""
+    if isinstance(e, SyntaxError) and e.filename:
+        return f"{e.filename}:{e.lineno}"
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith("<")]
+    paths = sysconfig.get_paths()
+    libraries = tuple(str(Path(p).resolve()) for p in (paths["stdlib"], paths["purelib"], paths["platlib"],
+                                                       Path(__file__).parent))
+    users = [f for f in frames if not str(Path(f.filename).resolve()).startswith(libraries)] or frames
+    return f"{users[-1].filename}:{users[-1].lineno}" if users else "an unknown line"
+
+
+def _import_users(module: str, named_in: str) -> Any:
+    """`importlib.import_module` of the user's module; any error raised while it runs (a SyntaxError, an
+    exception, sys.exit) -> UserCodeError naming the module, the line and the error. A module that is not
+    there stays an ImportError (the caller's 'cannot import')."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if e.name is not None and (module == e.name or module.startswith(e.name + ".")):
+            raise  # the module itself (or its package) is not there
+        problem = e
+    except (Exception, SystemExit) as e:  # the user's code may raise anything
+        problem = e
+    what = (f"called sys.exit({problem.code!r})" if isinstance(problem, SystemExit)
+            else f"raised {type(problem).__name__}: {problem}")
+    where = _where(problem)
+    raise UserCodeError(f"{named_in}: importing module '{module}' failed: it {what} at {where}. Fix: correct "
+                        f"{where} (`python -c 'import {module}'` shows the same error)") from None
+
+
+def _guarded(fn: Callable, path: str) -> Callable:
+    """`fn` of the user's module, with sys.exit inside it turned into a UserCodeError naming where: user code
+    must not end a training run (its other exceptions stay the caller's: an unscored batch, and why)."""
+    def ended(e: SystemExit) -> UserCodeError:
+        return UserCodeError(f"{path} called sys.exit({e.code!r}) at {_where(e)}, which would end this run "
+                             "without a word. Fix: raise an exception instead (the batch is then unscored, with its "
+                             "message) or return None for the items it cannot score; then re-run the same command, "
+                             "which resumes from the last checkpoint")
+
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except SystemExit as e:
+                raise ended(e) from None
+        return guarded_async
+
+    @functools.wraps(fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SystemExit as e:
+            raise ended(e) from None
+    return guarded
 
 
 @dataclass(frozen=True)

@@ -162,3 +162,31 @@ def test_old_checker_path_resolves_to_the_same_function():
     checker = yaml.safe_load((Path(__file__).resolve().parents[1] / "judges" / "rule.yaml").read_text())["checker"]
     assert checker == "constraints" and rule_checker(checker) is C.check
     assert rule_model(checker) == rule_model("rlaif.constraints:check") == "rlaif.constraints:check"
+
+
+def test_users_functions_keep_their_shape_and_sys_exit_becomes_a_user_code_error(tmp_path, monkeypatch):
+    """`_guarded` (rlaif.scoring): sync and async functions stay what they are (TRL runs `async def` rewards
+    concurrently), results and other exceptions pass through, sys.exit is named with its line."""
+    import asyncio
+    import inspect
+
+    from rlaif.errors import UserCodeError
+    from rlaif.scoring import import_object
+
+    (tmp_path / "user_rewards_mod.py").write_text(
+        "import sys\n\n\ndef plain(x, *, k=1):\n    if x < 0:\n        sys.exit(3)\n    if x == 0:\n"
+        "        raise ValueError('zero')\n    return x * k\n\n\nasync def later(x):\n    if x < 0:\n"
+        "        sys.exit()\n    return x + 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plain = import_object("user_rewards_mod:plain", "function", named_in="--reward 'python:user_rewards_mod:plain'")
+    later = import_object("user_rewards_mod:later", "function")
+    assert plain(2, k=3) == 6 and plain.__name__ == "plain" and not inspect.iscoroutinefunction(plain)
+    with pytest.raises(ValueError, match="zero"):
+        plain(0)
+    with pytest.raises(UserCodeError) as e:
+        plain(-1)
+    assert str(e.value).startswith("--reward 'python:user_rewards_mod:plain': user_rewards_mod:plain called "
+                                   f"sys.exit(3) at {tmp_path / 'user_rewards_mod.py'}:6")
+    assert inspect.iscoroutinefunction(later) and asyncio.run(later(1)) == 2
+    with pytest.raises(UserCodeError, match=r"called sys.exit\(None\) at .*user_rewards_mod.py:14"):
+        asyncio.run(later(-1))

@@ -20,7 +20,7 @@ from rlaif.calls.options import CallOptions
 from rlaif.calls.stats import CallsFailed, CallStats
 from rlaif.errors import InputError
 from rlaif.outlock import locks_output
-from rlaif.records import Label, read_jsonl, read_prompts, read_responses, write_json, write_jsonl, write_text
+from rlaif.records import Label, read_labels, read_prompts, read_responses, write_json, write_jsonl, write_text
 from rlaif.report.markdown import fmt, md_table, md_text
 from rlaif.stats.winrate import WinRateResult, win_rate_from_labels
 
@@ -126,9 +126,11 @@ def winrate_from_labels_file(labels_path: str | Path, policy: str, baseline: str
                              prompts_path: str | Path | None = None, n_boot: int = 10_000, seed: int = 0,
                              confidence: float = 0.95) -> WinrateRun:
     """The labels path of `rlaif winrate`: winrate.json, winrate.md, winrate.html."""
-    labels = read_jsonl(labels_path, Label)
+    labels, duplicates = read_labels(labels_path, orientation=False)
     res = _checked_win_rate(labels, labels_path, policy, baseline, categories=_categories(prompts_path),
                             n_boot=n_boot, seed=seed, confidence=confidence)
+    if duplicates.warning():  # as the audit says it: how many, why, and which line repeats which
+        res.warnings.insert(0, duplicates.warning())
     per_rater = _per_rater(labels, policy, baseline, n_boot=n_boot, seed=seed, confidence=confidence)
     return write_winrate(res, out_dir, labels, extra={"per_rater": per_rater} if per_rater else None)
 

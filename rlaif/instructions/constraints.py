@@ -290,6 +290,29 @@ def registered() -> list[tuple[str, str]]:
 
 # ---- the public API --------------------------------------------------------------------------------
 
+def _whole_number(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str) and bool(v.strip())
+
+
+def _word_list(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(_text(w) for w in v)
+
+
+# Each parameter: what it must be (said in the error), the test, an example for the Fix. A wrong type would
+# otherwise score silently: "words": "abc" is checked letter by letter and fails every response.
+PARAMS: dict[str, tuple[str, Callable[[Any], bool], str]] = {
+    "n": ("a whole number (0 or more)", _whole_number, '"n": 3'),
+    "words": ("a non-empty list of words", _word_list, '"words": ["apple", "pear"]'),
+    "word": ("a non-empty string", _text, '"word": "apple"'),
+    "phrase": ("a non-empty string", _text, '"phrase": "In short"'),
+    "marker": ("a non-empty string", _text, '"marker": "P.S."'),
+}
+
+
 def _type(constraint: dict) -> ConstraintType:
     if not isinstance(constraint, dict):
         raise ConfigError(f"a constraint must be an object, got {constraint!r}. "
@@ -297,16 +320,48 @@ def _type(constraint: dict) -> ConstraintType:
     key = (constraint.get("family"), constraint.get("type"))
     ctype = _BY_KEY.get(key)
     if ctype is None:
+        families = [f for f, t in registered() if t == key[1]]
+        if "family" not in constraint and families:
+            raise ConfigError(f"constraint of type '{key[1]}': field 'family' is missing, expected one of "
+                              f"{', '.join(families)}. Fix: e.g. \"family\": \"{families[0]}\" (for a checker of "
+                              "your own, a family of your own)")
         known = ", ".join(f"{f}/{t}" for f, t in registered())
         raise ConfigError(f"unknown constraint {key[0]}/{key[1]}. Fix: use one of {known}")
     missing = [p for p in ctype.params if p not in constraint]
     if missing:
         raise ConfigError(f"constraint {key[0]}/{key[1]} lacks {', '.join(missing)}. "
                           f"Fix: give it {', '.join(ctype.params)}")
+    for p in ctype.params:
+        expected, ok, example = PARAMS[p]
+        if not ok(constraint[p]):
+            raise ConfigError(f"constraint {key[0]}/{key[1]}: field '{p}' is {json.dumps(constraint[p])}, expected "
+                              f"{expected}. Fix: e.g. {example}")
     rel = constraint.get("relation")
     if rel is not None and rel not in RELATIONS:
-        raise ConfigError(f"constraint {key[0]}/{key[1]} has relation '{rel}'. Fix: use one of {', '.join(RELATIONS)}")
+        raise ConfigError(f"constraint {key[0]}/{key[1]}: field 'relation' is {json.dumps(rel)}, expected one of "
+                          f"{', '.join(RELATIONS)}. Fix: e.g. \"relation\": \"at most\"")
     return ctype
+
+
+def is_builtin(constraint: Any) -> bool:
+    """Whether a constraint is in this table's vocabulary: a built-in family, or no family and a built-in type.
+    Others are for a rule checker of the user's own (`checker: module:function` in a judge YAML)."""
+    if not isinstance(constraint, dict):
+        return True
+    if "family" in constraint:
+        return constraint["family"] in FAMILIES
+    return constraint.get("type") in {t for _, t in _BY_KEY}
+
+
+def validate_all(constraints: list) -> None:
+    """`validate` on each of a prompt's built-in constraints (`is_builtin`); the error names its position."""
+    for i, c in enumerate(constraints):
+        if not is_builtin(c):
+            continue
+        try:
+            _type(c)
+        except ConfigError as e:
+            raise ConfigError(f"constraints[{i}]: {e}") from None
 
 
 def validate(constraint: dict) -> None:

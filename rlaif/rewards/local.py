@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from rlaif.calls.stats import CallStats
-from rlaif.errors import ConfigError
+from rlaif.errors import ConfigError, UserCodeError
 from rlaif.scoring import RewardBatch, SourceScores, checked_list, import_object, reward_model_class, rule_checker
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ class RuleReward:
                 continue
             try:
                 result = check(constraints, response)
+            except UserCodeError:  # sys.exit in a checker of one's own: the run stops, saying where
+                raise
             except Exception as e:  # a malformed constraint is that item's problem, not the batch's
                 values.append(None)
                 errors.append(f"constraint check failed: {e}")
@@ -69,7 +71,9 @@ class ModelReward:
         self.scorer = reward_model_class()(path, device=device, batch_size=batch_size)
         self.path = path
         self.stats = CallStats()  # calls: items the model scored; cache_hits: items the cache answered
-        self.model_id = f"{Path(path).resolve()}@{weights_fingerprint(Path(path))}"
+        # the scorer's digest of the files' contents (RewardScorer), else names, sizes and times (a scorer of one's own)
+        fingerprint = getattr(self.scorer, "fingerprint", None) or weights_fingerprint(Path(path))
+        self.model_id = f"{Path(path).resolve()}@{fingerprint}"
         self.cache = None
         if cache:
             from rlaif.calls.cache import CallCache
@@ -158,6 +162,8 @@ class FunctionReward:
             values = self.func(**self.kwargs(batch))
             if inspect.isawaitable(values):
                 values = _await(values)
+        except UserCodeError:  # sys.exit in the user's function (rlaif.scoring._guarded): the run stops, saying where
+            raise
         except Exception as e:  # the user's function failing is a batch with no rewards, and why
             return SourceScores.failed(n, f"{self.path} raised {type(e).__name__}: {e}")
         return checked_list(values, n, self.path)

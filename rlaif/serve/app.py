@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -29,7 +30,8 @@ from starlette.routing import Route
 from rlaif.redact import redact
 from rlaif.serve.auth import OPEN_PATHS, check_token
 from rlaif.serve.batching import BatchStats, Coalescer, QueueFull
-from rlaif.serve.limits import ApiError, Limits, read_body
+from rlaif.serve.drain import Drain
+from rlaif.serve.limits import ApiError, Limits, check_json_text, read_body
 from rlaif.serve.metrics import Metrics
 from rlaif.serve.openrlhf import cut_query, label_metadata
 from rlaif.serve.schemas import (
@@ -43,6 +45,9 @@ from rlaif.serve.schemas import (
     parse,
 )
 from rlaif.serve.scorers import Comparison, PairInput, PointScore, ScoreInput, Scorers
+
+log = logging.getLogger("rlaif.serve")
+LOGGED_REFUSALS = ("too_deep",)  # hostile bodies: one line each in the service's log, never a stack
 
 
 @dataclass
@@ -62,6 +67,7 @@ class Service:
     token: str | None = None
     unscored_reward: float | None = None  # what /get_reward sends for an unscored item (None: null)
     metrics: Metrics = field(default_factory=Metrics)
+    drain: Drain = field(default_factory=Drain)  # SIGTERM: new requests 503, running ones finish (rlaif.serve.drain)
     queues: dict[str, Coalescer] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -135,6 +141,9 @@ async def get_reward(service: Service, request: Request) -> dict:
         return {"rewards": [], "scores": [], "extra_logs": {}, "errors": []}
     cuts = [cut_query(q, None if req.prompts is None else req.prompts[i]) for i, q in enumerate(req.query)]
     labels = req.labels or [None] * n
+    for i, label in enumerate(labels):  # a label that looks like JSON is parsed (rlaif.serve.openrlhf.label_metadata)
+        if isinstance(label, str):
+            check_json_text(label, f"labels.{i}")
     todo = [i for i, c in enumerate(cuts) if c.error is None]
     items = [ScoreInput(cuts[i].messages, cuts[i].response, label_metadata(labels[i])) for i in todo]
     results: list[PointScore] = [PointScore(None, error=c.error, kind="input") for c in cuts]
@@ -205,20 +214,46 @@ async def healthz(service: Service, request: Request) -> dict:
 def _endpoint(service: Service, name: str, handler: Callable[[Service, Request], Awaitable[dict]]):
     async def endpoint(request: Request) -> Response:
         t0 = time.perf_counter()
-        try:
-            if request.url.path not in OPEN_PATHS:
-                check_token(service.token, request.headers.get("authorization"))
-            response: Response = JSONResponse(await handler(service, request))
-        except ApiError as e:
-            response = JSONResponse(e.body(), status_code=e.status, headers=e.headers)
-        except Exception as e:  # a bug: the client gets a JSON 500 without secrets, the server goes on
-            response = JSONResponse({"error": {"code": "internal", "message": redact(f"{type(e).__name__}: {e}")}},
-                                    status_code=500)
+        drain = service.drain
+        if drain.draining:
+            response: Response = drain.refusal("the service is stopping and takes no new requests")
+        else:
+            task = asyncio.current_task()
+            drain.tasks.add(task)
+            try:
+                response = await _answer(service, name, handler, request)
+            except asyncio.CancelledError:
+                if not drain.expired:  # not ours (the server is going down hard): let it through
+                    raise
+                if hasattr(task, "uncancel"):  # 3.11+: ours, handled; later awaits of this task run normally
+                    task.uncancel()
+                response = drain.refusal("the service stopped before this request finished (--drain-timeout)")
+            finally:
+                drain.tasks.discard(task)
+            if drain.draining:  # finished during the drain: the client must not send its next request here
+                response.headers["Connection"] = "close"
         service.metrics.requests.labels(name, str(response.status_code)).inc()
         service.metrics.latency.labels(name).observe(time.perf_counter() - t0)
         return response
 
     return endpoint
+
+
+async def _answer(service: Service, name: str, handler: Callable[[Service, Request], Awaitable[dict]],
+                  request: Request) -> Response:
+    """The handler's JSON, or its refusal; a bug is a JSON 500 without secrets (and one log line), never a crash."""
+    try:
+        if request.url.path not in OPEN_PATHS:
+            check_token(service.token, request.headers.get("authorization"))
+        return JSONResponse(await handler(service, request))
+    except ApiError as e:
+        if e.code in LOGGED_REFUSALS:
+            log.warning("refused %s %s: %s", name, e.status, e.message)
+        return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+    except Exception as e:
+        message = redact(f"{type(e).__name__}: {e}")
+        log.error("internal error in %s: %s", name, message)
+        return JSONResponse({"error": {"code": "internal", "message": message}}, status_code=500)
 
 
 def build_app(service: Service, on_ready: Callable[[], None] | None = None) -> Starlette:

@@ -38,7 +38,7 @@ def check_bind(host: str, token: str | None) -> None:
     """Refuse a non-loopback address without a token (before any model is loaded)."""
     if token is None and not is_loopback(host):
         raise ConfigError(f"--host {host} is reachable from other machines and {TOKEN_ENV} is not set. Fix: set "
-                          f"{TOKEN_ENV} to a long random secret (clients send 'Authorization: Bearer ...'), "
+                          f"{TOKEN_ENV} to a long random secret (clients send 'Authorization: Bearer ${TOKEN_ENV}'), "
                           "or bind 127.0.0.1")
 
 
@@ -48,8 +48,8 @@ def check_token(token: str | None, authorization: str | None) -> None:
         return
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not given:
-        raise ApiError(401, "unauthorized", "this service needs 'Authorization: Bearer <token>' "
-                                            f"(the value of {TOKEN_ENV} on the server)",
+        raise ApiError(401, "unauthorized", f"this service needs 'Authorization: Bearer ${TOKEN_ENV}' (the "
+                                            f"value of {TOKEN_ENV} on the server): set {TOKEN_ENV} on the client",
                        headers={"WWW-Authenticate": "Bearer"})
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise ApiError(401, "unauthorized", "the bearer token is not this service's",

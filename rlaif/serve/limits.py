@@ -3,10 +3,12 @@
 Every refusal is `{"error": {"code", "message", ...}}` with an HTTP status: a limit names itself
 (`limit`), the value allowed and the `rlaif serve` flag that raises it (`fix`); a malformed request names
 the `field`. Body size is checked from Content-Length before the body is read, and again while reading
-(a chunked body has no length).
+(a chunked body has no length). JSON nested deeper than `MAX_JSON_DEPTH` is a 400 like any malformed body:
+Python's parser (and every recursive step after it) would otherwise end in a RecursionError, a 500.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,8 @@ from starlette.requests import ClientDisconnect, Request
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_ITEMS = 1024
 DEFAULT_MAX_TEXT_CHARS = 100_000
+MAX_JSON_DEPTH = 64  # no request shape needs more than a handful; labels are the only free-form part
+_TOO_DEEP = object()  # what json.loads gave when it ran out of stack
 
 
 @dataclass
@@ -69,3 +73,49 @@ def check_text(text: str, limits: Limits, field: str) -> None:
     if len(text) > limits.max_text_chars:
         raise limit_error(422, "max_text_chars", "--max-text-chars", limits.max_text_chars, len(text),
                           f"characters in '{field}'")
+
+
+def load_json(body: bytes) -> Any:
+    """The body as JSON, or ApiError 400: not JSON, or nested deeper than MAX_JSON_DEPTH."""
+    # Fewer brackets in all than the limit (the usual case, counted in C) cannot nest deeper: no walk needed.
+    deep = body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        data = _TOO_DEEP
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, "malformed_json", f"the body is not JSON: {e}") from None
+    if deep and _depth_over(data, MAX_JSON_DEPTH):
+        raise ApiError(400, "too_deep", f"the body's JSON nests more than {MAX_JSON_DEPTH} levels deep; no "
+                                        "request needs that: send the documented shape", allowed=MAX_JSON_DEPTH)
+    return data
+
+
+def check_json_text(text: str, field: str) -> None:
+    """A string the service parses as JSON when it looks like JSON (an OpenRLHF label): the same depth limit."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        data = _TOO_DEEP
+    except ValueError:  # not JSON: plain text (a reference answer)
+        return
+    if _depth_over(data, MAX_JSON_DEPTH):
+        raise ApiError(400, "too_deep", f"'{field}' holds JSON nested more than {MAX_JSON_DEPTH} levels deep; no "
+                                        "label needs that: send the constraints as a flat list", field=field,
+                       allowed=MAX_JSON_DEPTH)
+
+
+def _depth_over(data: Any, limit: int) -> bool:
+    """Whether lists/objects nest more than `limit` deep (_TOO_DEEP: the parser gave up). Iterative: no recursion."""
+    if data is _TOO_DEEP:
+        return True
+    stack = [(data, 1)] if isinstance(data, (list, dict)) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (list, dict)))
+    return False

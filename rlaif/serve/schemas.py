@@ -8,12 +8,11 @@ A prompt is a string (one user turn) or a list of chat messages `{"role", "conte
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from rlaif.serve.limits import ApiError, Limits, check_items, check_text
+from rlaif.serve.limits import ApiError, Limits, check_items, check_text, load_json
 
 
 class Message(BaseModel):
@@ -73,10 +72,7 @@ def messages(prompt: str | list[Message]) -> list[dict]:
 
 def parse(body: bytes, model: type[BaseModel]) -> Any:
     """JSON bytes -> the validated request, or ApiError 400/422 naming the field."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ApiError(400, "malformed_json", f"the body is not JSON: {e}") from None
+    data = load_json(body)
     try:
         return model.model_validate(data)
     except ValidationError as e:

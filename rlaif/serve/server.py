@@ -2,11 +2,14 @@
 
 The socket is bound here once the scorers are loaded (port 0 picks a free port), so the URL printed is the
 real one; `rlaif serve: http://HOST:PORT` goes to stdout once the coalescers run. SIGTERM (or Ctrl-C)
-makes uvicorn stop accepting connections and wait up to `--drain-timeout` seconds for the requests in
-flight; the process then exits 0 (uvicorn would re-raise the signal, which exits -15: ours is caught).
+drains (`rlaif.serve.drain`): new requests are answered 503 with Retry-After, those in flight finish within
+`--drain-timeout`, and no connection the kernel accepted is reset; the process then exits 0 (uvicorn would
+re-raise the signal, which exits -15: ours is caught). The service's own log lines (`rlaif.serve`: a hostile
+body refused, an internal error) go to stderr, one line each.
 """
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import sys
@@ -68,6 +71,7 @@ def serve(scorer_options: ScorerOptions, options: ServeOptions, limits: Limits, 
     import uvicorn
 
     from rlaif.serve.app import Service, build_app
+    from rlaif.serve.drain import DrainingServer
 
     token = server_token()
     check_bind(options.host, token)  # before any model loads: a refusal costs nothing
@@ -95,7 +99,8 @@ def serve(scorer_options: ScorerOptions, options: ServeOptions, limits: Limits, 
     app = build_app(service, on_ready=ready)
     config = uvicorn.Config(app, log_level=options.log_level, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=options.drain_timeout, server_header=False)
-    server = uvicorn.Server(config)
+    server = DrainingServer(config, service.drain, options.drain_timeout)
+    _log_to_stderr(options.log_level)
     stopped: list[int] = []
     # uvicorn restores these after its shutdown and re-raises the signal it caught: end quietly with 0
     previous = {sig: signal.signal(sig, lambda s, _f: stopped.append(s)) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -108,3 +113,13 @@ def serve(scorer_options: ScorerOptions, options: ServeOptions, limits: Limits, 
         scorers.close()
     if not server.started:
         raise ConfigError(f"the service did not start on {url}; see the messages above")
+
+
+def _log_to_stderr(level: str) -> None:
+    log = logging.getLogger("rlaif.serve")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("rlaif serve: %(levelname)s: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(getattr(logging, level.upper(), logging.WARNING))  # uvicorn's "trace" is below debug

@@ -5,9 +5,15 @@
 
 Plain torch + transformers; it tokenizes exactly as training did (chat template, same truncation,
 reward read at the response's last token), so scores mean what the training loss made them mean.
+
+A folder whose score head is not in the checkpoint (a causal LM's, e.g. the converted `local` model) is
+refused: transformers would start the head from random weights, and every load would score differently.
+`fingerprint` is a digest of the files' contents, computed once per load: the call cache keys scores by it,
+so a model retrained into the same folder is never answered with the old model's scores.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -32,8 +38,9 @@ class RewardScorer:
         if (path / "train_result.json").exists():
             trained = json.loads((path / "train_result.json").read_text()).get("config", {})
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.fingerprint = weights_digest(path)
         self.tok = load_tokenizer(str(path))
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+        model = _load_trained_head(path, AutoModelForSequenceClassification)
         if model.config.num_labels != 1:
             raise ConfigError(f"{path} is not a reward model (num_labels={model.config.num_labels}). "
                               "Fix: train one with `rlaif train rm`")
@@ -65,3 +72,43 @@ class RewardScorer:
         """Index of the highest-scored response (best-of-n selection)."""
         scores = self.score([prompt] * len(responses), responses)
         return max(range(len(responses)), key=scores.__getitem__)
+
+
+# What a score depends on: the weights, the config, and the tokenizer that makes the tokens.
+_SCORED_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                 "chat_template.jinja")
+
+
+def weights_digest(path: Path) -> str:
+    """sha256 over the names and contents of a model folder's weight, config and tokenizer files."""
+    files = sorted(f for f in path.iterdir() if f.is_file() and (f.suffix in (".safetensors", ".bin")
+                                                                   or f.name in _SCORED_FILES))
+    h = hashlib.sha256()
+    for f in files:
+        with f.open("rb") as fh:
+            h.update(f"{f.name}\0".encode() + hashlib.file_digest(fh, "sha256").digest())
+    return h.hexdigest()[:20]
+
+
+def _load_trained_head(path: Path, auto_class):
+    """The sequence-classification model, refused (`ConfigError`) when any of its weights, the score head
+    above all, is missing from the checkpoint and would be initialised at random."""
+    from transformers.utils import logging as hf_logging
+
+    level, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # the load report and bar are noise: a refusal says what matters
+    hf_logging.disable_progress_bar()
+    try:
+        model, info = auto_class.from_pretrained(path, num_labels=1, output_loading_info=True)
+    finally:
+        hf_logging.set_verbosity(level)
+        if bar:
+            hf_logging.enable_progress_bar()
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ConfigError(f"{path} holds no trained reward model: the checkpoint lacks {shown}, so its score head "
+                          "would start from random weights and score differently on every load (a causal LM's "
+                          f"folder?). Fix: train a reward model on it, `rlaif train rm --data prefs.jsonl --model "
+                          f"{path} -o runs/rm`, and pass runs/rm")
+    return model

@@ -72,6 +72,28 @@ def test_winrate_command_errors_name_the_fix(tmp_path):
     assert r.returncode == 2 and f"{labels}:9:" in r.stderr and "Fix:" in r.stderr
 
 
+def test_winrate_says_how_many_duplicate_labels_it_dropped_and_why(tmp_path):
+    """As met: a labels file with lines repeated (a resumed run appended twice) gave the same numbers without a
+    word; now the repeats are dropped as the audit drops them, and the command says how many and why."""
+    rows = _labels(8)
+    labels = tmp_path / "labels.jsonl"
+    write_jsonl(labels, [*rows, rows[0], rows[3], {**rows[5], "winner": "b"}])  # lines 17-19 repeat 1, 4, 6
+    out = tmp_path / "out"
+    r = _rlaif("winrate", "--labels", labels, "--policy", "dpo", "--baseline", "sft", "-o", out)
+    assert r.returncode == 0, r.stderr
+    said = f"{labels}: 3 duplicate label line(s) (same item, rater and order) ignored; the first of each is kept " \
+           "(e.g. line 17 repeats line 1)"
+    assert said in r.stdout + r.stderr
+    d = json.loads((out / "winrate.json").read_text())
+    assert said in d["warnings"]
+    assert (d["n"], d["wins"], d["ties"]) == (8, 6, 2)  # the conflicting repeat of line 6 changed nothing
+    clean = tmp_path / "clean.jsonl"
+    write_jsonl(clean, rows)
+    r = _rlaif("winrate", "--labels", clean, "--policy", "dpo", "--baseline", "sft", "-o", tmp_path / "o2")
+    assert "duplicate" not in r.stdout + r.stderr
+    assert json.loads((tmp_path / "o2" / "winrate.json").read_text())["win_rate"] == d["win_rate"]
+
+
 def _responses(tmp_path, k=3):
     rows = []
     for i in range(6):

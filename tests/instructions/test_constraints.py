@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rlaif.errors import ConfigError
+from rlaif.errors import ConfigError, InputError
 from rlaif.instructions import constraints as C
 from rlaif.records import read_prompts
 
@@ -156,3 +156,54 @@ def test_prompt_sets_are_reproducible(tmp_path):
         assert path.read_bytes() == committed.read_bytes(), (
             f"{path.name} differs: run python -m rlaif.instructions.promptsets")
         json.loads(path.read_text().splitlines()[0])
+
+
+# ---- a constraint's fields are checked when the file is read -------------------------------------------
+
+WRONG_FIELDS = [  # (constraint, the field named, what was expected)
+    ({"family": "keywords", "type": "include", "words": "notalist"}, "field 'words' is \"notalist\"",
+     "expected a non-empty list of words"),
+    ({"type": "words", "words": "notalist"}, "field 'family' is missing", "expected one of length"),
+    ({"family": "length", "type": "words", "n": "50"}, "field 'n' is \"50\"", "expected a whole number"),
+    ({"family": "length", "type": "words", "n": True}, "field 'n' is true", "expected a whole number"),
+    ({"family": "keywords", "type": "exclude", "words": ["ok", 3]}, "field 'words' is [\"ok\", 3]", "list of words"),
+    ({"family": "structure", "type": "end_phrase", "phrase": ""}, "field 'phrase' is \"\"", "a non-empty string"),
+    ({"family": "length", "type": "words", "n": 5, "relation": 5}, "field 'relation' is 5", "at most, at least"),
+]
+
+
+@pytest.mark.parametrize("constraint,field,expected", WRONG_FIELDS)
+def test_a_wrong_field_is_refused_with_file_line_field_and_fix(tmp_path, constraint, field, expected):
+    path = tmp_path / "prompts.jsonl"
+    good = {"prompt": "Say hi.", "constraints": [{"family": "casing", "type": "lowercase"}]}
+    path.write_text(json.dumps(good) + "\n" + json.dumps({"prompt": "Describe a pear.",
+                                                          "constraints": [good["constraints"][0], constraint]}) + "\n")
+    with pytest.raises(InputError) as e:
+        read_prompts(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}:2: constraints[1]: ") and field in msg and expected in msg and "Fix: e.g. " in msg
+
+
+def test_the_rule_judge_no_longer_scores_a_wrong_field_silently(tmp_path):
+    """As met: `"words": "notalist"` was checked letter by letter and every response scored 0."""
+    from cli_helpers import rlaif_inproc
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt_id": "p0", "prompt": "Name a fruit.", "constraints": [
+        {"family": "keywords", "type": "include", "words": "notalist"}]}) + "\n")
+    responses = tmp_path / "responses.jsonl"
+    responses.write_text("".join(json.dumps({"prompt_id": "p0", "prompt": "Name a fruit.", "policy": p, "sample": 0,
+                                             "response": "notalist"}) + "\n" for p in ("a", "b")))
+    r = rlaif_inproc("label", responses, "-j", "rule", "--prompts", prompts, "-o", tmp_path / "out")
+    assert r.code == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"{prompts}:1: constraints[0]: constraint keywords/include: field 'words' is \"notalist\", expected a " \
+           "non-empty list of words. Fix: e.g. \"words\": [\"apple\", \"pear\"]" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_constraints_for_a_checker_of_ones_own_are_left_to_it(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    own = [{"type": "max_words", "n": 3}, {"type": "contains", "text": "hi"}, {"family": "mine", "type": "words",
+                                                                               "words": "free-form"}]
+    path.write_text(json.dumps({"prompt": "Say hi.", "constraints": own}) + "\n")
+    assert read_prompts(path)[0].constraints == own

@@ -220,6 +220,55 @@ def test_rm_scores_are_cached_by_weights_and_reread_by_another_process(tiny_rm_d
         assert (fn.scorers[0].stats.calls, fn.scorers[0].stats.cache_hits) == (3, 0)
 
 
+def _tiny_rm(folder, tok, seed: int) -> None:
+    """A tiny reward model saved into `folder` (replacing what is there), as `rlaif train rm` saves one."""
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512, num_labels=1,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    LlamaForSequenceClassification(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+
+
+def test_a_causal_lm_folder_is_refused_as_a_reward_model(tiny_model_dir):
+    """As met: a causal LM's folder loaded with a random score head, scored differently on every load, exit 0."""
+    with pytest.raises(ConfigError) as e:
+        build_reward_fn([f"rm:{tiny_model_dir}"], device="cpu")
+    msg = str(e.value)
+    assert msg.startswith(f"--reward 'rm:{tiny_model_dir}': {tiny_model_dir} holds no trained reward model: the "
+                          "checkpoint lacks score.weight")
+    assert "Fix: train a reward model on it, `rlaif train rm --data prefs.jsonl --model" in msg
+
+
+def test_a_model_retrained_into_the_same_folder_is_scored_anew_not_from_the_cache(tmp_path, smol_tokenizer):
+    """As met: the cache keyed a reward model by its folder (and file sizes and times), so a model retrained in
+    place, same architecture and sizes, times kept (`cp -p`, `rsync -t`, a restored backup), got the old scores."""
+    import os
+
+    from rlaif.train.reward_model import RewardScorer
+
+    folder = tmp_path / "rm"
+    responses = ["OK! river stone", "cloud", "north"]
+    _tiny_rm(folder, smol_tokenizer, seed=1)
+    with build_reward_fn([f"rm:{folder}"], device="cpu") as fn:
+        old = fn(batch(responses)).rewards
+    times = {f.name: (f.stat().st_atime_ns, f.stat().st_mtime_ns) for f in folder.iterdir()}
+    sizes = {f.name: f.stat().st_size for f in folder.iterdir()}
+    _tiny_rm(folder, smol_tokenizer, seed=2)  # retrained into the same folder
+    for f in folder.iterdir():
+        os.utime(f, ns=times[f.name])
+    assert {f.name: f.stat().st_size for f in folder.iterdir()} == sizes  # only the bytes differ
+    with build_reward_fn([f"rm:{folder}"], device="cpu") as fn:
+        new = fn(batch(responses)).rewards
+        st = fn.scorers[0].stats
+    assert (st.calls, st.cache_hits) == (3, 0)
+    want = RewardScorer(folder, device="cpu").score(batch(responses).prompts, responses)
+    assert new == pytest.approx(want, abs=1e-5) and new != pytest.approx(old, abs=1e-3)
+
+
 # ---- judge: a pointwise judge through the call layer ------------------------------------------------------------
 
 def _grade(call):

@@ -4,6 +4,7 @@ many clients at once, upstream faults as per-item errors, and no key or token in
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -197,6 +198,23 @@ def test_malformed_bodies_name_the_field(svc, path, body, status, field):
         assert err["field"] == field
 
 
+def test_a_body_nested_50000_deep_is_a_400_logged_once_never_a_500(svc):  # 49,990: under --max-body-bytes
+    """Python's JSON parser recurses: 50,000 levels were a RecursionError and a 500."""
+    deep = b'{"query": ' + b"[" * 49_990 + b"]" * 49_990 + b"}"
+    just_deep = {"query": ["q"], "labels": [json.loads("[" * 70 + "]" * 70)]}  # parses, but past the limit
+    fine = {"query": [chatml("Q", "a")], "labels": [json.loads("[" * 50 + "]" * 50)]}
+    as_text = {"query": ["q"], "labels": ["[" * 40_000 + "]" * 40_000]}  # a label string is parsed as JSON too
+    cases = ((deep, "/get_reward"), (deep, "/v1/score"), (just_deep, "/get_reward"), (as_text, "/get_reward"))
+    for body, path in cases:
+        r = svc.post(path, body)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "too_deep" and "64 levels deep" in r.json()["error"]["message"]
+    assert svc.post("/get_reward", fine).status_code == 200
+    log = svc.stderr
+    assert len(re.findall(r"(nests|nested) more than 64 levels deep", log)) == 4  # one line per refused request
+    assert "Traceback" not in log and "RecursionError" not in log
+
+
 # ---- load: many clients at once --------------------------------------------------------------------------------
 
 def test_many_clients_at_once_each_get_their_own_answers(svc, upstream):
@@ -263,6 +281,7 @@ def test_non_loopback_without_a_token_refuses_to_start(tmp_path):
     r = subprocess.run([sys.executable, "-m", "rlaif.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2 and "RLAIF_SERVE_TOKEN" in r.stderr and "Fix:" in r.stderr
+    assert "clients send 'Authorization: Bearer $RLAIF_SERVE_TOKEN'" in r.stderr  # the example, not "[redacted]"
     assert "rlaif serve: http" not in r.stdout
 
 
@@ -276,3 +295,16 @@ def test_a_bad_reward_model_refuses_to_start_naming_the_flag(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"--reward-model {empty}: {empty} holds no saved model" in proc.stderr and "Fix:" in proc.stderr
+
+
+def test_a_causal_lm_folder_as_reward_model_refuses_to_start(tiny_model_dir):
+    """As met: `--reward-model` with a causal LM's folder served random scores (a fresh head each load)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "rlaif.cli", "serve", "--reward-model", str(tiny_model_dir),
+                           "--port", "0"], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"--reward-model {tiny_model_dir}: {tiny_model_dir} holds no trained reward model" in proc.stderr
+    assert "Fix: train a reward model on it, `rlaif train rm" in proc.stderr
+    assert "rlaif serve: http" not in proc.stdout and "Loading weights" not in proc.stderr

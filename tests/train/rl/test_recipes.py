@@ -183,3 +183,65 @@ def test_two_process_ddp_equals_one_process(tiny_model_dir, tmp_path):
     for ra, rb in zip(a, b, strict=True):
         for key in ("reward", "kl_k1", "kl_k3", "loss", "grad_norm", "value_loss", "entropy", "response_length"):
             assert ra[key] == pytest.approx(rb[key], rel=1e-4, abs=1e-5), (ra["step"], key, ra[key], rb[key])
+
+
+# ---- the user's reward module failing: exit 2 naming it, never a traceback or a silent exit ---------------------
+
+EXITING = '''import os
+import sys
+
+CALLS = [0]
+
+
+def reward(prompts, responses, metadata):
+    CALLS[0] += 1
+    if CALLS[0] >= int(os.environ.get("EXIT_AT") or 10**9):
+        sys.exit(0)
+    return [float(len(r) % 3) for r in responses]
+'''
+
+
+def _user_env(folder: Path, **extra: str) -> dict:
+    return {**_env(), "PYTHONPATH": f"{ROOT}{os.pathsep}{folder}", **extra}
+
+
+def test_a_reward_calling_sys_exit_stops_with_exit_2_and_the_run_resumes(tiny_model_dir, tmp_path):
+    """As met: sys.exit(0) inside the reward function ended the run with no message (and exit 0)."""
+    (tmp_path / "exiting_reward.py").write_text(EXITING)
+    prompts = write_prompts(tmp_path / "prompts.jsonl", n=16)
+    out = tmp_path / "run"
+    cmd = _cmd("grpo", prompts, tiny_model_dir, out, "batch_size=4", "k=2", "max_new_tokens=8", "max_steps=6",
+               "save_every=2", reward="python:exiting_reward:reward")
+    first = subprocess.run(cmd, env=_user_env(tmp_path, EXIT_AT="4"), capture_output=True, text=True, timeout=300)
+    said = " ".join(first.stderr.split())
+    assert first.returncode == 2 and "Traceback" not in first.stderr, first.stderr[-2000:]
+    where = tmp_path / "exiting_reward.py"
+    assert f"--reward 'python:exiting_reward:reward': exiting_reward:reward called sys.exit(0) at {where}:10" in said
+    assert "Fix: raise an exception instead" in said and "resumes from the last checkpoint" in said
+    done = len(_rows(out))
+    assert 2 <= done < 6
+    again = subprocess.run(cmd, env=_user_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    step = int(again.stderr.split("resuming from")[1].split("at step")[1].split()[0])
+    assert step % 2 == 0 and 2 <= step <= done
+    assert [r["step"] for r in _rows(out)] == list(range(1, 7))
+
+
+@pytest.mark.parametrize("source,line,error", [
+    ("def reward(prompts, responses, metadata)\n    return [1.0]\n", 1, "SyntaxError"),
+    ("import json\n\nCONFIG = json.loads('{not json')\n", 3, "raised JSONDecodeError"),
+    ("import sys\nif __name__ != '__main__':\n    sys.exit('no config found')\n", 3,
+     "called sys.exit('no config found')"),
+    ("import nonexistent_package_xyz\n", 1, "raised ModuleNotFoundError: No module named 'nonexistent_package_xyz'"),
+])
+def test_a_reward_module_that_fails_at_import_exits_2_naming_the_line(tiny_model_dir, tmp_path, source, line, error):
+    """As met: a SyntaxError (or any exception) at import gave a traceback and exit 1; sys.exit, a silent exit."""
+    (tmp_path / "broken_reward.py").write_text(source)
+    prompts = write_prompts(tmp_path / "prompts.jsonl", n=8)
+    cmd = _cmd("grpo", prompts, tiny_model_dir, tmp_path / "run", "max_steps=1", reward="python:broken_reward:reward")
+    proc = subprocess.run(cmd, env=_user_env(tmp_path), capture_output=True, text=True, timeout=300)
+    said = " ".join(proc.stderr.split())
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "--reward 'python:broken_reward:reward': importing module 'broken_reward' failed" in said, said
+    assert error in said and f"at {tmp_path / 'broken_reward.py'}:{line}. Fix: correct" in said, said
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
