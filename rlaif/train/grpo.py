@@ -22,6 +22,7 @@ from typing import Any
 from rlaif.scoring import RewardFn
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.config import GRPOConfig
+from rlaif.train.prelude import returns_finished_run
 from rlaif.train.rl.losses import grpo_advantages, grpo_loss
 from rlaif.train.rl.policy import PolicyOut
 from rlaif.train.rl.prelude import start_online
@@ -62,6 +63,7 @@ class GRPO(OnlineSteps):
                                 "clip_high": (res.clip_high * tokens, tokens)})
 
 
+@returns_finished_run
 def train_grpo(config: GRPOConfig | dict | None = None, reward_fn: RewardFn | None = None,
                gold_fn: RewardFn | None = None, **overrides: Any) -> TrainResult:
     # the prelude: prompts, policy, reference
