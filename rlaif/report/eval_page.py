@@ -73,14 +73,14 @@ NO_SIGNAL = "no signal"
 
 
 def no_signal(w: Mapping[str, Any]) -> bool:
-    """A judge whose verdicts cancel on every prompt: each prompt's mean score is exactly ½ (all ties, or each
-    order won by the position shown — a judge at chance). Its interval is [0.5, 0.5]: zero width, yet it
-    measured nothing, so it is marked instead of shown as precise."""
-    return bool(w.get("n")) and w.get("win_rate") == 0.5 and w.get("ci_low") == 0.5 == w.get("ci_high")
+    """A judge that told the responses apart on no pair: every verdict a tie — it said so, or its two orders
+    disagreed on every pair (a judge that picks the position shown first: at chance). Its win rate is ½ by
+    construction, and its interval (zero-width once n is large) measures nothing, so it is marked instead."""
+    return bool(w.get("n")) and w.get("ties") == w.get("n")
 
 
 def _interval(w: Mapping[str, Any]) -> str:
-    return f"{NO_SIGNAL} (every prompt's verdicts cancel)" if no_signal(w) else _ci(w)
+    return f"{NO_SIGNAL} (every verdict a tie)" if no_signal(w) else _ci(w)
 
 
 def split_name(split: str, kind: str) -> str:
@@ -231,7 +231,7 @@ def eval_markdown(result: dict[str, Any]) -> str:
 
 def summary_cards(result: dict[str, Any]) -> Any:
     """One card per split and judge: what the number is (whose win rate, over which baseline, by which judge),
-    its 95% interval and n — or a "no signal" mark for a judge whose verdicts cancel on every prompt."""
+    its 95% interval and n — or a "no signal" mark for a judge whose every verdict is a tie."""
     cards, notes, flags = {}, {}, {}
     for split, s in result["splits"].items():
         for rater, w in s.get("win_rate", {}).items():
@@ -241,7 +241,7 @@ def summary_cards(result: dict[str, Any]) -> Any:
             size = f"n = {w['n']} comparisons on {w['n_prompts']} prompts"
             if no_signal(w):
                 flags[key] = NO_SIGNAL
-                notes[key] = f"every prompt's verdicts cancel (ties, or the position shown wins): {size}"
+                notes[key] = f"every verdict a tie (it said tie, or its two orders disagreed): {size}"
             else:
                 notes[key] = f"95% interval {_ci(w)}, {size}"
     return metrics(cards, notes=notes, flags=flags) if cards else None
