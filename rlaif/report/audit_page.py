@@ -104,7 +104,10 @@ def _rater_tables(result: dict, columns, caption: str, per_table: int = 5) -> li
     """The per-rater columns as tables of at most `per_table` columns each (readable at common widths), leaving
     out the columns no rater has a value for (named in the caption)."""
     raters = list(result["raters"].values())
-    kept = [(k, t) for k, t in columns if any(_get(r, k) is not None for r in raters)]
+    def has_value(e) -> bool:
+        return e.get("value") is not None if isinstance(e, dict) else e is not None
+
+    kept = [(k, t) for k, t in columns if any(has_value(_get(r, k)) for r in raters)]
     empty = [t for k, t in columns if (k, t) not in kept]
     parts = [kept[i:i + per_table] for i in range(0, len(kept), per_table)]
     out = []
