@@ -334,12 +334,18 @@ def _agreement(raters: dict[str, RaterData], boot: ItemBootstrap, n_items: int, 
         for i, v in raters[name].verdict.items():
             codes[i, j] = v
     ordinal = np.select([codes == 1, codes == 2, codes == 0], [0, 1, 2], -1)  # b < tie < a
+    # Cohen's kappa only for the pairs of raters that judged an item in common: with many raters (a crowd,
+    # each on a slice of the items) most pairs share none and would be empty rows
+    rated = (codes >= 0).astype(np.int64)
+    shared = rated.T @ rated
+    pairs = [(a, b) for a, b in combinations(range(len(names)), 2) if shared[a, b] > 0]
     out = {
         "raters": names,
         "percent_agreement": _est(percent_agreement(codes, 3, boot=boot)),
         "percent_agreement_no_ties": _est(percent_agreement(codes, 3, exclude=(2,), boot=boot)),
         "cohen_kappa": {f"{names[a]}|{names[b]}": _est(cohen_kappa(codes[:, a], codes[:, b], 3, boot=boot))
-                        for a, b in combinations(range(len(names)), 2)},
+                        for a, b in pairs},
+        "n_rater_pairs": len(names) * (len(names) - 1) // 2,  # of which `cohen_kappa` holds those sharing items
         "fleiss_kappa": _est(fleiss_kappa(codes, 3, boot=boot)),
         "krippendorff_alpha": _est(krippendorff_alpha(codes, 3, "nominal", boot=boot)),
         "krippendorff_alpha_ordinal": _est(krippendorff_alpha(ordinal, 3, "ordinal", boot=boot)),

@@ -105,7 +105,9 @@ class _CallRun:
         self.stats = CallStats(requests=len(requests))
         self.results: list[Completion | None] = [None] * len(requests)
         self.price = price_per_mtok(backend.price_model)
-        self.stats.cost_usd = 0.0 if self.price else None
+        # a local engine or server (no price_model) costs nothing; a billed model without a price: unknown
+        self.stats.billed = backend.price_model is not None
+        self.stats.cost_usd = 0.0 if self.price or not self.stats.billed else None
         self.fatal: list[BaseException] = []
         self.down: BackendError | None = None  # the server could not be reached: the rest fail without a call
         self.work: asyncio.Queue[Batch] = asyncio.Queue()

@@ -28,6 +28,16 @@ class CallsFailed(BackendError):
     exit_code = 3
 
 
+def cost_text(cost_usd: float | None, billed: bool) -> str:
+    """The one wording of a cost, wherever it is shown: local calls cost nothing and say so; a dollar amount
+    for billed APIs; unknown only when a billed model has no price in rlaif/calls/pricing.py."""
+    if cost_usd is None:
+        return "cost unknown (a billed model has no price in rlaif/calls/pricing.py)"
+    if not billed:
+        return "no cost (local)"
+    return f"${cost_usd:.4f}"
+
+
 def check_max_failed(max_failed: float) -> float:
     if not 0.0 <= max_failed <= 1.0:
         raise ConfigError(f"--max-failed {max_failed:g} is outside 0..1. Fix: a share of the calls, e.g. "
@@ -49,26 +59,28 @@ class CallStats:
     retries: int = 0
     input_tokens: int = 0  # tokens of the calls made (cache hits cost nothing)
     output_tokens: int = 0
-    cost_usd: float | None = 0.0  # None: a call was made to a model the price table does not know
+    cost_usd: float | None = 0.0  # None: a call was made to a billed model the price table does not know
+    billed: bool = False  # some calls went to a billed API (else local engines and servers: they cost nothing)
     wall_s: float = 0.0
     errors: Counter = field(default_factory=Counter)  # error message (redacted) -> requests that failed with it
 
     def summary(self) -> str:
-        cost = f"${self.cost_usd:.4f}" if self.cost_usd is not None else "cost unknown"
+        cost = cost_text(self.cost_usd, self.billed)
         return (f"{self.requests} requests: {self.calls} calls, {self.cache_hits} cached, {self.failed} failed, "
                 f"{self.retries} retries; tokens in {self.input_tokens}, out {self.output_tokens}; {cost}; "
                 f"{self.wall_s:.1f}s")
 
-    def add(self, other: CallStats, *, free: bool = False) -> None:
-        """Count another run's calls in. Its unknown cost makes this one unknown, unless its calls were
-        `free` (a local engine has no price: the call layer reports its cost as unknown)."""
+    def add(self, other: CallStats) -> None:
+        """Count another run's calls in. Its unknown cost (a billed model without a price) makes this one
+        unknown; local calls add nothing."""
         for name in _SUMMED:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.update(other.errors)
+        self.billed = self.billed or other.billed
         if other.cost_usd is not None:
             if self.cost_usd is not None:
                 self.cost_usd += other.cost_usd
-        elif other.calls and not free:
+        elif other.calls:
             self.cost_usd = None
 
     @classmethod

@@ -63,7 +63,9 @@ def _print_label_summary(summary: dict, out: Path) -> None:
     for rater, s in summary["judges"].items():
         fr = "n/a" if s["flip_rate"] is None else f"{s['flip_rate']:.2f}"
         ir = "n/a" if s["invalid_rate"] is None else f"{s['invalid_rate']:.2f}"
-        cost = "unknown" if s["cost_usd"] is None else f"${s['cost_usd']:.4f}"
+        from rlaif.calls.stats import cost_text
+
+        cost = cost_text(s["cost_usd"], s.get("billed", True))
         typer.echo(f"  {rater}: {s['n']} labels, invalid {ir}, flip {fr}, {s['calls']} calls "
                    f"({s['cache_hits']} cached), tokens {s['tokens_in']}/{s['tokens_out']}, {cost}")
 

@@ -48,21 +48,28 @@ def train(
     api_key_env: ApiKeyEnv = None,
     concurrency: Concurrency = 8,
     timeout: float = typer.Option(None, "--timeout", min=0.1, help="seconds per judge or reward-server call"),
+    keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="keep OUT/checkpoint (optimizer state, "
+                                         "as large as 3x the model) once the run is complete, to extend it later; "
+                                         "by default it is removed: the final model is OUT itself"),
 ) -> None:
     """Train a reward model (rm) or a policy (dpo, kto) from preference files, a policy online from prompts and
     a reward (ppo, rloo, grpo), or a policy by rounds of sampling, AI judging and DPO (online-dpo); resumes
-    after a kill.
+    after a kill. A bar on a terminal, a line per log interval otherwise, a short summary at the end (the full
+    result is OUT/train_result.json). Re-running a finished run's command trains nothing and prints its summary.
 
     Multi-process: `torchrun --nproc_per_node N -m rlaif.cli train dpo ...` (DDP; fsdp=true on GPUs).
     """
-    import json as _json
-    from dataclasses import asdict
-
     from rlaif.catalog import find
     from rlaif.train import ONLINE_RECIPES
     from rlaif.train import train as run_recipe
     from rlaif.train.config import CONFIG_DIR, load_config
+    from rlaif.train.modeling import quiet_library_loads
+    from rlaif.train.summary import run_summary
 
+    quiet_library_loads()
+    if keep_checkpoint:
+        key = "dpo.keep_checkpoint" if recipe == "online-dpo" else "keep_checkpoint"  # online-dpo: each round's DPO
+        overrides = [*(overrides or []), f"{key}=true"]
     if recipe == "online-dpo":
         _train_online_dpo(overrides or [], prompts=prompts, judge=judge, judge_model=judge_model, model=model,
                           out=out, config=config, data=data, base_url=base_url, api_key_env=api_key_env,
@@ -76,12 +83,21 @@ def train(
     cfg = load_config(recipe, config or CONFIG_DIR / f"{recipe}.yaml", overrides or [], **source, model=model,
                       out=str(out) if out else None)
     if not online:
-        typer.echo(_json.dumps(asdict(run_recipe(recipe, cfg)), indent=2))
+        typer.echo(run_summary(recipe, run_recipe(recipe, cfg), cfg.model))
         return
+    result = _train_online(recipe, cfg, reward=reward, gold_reward=gold_reward, judge_model=judge_model,
+                           base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout)
+    typer.echo(run_summary(recipe, result, cfg.model))
+
+
+def _train_online(recipe: str, cfg, *, reward, gold_reward, judge_model, base_url, api_key_env, concurrency,
+                  timeout):
+    """ppo / rloo / grpo: the rewards built from their specs (closed after the run), then OUT/training.html."""
     from contextlib import ExitStack
 
     from rlaif.report.training_page import write_training_page
     from rlaif.rewards import build_reward_fn
+    from rlaif.train import train as run_recipe
 
     _print_group_costs(reward + gold_reward, cfg)
     tokenizer = None
@@ -96,7 +112,7 @@ def train(
         gold_fn = stack.enter_context(build_reward_fn(gold_reward, **settings)) if gold_reward else None
         result = run_recipe(recipe, cfg, reward_fn, gold_fn)
     write_training_page(Path(cfg.out))
-    typer.echo(_json.dumps(asdict(result), indent=2))
+    return result
 
 
 def _print_group_costs(specs: list[str], cfg) -> None:

@@ -99,9 +99,7 @@ class LiveCalls:
         backend = self.backend(judge)
         res = complete_all(backend, requests, concurrency=self.concurrency, cache=self.cache,
                            progress=self.progress, on_error="record", description=what or judge.rater)
-        # a billed API model missing from the price table makes the cost unknown; a backend with no
-        # price_model is a local engine: it costs nothing
-        stats.add(res.stats, free=backend.price_model is None)
+        stats.add(res.stats)  # the call layer counts local calls as free, a billed model without a price unknown
         return list(res.completions)
 
     def close(self) -> None:

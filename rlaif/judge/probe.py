@@ -219,7 +219,8 @@ def run_probes(judge: Judge, out: Path | None = None, *, probe_set: str = "probe
                                                        alpha=alpha)
         report["usage"] = {"calls": stats.calls, "cache_hits": stats.cache_hits, "tokens_in": stats.input_tokens,
                            "tokens_out": stats.output_tokens,
-                           "cost_usd": round(stats.cost_usd, 6) if stats.cost_usd is not None else None}
+                           "cost_usd": round(stats.cost_usd, 6) if stats.cost_usd is not None else None,
+                           "billed": stats.billed}
     finally:
         if own_calls:
             calls.close()

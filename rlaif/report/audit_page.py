@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from markupsafe import Markup
+
 from rlaif.records import Label
 from rlaif.report.html import Example, Section, examples, grid, interval_plot, metrics, render_page, table
 from rlaif.report.markdown import md_table, md_text
@@ -75,14 +77,45 @@ def fmt_estimate(e, digits: int = 3) -> str:
     return s
 
 
-def _rater_rows(result: dict, columns) -> list[dict]:
+def _rater_rows(result: dict, columns, cell=None) -> list[dict]:
+    cell = cell or fmt_estimate
     rows = []
     for name, r in result["raters"].items():
         row = {"rater": name}
         for key, title in columns:
-            row[title] = fmt_estimate(_get(r, key))
+            row[title] = cell(_get(r, key))
         rows.append(row)
     return rows
+
+
+def estimate_cell(e) -> Markup | str | None:
+    """An estimate for an HTML table: the value, and under it, smaller, its interval and k/n — two short lines
+    that never wrap, instead of one long one squeezed into a narrow column."""
+    if not isinstance(e, dict):
+        return e
+    if e.get("value") is None:
+        return Markup("\u2014 <span class='ci'>n={}</span>").format(e.get("n", 0))
+    ci = f"[{e['ci_low']:.3f}, {e['ci_high']:.3f}] " if e.get("ci_low") is not None else ""
+    count = f"{e['k']}/{e['n']}" if e.get("k") is not None else f"n={e.get('n')}"
+    return Markup("{}<span class='ci'>{}{}</span>").format(f"{e['value']:.3f}", ci, count)
+
+
+def _rater_tables(result: dict, columns, caption: str, per_table: int = 5) -> list[Markup]:
+    """The per-rater columns as tables of at most `per_table` columns each (readable at common widths), leaving
+    out the columns no rater has a value for (named in the caption)."""
+    raters = list(result["raters"].values())
+    def has_value(e) -> bool:
+        return e.get("value") is not None if isinstance(e, dict) else e is not None
+
+    kept = [(k, t) for k, t in columns if any(has_value(_get(r, k)) for r in raters)]
+    empty = [t for k, t in columns if (k, t) not in kept]
+    parts = [kept[i:i + per_table] for i in range(0, len(kept), per_table)]
+    out = []
+    for i, part in enumerate(parts):
+        note = f" (no data: {', '.join(empty)})" if empty and i == len(parts) - 1 else ""
+        out.append(table(_rater_rows(result, part, estimate_cell),
+                         caption=f"{caption}{f' ({i + 1} of {len(parts)})' if len(parts) > 1 else ''}{note}"))
+    return out
 
 
 def _agreement_rows(agr: dict) -> list[dict]:
@@ -90,9 +123,17 @@ def _agreement_rows(agr: dict) -> list[dict]:
     for key in ("percent_agreement", "percent_agreement_no_ties", "fleiss_kappa", "krippendorff_alpha",
                 "krippendorff_alpha_ordinal", "krippendorff_alpha_p_a"):
         rows.append({"statistic": key, "estimate [95% CI] k/n": fmt_estimate(agr.get(key))})
-    for pair, e in agr["cohen_kappa"].items():
+    for pair, e in agr["cohen_kappa"].items():  # only the pairs of raters that share items (rlaif.audit)
         rows.append({"statistic": f"cohen_kappa {pair}", "estimate [95% CI] k/n": fmt_estimate(e)})
     return rows
+
+
+def _pairs_note(agr: dict) -> str:
+    total, shown = agr.get("n_rater_pairs", len(agr["cohen_kappa"])), len(agr["cohen_kappa"])
+    if total == shown:
+        return ""
+    return (f"Cohen's kappa for the {shown} of {total} pairs of raters that judged items in common; "
+            f"the other {total - shown} share no item.")
 
 
 def render_audit_md(result: dict) -> str:
@@ -108,7 +149,9 @@ def render_audit_md(result: dict) -> str:
     if result["gold"]:
         out += ["\n## Against gold\n\n", md_table(_rater_rows(result, GOLD_COLUMNS))]
     if result["agreement"]:
+        note = _pairs_note(result["agreement"])
         out += ["\n## Agreement between raters\n\n", md_table(_agreement_rows(result["agreement"]))]
+        out += [f"\n{note}\n"] if note else []
     c = result["consensus"]
     out += [f"\nConsensus verdicts (plurality of raters): a {c['a']}, b {c['b']}, tie {c['tie']}, "
             f"none {c['none']}.\n", "\n## Definitions\n\n"]
@@ -167,7 +210,7 @@ def render_audit_html(result: dict, labels: Sequence[Label], gold_labels: Sequen
         metrics(cards),
         f"Gold: {result['gold']['source'] if result['gold'] else 'none given'}. Each cell reads "
         "estimate [95% bootstrap interval over items] k/n. Definitions are at the end.",
-        table(_rater_rows(result, RATER_COLUMNS), caption="bias and consistency per rater"),
+        *_rater_tables(result, RATER_COLUMNS, "bias and consistency per rater"),
     ])]
     if result.get("probe_flags"):
         flags = [f["message"] for f in result["probe_flags"]]
@@ -186,7 +229,7 @@ def render_audit_html(result: dict, labels: Sequence[Label], gold_labels: Sequen
     if plots:
         sections.append(Section("Position and length bias", [grid(plots)]))
     if result["gold"]:
-        blocks = [table(_rater_rows(result, GOLD_COLUMNS), caption="against gold")]
+        blocks: list = _rater_tables(result, GOLD_COLUMNS, "against gold", per_table=4)
         acc = [result["raters"][r].get("accuracy") for r in raters]
         if any(a and a.get("value") is not None for a in acc):
             blocks.append(interval_plot(raters, [a["value"] for a in acc], [a["ci_low"] for a in acc],
@@ -201,7 +244,7 @@ def render_audit_html(result: dict, labels: Sequence[Label], gold_labels: Sequen
         sections.append(Section("Agreement between raters", [
             table(_agreement_rows(agr)),
             f"{agr['n_items_rated_by_two_or_more']} items were judged by two or more raters; "
-            f"{len(agr['disagreement_items'])} of them got different verdicts.",
+            f"{len(agr['disagreement_items'])} of them got different verdicts. {_pairs_note(agr)}".strip(),
         ]))
 
     ex_blocks = []
@@ -231,7 +274,7 @@ def render_audit_html(result: dict, labels: Sequence[Label], gold_labels: Sequen
 
 
 def _calibration_plot(cal):
-    from rlaif.report.html import figure, new_figure
+    from rlaif.report.html import figure, new_figure, padded
 
     fig, ax = new_figure(4.6, 4.0)
     ax.plot([0, 1], [0, 1], ls="--", color="#8c959f", lw=1)
@@ -239,7 +282,7 @@ def _calibration_plot(cal):
         ax.plot([b["mean_p"] for b in bins], [b["share_a"] for b in bins], "o-", ms=4, label=str(name))
     ax.set_xlabel("mean p_a in bin")
     ax.set_ylabel("share where gold says a")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+    ax.set_xlim(*padded((0, 1)))  # bins at 0 or 1 drawn whole
+    ax.set_ylim(*padded((0, 1)))
     ax.legend(fontsize=7)
     return figure(fig, caption="reliability diagram (calibration of p_a)")

@@ -69,6 +69,29 @@ def _ci(d: Mapping[str, Any]) -> str:
     return f"[{fmt(d.get('ci_low'))}, {fmt(d.get('ci_high'))}]"
 
 
+NO_SIGNAL = "no signal"
+
+
+def no_signal(w: Mapping[str, Any]) -> bool:
+    """A judge that told the responses apart on no pair: every verdict a tie — it said so, or its two orders
+    disagreed on every pair (a judge that picks the position shown first: at chance). Its win rate is ½ by
+    construction, and its interval (zero-width once n is large) measures nothing, so it is marked instead."""
+    return bool(w.get("n")) and w.get("ties") == w.get("n")
+
+
+def _interval(w: Mapping[str, Any]) -> str:
+    return f"{NO_SIGNAL} (every verdict a tie)" if no_signal(w) else _ci(w)
+
+
+def split_name(split: str, kind: str) -> str:
+    """`ood`, or `held-out (ood)`: the kind only when it says more than the split's name."""
+    return split if kind == split else f"{split} ({kind})"
+
+
+def judge_name(rater: str) -> str:
+    return rater.split("@")[0]
+
+
 # ---- winrate.html ------------------------------------------------------------------------------------------
 
 def winrate_html(d: dict[str, Any], labels: Sequence[Label], *, limit: int = 50) -> str:
@@ -108,10 +131,11 @@ def _winrate_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for split, s in result["splits"].items():
         for rater, w in s.get("win_rate", {}).items():
-            rows.append({"split": split, "kind": s["kind"], "judge": rater, "n": w["n"],
+            rows.append({"split": split_name(split, s["kind"]), "judge": rater, "n": w["n"],
                          "W-L-T": f"{w['wins']}-{w['losses']}-{w['ties']}", "win rate": w["win_rate"],
-                         "95% interval": _ci(w), "soft": w["soft_win_rate"], "length-controlled": w["lc_win_rate"],
-                         "_lo": w["ci_low"], "_hi": w["ci_high"]})
+                         "95% interval": _interval(w), "soft": w["soft_win_rate"],
+                         "length-controlled": w["lc_win_rate"], "_lo": w["ci_low"], "_hi": w["ci_high"],
+                         "_no_signal": no_signal(w)})
     return rows
 
 
@@ -191,8 +215,8 @@ def eval_markdown(result: dict[str, Any]) -> str:
     g = result["generation"]
     lines = [f"# Eval {md_text(result['suite'])}: {md_text(result['policy'])} vs {md_text(result['baseline'])}", "",
              f"{g['samples']} sample(s) per prompt, max_tokens {g['max_tokens']}, temperature {_temperature(result)}; "
-             f"prompts per split: " + ", ".join(f"{k} {v['n_prompts']} ({v['kind']})"
-                                                for k, v in result["splits"].items()) + ".", ""]
+             "prompts per split: " + ", ".join(f"{split_name(k, v['kind'])} {v['n_prompts']}"
+                                               for k, v in result["splits"].items()) + ".", ""]
     tables = (("Win rate", _visible(_winrate_rows(result))), ("Generalization gap", _visible(_gap_rows(result))),
               ("Constraint compliance", _compliance_rows(result)), ("Diversity", _diversity_rows(result)),
               ("Reward and KL", _reward_rows(result)))
@@ -205,14 +229,36 @@ def eval_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def summary_cards(result: dict[str, Any]) -> Any:
+    """One card per split and judge: what the number is (whose win rate, over which baseline, by which judge),
+    its 95% interval and n — or a "no signal" mark for a judge whose every verdict is a tie."""
+    cards, notes, flags = {}, {}, {}
+    for split, s in result["splits"].items():
+        for rater, w in s.get("win_rate", {}).items():
+            key = (f"{split_name(split, s['kind'])}: win rate of {result['policy']} over {result['baseline']}, "
+                   f"judged by {judge_name(rater)}")
+            cards[key] = w["win_rate"]
+            size = f"n = {w['n']} comparisons on {w['n_prompts']} prompts"
+            if no_signal(w):
+                flags[key] = NO_SIGNAL
+                notes[key] = f"every verdict a tie (it said tie, or its two orders disagreed): {size}"
+            else:
+                notes[key] = f"95% interval {_ci(w)}, {size}"
+    return metrics(cards, notes=notes, flags=flags) if cards else None
+
+
 def eval_html(result: dict[str, Any], labels_by_split: Mapping[str, Sequence[Label]]) -> str:
     policy, baseline = result["policy"], result["baseline"]
     g = result["generation"]
     sections = []
     wr = _winrate_rows(result)
     if wr:
-        plot = interval_plot([f"{r['split']} ({r['kind']}) · {r['judge']}" for r in wr], [r["win rate"] for r in wr],
-                             [r["_lo"] for r in wr], [r["_hi"] for r in wr], reference=0.5, xlim=(0, 1),
+        names = [f"{r['split']} · {judge_name(r['judge'])}" + (f" ({NO_SIGNAL})" if r["_no_signal"] else "")
+                 for r in wr]
+        # no interval drawn for a judge with no signal: a zero-width bar would look precise
+        lows, highs = ([None if r["_no_signal"] else r[k] for r in wr] for k in ("_lo", "_hi"))
+        plot = interval_plot(names, [r["win rate"] for r in wr], lows, highs,
+                             reference=0.5, xlim=(0, 1),
                              xlabel=f"win rate of {policy} over {baseline}",
                              caption="per split and judge: win rate (ties half) with its 95% prompt-clustered interval")
         sections.append(Section("Win rate", [plot, table(_visible(wr))]))
@@ -244,10 +290,9 @@ def eval_html(result: dict[str, Any], labels_by_split: Mapping[str, Sequence[Lab
                       examples(pair_examples(labels, policy, baseline, limit=limit))]
     if ex_blocks:
         sections.append(Section("Pairs", ex_blocks))
-    cards = {f"{split} · {rater.split('@')[0]}": w["win_rate"] for split, s in result["splits"].items()
-             for rater, w in s.get("win_rate", {}).items()}
-    if cards:
-        sections.insert(0, Section("Summary", [metrics(cards)]))
+    summary = summary_cards(result)
+    if summary is not None:
+        sections.insert(0, Section("Summary", [summary]))
     return render_page(f"Eval {result['suite']}: {policy} vs {baseline}", sections,
                        meta={"policy": policy, "baseline": baseline, "samples": g["samples"],
                              "max_tokens": g["max_tokens"], "temperature": _temperature(result)})

@@ -78,11 +78,15 @@ table{border-collapse:collapse;margin:8px 0 16px;font-size:13px;max-width:100%;d
 th,td{border:1px solid var(--line);padding:4px 9px;text-align:left;vertical-align:top}
 th{background:var(--soft);font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.null{color:var(--muted);text-align:center}
+td.est{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+td.est .ci{display:block;font-size:11px;color:var(--muted)}
 caption{caption-side:bottom;color:var(--muted);font-size:12px;text-align:left;padding-top:4px}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0 16px}
 .card{border:1px solid var(--line);border-radius:8px;padding:8px 14px;min-width:140px;background:var(--soft)}
 .card .v{font-size:22px;font-weight:600;font-variant-numeric:tabular-nums}.card .k{color:var(--muted);font-size:12px}
 .card .n{color:var(--muted);font-size:11px}
+.card.flagged{border-color:#c0392b}.card .flag{font-size:12px;font-weight:600;color:#fff;background:#c0392b;
+border-radius:4px;padding:1px 6px;vertical-align:middle}.card.flagged .v{color:var(--muted)}
 figure{margin:10px 0 18px}figure img{max-width:100%;height:auto;border:1px solid var(--line);border-radius:6px}
 figcaption{color:var(--muted);font-size:12px}
 details{border:1px solid var(--line);border-radius:6px;margin:6px 0;background:var(--bg)}
@@ -191,6 +195,9 @@ def table(rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]], columns: 
     for r in body:
         line = []
         for v in r:
+            if isinstance(v, Markup):  # a cell the caller built (e.g. an estimate over its interval)
+                line.append({"text": v, "cls": "est"})
+                continue
             is_null = v is None or (isinstance(v, float) and math.isnan(v))
             is_num = isinstance(v, (int, float)) and not isinstance(v, bool)
             line.append({"text": fmt(v, digits), "cls": "null" if is_null else ("num" if is_num else "")})
@@ -199,15 +206,18 @@ def table(rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]], columns: 
 
 
 _CARDS = _ENV.from_string("""<div class="cards">
-{% for c in cards %}<div class="card"><div class="v">{{ c.v }}</div><div class="k">{{ c.k }}</div>
+{% for c in cards %}<div class="card{% if c.flag %} flagged{% endif %}"><div class="v">{{ c.v }}\
+{% if c.flag %} <span class="flag">{{ c.flag }}</span>{% endif %}</div><div class="k">{{ c.k }}</div>
 {% if c.n %}<div class="n">{{ c.n }}</div>{% endif %}</div>
 {% endfor %}</div>""")
 
 
-def metrics(items: Mapping[str, Any], *, notes: Mapping[str, str] | None = None, digits: int = 3) -> Markup:
-    """Headline numbers as cards: `{"accuracy": 0.91, ...}`; `notes` adds a small line per key (e.g. "n = 100")."""
-    notes = notes or {}
-    cards = [{"k": k, "v": fmt(v, digits), "n": notes.get(k)} for k, v in items.items()]
+def metrics(items: Mapping[str, Any], *, notes: Mapping[str, str] | None = None, digits: int = 3,
+            flags: Mapping[str, str] | None = None) -> Markup:
+    """Headline numbers as cards: `{"accuracy": 0.91, ...}`; `notes` adds a small line per key (e.g. "n = 100");
+    `flags` a visible mark beside a number that should not be read as it looks (e.g. "no signal")."""
+    notes, flags = notes or {}, flags or {}
+    cards = [{"k": k, "v": fmt(v, digits), "n": notes.get(k), "flag": flags.get(k)} for k, v in items.items()]
     return Markup(_CARDS.render(cards=cards))
 
 
@@ -321,11 +331,19 @@ def interval_plot(labels: Sequence[str], estimates: Sequence[float], lows: Seque
     ax.set_yticklabels([str(x) for x in labels], fontsize=8)
     ax.set_xlabel(xlabel)
     if xlim:
-        ax.set_xlim(*xlim)
+        ax.set_xlim(*padded(xlim))
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return figure(fig, caption=caption, alt=title or xlabel or "interval plot")
+
+
+def padded(lim: tuple[float, float], share: float = 0.04) -> tuple[float, float]:
+    """Axis limits a little wider than the values' range (0..1 for a rate), so a point at an end is drawn
+    whole inside the frame rather than cut in half by it."""
+    lo, hi = lim
+    pad = (hi - lo) * share
+    return lo - pad, hi + pad
 
 
 def bar_chart(labels: Sequence[str], values: Sequence[float | None], *, ylabel: str = "", title: str | None = None,

@@ -33,14 +33,26 @@ class TrainResult:
     train_seconds: float
     reference_seconds: float
     hacking: dict | None = None  # online recipes with a gold reward: the monitor's summary (rl/hacking.py)
-
+    checkpoint_kept: bool = False  # OUT/checkpoint stays (keep_checkpoint); else removed once the model is saved
+    checkpoint_bytes: int = 0  # its size on disk (freed when removed)
+    already_complete: bool = False  # OUT held this finished run: nothing was trained (see `finished_run`)
 
 
 CHECKPOINT = "checkpoint"
 
 # keys that may change between a run and its resumption (budgets and bookkeeping, not the training itself)
 RESUMABLE_CHANGES = {"max_steps", "max_seconds", "epochs", "eval_every", "save_every", "log_every", "resume",
-                     "threads", "out"}
+                     "threads", "out", "keep_checkpoint"}
+# ... and those of them that change how far a run goes: a finished run without its checkpoint cannot honor them
+EXTENDING_CHANGES = {"max_steps", "max_seconds", "epochs"}
+
+
+class RunComplete(Exception):  # noqa: N818 (not an error: the recipe entry returns `result`)
+    """OUT already holds this run, finished, and no checkpoint to continue from: nothing to train."""
+
+    def __init__(self, result: TrainResult):
+        super().__init__(result.out_dir)
+        self.result = result
 
 
 @dataclass
@@ -128,6 +140,33 @@ def check_resumable(ckpt: Path, cfg: TrainConfig) -> None:
                           f"cannot be resumed. Fix: use the same settings, another -o directory, or resume=false")
 
 
+def finished_run(out: Path, cfg: TrainConfig) -> TrainResult | None:
+    """A re-invoked run whose OUT holds its finished result and no checkpoint (removed when it finished): the
+    saved result when the settings are the same (bookkeeping keys aside), so re-running a command is a no-op;
+    a ConfigError when they differ, since there is nothing to continue from. None when there is no such run
+    (no result, a checkpoint to resume, or resume=false)."""
+    result_path = out / "train_result.json"
+    if not cfg.resume or not result_path.exists() or find_checkpoint(out) is not None:
+        return None
+    saved = json.loads(result_path.read_text(encoding="utf-8"))
+    before, now = saved.get("config") or {}, json.loads(cfg.model_dump_json())
+    changed = sorted(k for k in set(before) | set(now)
+                     if (k not in RESUMABLE_CHANGES or k in EXTENDING_CHANGES) and before.get(k) != now.get(k))
+    if changed:
+        raise ConfigError(f"{out} holds a finished run with other settings ({', '.join(changed)} changed), and its "
+                          "checkpoint was removed when it finished, so it cannot be continued. Fix: another -o "
+                          "directory, or resume=false to train again from scratch there (--keep-checkpoint keeps "
+                          "a run's checkpoint so it can be extended)")
+    fields = {f for f in TrainResult.__dataclass_fields__}
+    result = TrainResult(**{k: v for k, v in saved.items() if k in fields})
+    result.already_complete = True
+    return result
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
+
+
 def find_checkpoint(out: Path) -> Path | None:
     for d in (out / CHECKPOINT, out / f"{CHECKPOINT}.old"):  # .old survives a kill between the two renames
         if (d / "progress.json").exists():
@@ -180,5 +219,11 @@ def save_final(out: Path, rt: Runtime, module: nn.Module, tokenizer, result: Tra
         for f in tmp.iterdir():  # each file lands whole (rename within one directory)
             os.replace(f, out / f.name)
         shutil.rmtree(tmp, ignore_errors=True)
+        # the result marks the run complete; then the checkpoint goes (a kill in between resumes, then removes it)
+        result.checkpoint_kept = bool(config.get("keep_checkpoint"))
+        result.checkpoint_bytes = _dir_bytes(out / CHECKPOINT) + _dir_bytes(out / f"{CHECKPOINT}.old")
         write_json(out / "train_result.json", {**asdict(result), "config": config})
+        if not result.checkpoint_kept:
+            for d in (out / CHECKPOINT, out / f"{CHECKPOINT}.old", out / f".{CHECKPOINT}-tmp"):
+                shutil.rmtree(d, ignore_errors=True)
     rt.barrier()

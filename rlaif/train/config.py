@@ -58,6 +58,7 @@ class TrainConfig(BaseModel):
     log_every: int = Field(1, gt=0)
     threads: int | None = Field(None, gt=0)  # torch CPU threads (default: torch's choice)
     resume: bool = True  # continue from OUT/checkpoint when it exists
+    keep_checkpoint: bool = False  # keep OUT/checkpoint once the run is complete (to extend it later)
 
     @field_validator("gradient_checkpointing", mode="before")
     @classmethod

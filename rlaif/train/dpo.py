@@ -21,11 +21,12 @@ from rlaif.train.data import load_pairs
 from rlaif.train.losses import dpo_loss
 from rlaif.train.modeling import SequenceLogProbs
 from rlaif.train.offline import LossOut, TrainResult, fit
-from rlaif.train.prelude import RecipeRun, start_recipe
+from rlaif.train.prelude import RecipeRun, returns_finished_run, start_recipe
 from rlaif.train.reference import reference_logps
 from rlaif.train.runtime import wrap
 
 
+@returns_finished_run
 def train_dpo(config: DPOConfig | dict | None = None, **overrides: Any) -> TrainResult:
     # 1. data and 2. model (the shared prelude: config, runtime, pairs split by prompt, tokens, the policy)
     with start_recipe("dpo", config, overrides, lambda _cfg, file: load_pairs(file), head="causal") as run:

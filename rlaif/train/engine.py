@@ -214,8 +214,9 @@ def _resume(engine: Engine, source: StepSource) -> float:
         if rt.is_main:
             _trim_metrics(engine.metrics_path, engine.step, final=engine.step >= engine.total)
             print(f"resuming from {ckpt} at step {engine.step}", file=sys.stderr)
-    elif rt.is_main and engine.metrics_path.exists():
-        engine.metrics_path.unlink()
+    elif rt.is_main:  # a fresh start: an earlier run's metrics and result in OUT are not this run's
+        engine.metrics_path.unlink(missing_ok=True)
+        (engine.out / "train_result.json").unlink(missing_ok=True)
     rt.barrier()
     return elapsed
 
@@ -231,7 +232,9 @@ def _keep_row(engine: Engine, source: StepSource, row: dict) -> None:
 
 def _run_steps(engine: Engine, source: StepSource) -> None:
     cfg, rt = engine.cfg, engine.rt
-    progress = ProgressBar(engine.total, source.label, enabled=None if rt.is_main else False, completed=engine.step)
+    # a bar on a terminal; a plain line every log interval elsewhere (logs, CI, pipes)
+    progress = ProgressBar(engine.total, source.label, enabled=None if rt.is_main else False, completed=engine.step,
+                           lines_every=cfg.log_every)
     try:
         while engine.step < engine.total:
             if engine.out_of_time() or engine.stop:  # a resumed run whose budget was spent, or that stopped itself

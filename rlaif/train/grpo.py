@@ -29,6 +29,7 @@ from rlaif.scoring import RewardFn
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.config import GRPOConfig
 from rlaif.train.engine import Engine
+from rlaif.train.prelude import returns_finished_run
 from rlaif.train.rl.losses import grpo_advantages, grpo_loss, zero_std_groups
 from rlaif.train.rl.policy import PolicyOut
 from rlaif.train.rl.prelude import OnlineRun, start_online
@@ -114,6 +115,7 @@ class GRPO(OnlineSteps):
                                 "clip_high": (res.clip_high * tokens, tokens)})
 
 
+@returns_finished_run
 def train_grpo(config: GRPOConfig | dict | None = None, reward_fn: RewardFn | None = None,
                gold_fn: RewardFn | None = None, **overrides: Any) -> TrainResult:
     # the prelude: prompts, policy, reference

@@ -23,12 +23,13 @@ from rlaif.train.data import load_unpaired, mismatched_partners
 from rlaif.train.losses import kto_kl_estimate, kto_loss
 from rlaif.train.modeling import SequenceLogProbs
 from rlaif.train.offline import LossOut, TrainResult, fit
-from rlaif.train.prelude import RecipeRun, start_recipe
+from rlaif.train.prelude import RecipeRun, returns_finished_run, start_recipe
 from rlaif.train.reference import per_sequence, reference_logps
 from rlaif.train.runtime import wrap
 from rlaif.train.tokenize import Tokenized
 
 
+@returns_finished_run
 def train_kto(config: KTOConfig | dict | None = None, **overrides: Any) -> TrainResult:
     # 1. data and 2. model (the shared prelude), then a mismatched (prompt, other completion) partner per example
     with start_recipe("kto", config, overrides, lambda _cfg, file: load_unpaired(file), head="causal") as run:

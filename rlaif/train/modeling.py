@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
+import re
 from pathlib import Path
 
 import torch
@@ -149,3 +151,45 @@ def cache_key(*parts) -> str:
     for p in parts:
         h.update(json.dumps(p, sort_keys=True, default=str).encode())
     return h.hexdigest()[:20]
+
+
+# ---- library noise: transformers' loading bars and LOAD REPORT tables -----------------------------------
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_REPORTING = ("transformers.modeling_utils", "transformers.modeling_layers", "transformers.integrations.peft")
+
+
+class _LoadReportFilter(logging.Filter):
+    """transformers' LOAD REPORT (a colored table) becomes one plain line when weights were newly initialised
+    or reshaped (a real warning: those weights are random), and nothing when checkpoint keys were only left
+    unused (a head of another task; the reward-model loads refuse untrained heads on their own)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if "LOAD REPORT" not in msg:
+            return True
+        text = _ANSI.sub("", msg)
+        missing, mismatched = len(re.findall(r"\bMISSING\b", text)), len(re.findall(r"\bMISMATCH\b", text))
+        # each status word appears once more in the report's notes than it has rows
+        missing, mismatched = max(missing - 1, 0), max(mismatched - 1, 0)
+        if not missing and not mismatched:
+            return False
+        head = text.split("\n", 1)[0].replace(" LOAD REPORT", "")
+        record.msg, record.args = (f"{head}: {missing} weight(s) missing and {mismatched} of another shape were "
+                                   "newly initialised (random)"), None
+        return True
+
+
+_FILTER = _LoadReportFilter()
+
+
+def quiet_library_loads() -> None:
+    """For the rest of the process: no transformers loading/writing bars, load reports reduced to real warnings."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()
+    for name in _REPORTING:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

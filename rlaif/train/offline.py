@@ -193,8 +193,9 @@ class OfflineSteps:
 
     def info(self, row: dict) -> str:
         """The progress bar's text for one train metrics row: loss, accuracy when there is one, throughput."""
-        acc = row.get("reward_accuracy")
+        acc, margin = row.get("reward_accuracy"), row.get("reward_margin")
         info = f"loss {row['loss']:.4f}" + (f" acc {acc:.2f}" if acc is not None else "")
+        info += f" margin {margin:.3f}" if margin is not None else ""
         return f"{info} {row['tokens_per_s']:.0f} tok/s"
 
     def state_dict(self) -> dict:

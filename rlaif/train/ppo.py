@@ -31,6 +31,7 @@ import torch
 from rlaif.scoring import RewardFn
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.config import PPOConfig
+from rlaif.train.prelude import returns_finished_run
 from rlaif.train.rl.losses import (
     AdaptiveKLController,
     FixedKLController,
@@ -155,6 +156,7 @@ class PPO(OnlineSteps):
             self.moments.load_state_dict(state["moments"])
 
 
+@returns_finished_run
 def train_ppo(config: PPOConfig | dict | None = None, reward_fn: RewardFn | None = None,
               gold_fn: RewardFn | None = None, **overrides: Any) -> TrainResult:
     # the prelude: prompts, the policy with its value head, the reference

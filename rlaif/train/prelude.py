@@ -3,7 +3,9 @@ tokens, model. `Run` is what every prelude returns (the online one, `rl/prelude.
 reference to it); the offline recipes' `start_recipe` is here."""
 from __future__ import annotations
 
+import functools
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from torch import nn
 
 from rlaif.outlock import OutputLock
 from rlaif.records import write_text
+from rlaif.train.checkpoint import RunComplete, finished_run
 from rlaif.train.config import OfflineConfig, TrainConfig, resolve_config
 from rlaif.train.data import Example, split_by_prompt
 from rlaif.train.modeling import attention_supports_shared_prompt, load_model, load_tokenizer, model_path
@@ -25,12 +28,31 @@ T = TypeVar("T")
 
 
 def output_dir(cfg: TrainConfig, recipe: str) -> Path:
-    """OUT, made, with the resolved config in OUT/config.yaml."""
+    """OUT, made, with the resolved config in OUT/config.yaml. Raises `RunComplete` when OUT holds this run
+    finished (see `finished_run`), before anything in OUT is touched."""
     out = Path(cfg.out)
+    done = finished_run(out, cfg)
+    if done is not None:
+        raise RunComplete(done)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.yaml",  # atomic: every process of a multi-process run writes the same text
                f"# resolved {recipe} config of this run\n" + yaml.safe_dump(cfg.model_dump(), sort_keys=False))
     return out
+
+
+def returns_finished_run(entry: Callable[..., Any]) -> Callable[..., Any]:
+    """A recipe entry point that returns the saved result (with a note on stderr) when OUT holds the run finished."""
+    @functools.wraps(entry)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return entry(*args, **kwargs)
+        except RunComplete as done:
+            if int(os.environ.get("RANK", "0")) == 0:
+                print(f"{done.result.out_dir} holds this run, finished: nothing to train (resume=false trains it "
+                      "again from scratch)", file=sys.stderr)
+            return done.result
+
+    return wrapper
 
 
 def lock_output_dir(out: Path) -> OutputLock | None:

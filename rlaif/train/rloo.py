@@ -22,6 +22,7 @@ from typing import Any
 from rlaif.scoring import RewardFn
 from rlaif.train.checkpoint import TrainResult
 from rlaif.train.config import RLOOConfig
+from rlaif.train.prelude import returns_finished_run
 from rlaif.train.rl.losses import rloo_advantages, rloo_loss, rloo_rewards, zero_std_groups
 from rlaif.train.rl.policy import PolicyOut
 from rlaif.train.rl.prelude import start_online
@@ -68,6 +69,7 @@ class RLOO(OnlineSteps):
                                     "advantage_abs": ((advantages.abs()).sum(), kept)})
 
 
+@returns_finished_run
 def train_rloo(config: RLOOConfig | dict | None = None, reward_fn: RewardFn | None = None,
                gold_fn: RewardFn | None = None, **overrides: Any) -> TrainResult:
     # the prelude: prompts, policy, reference

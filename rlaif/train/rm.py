@@ -20,10 +20,11 @@ from rlaif.train.data import load_pairs
 from rlaif.train.losses import bradley_terry_loss
 from rlaif.train.modeling import SequenceRewards
 from rlaif.train.offline import LossOut, TrainResult, fit
-from rlaif.train.prelude import RecipeRun, start_recipe
+from rlaif.train.prelude import RecipeRun, returns_finished_run, start_recipe
 from rlaif.train.runtime import wrap
 
 
+@returns_finished_run
 def train_rm(config: RMConfig | dict | None = None, **overrides: Any) -> TrainResult:
     # 1. data and 2. model (the shared prelude): pairs split by prompt, tokens, and a scalar head on the base
     # model (seeded, so the new head is the same on every process)

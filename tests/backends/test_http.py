@@ -51,7 +51,7 @@ def test_openai_happy_path_with_logprobs_and_usage(server):
     assert body["model"] == "fake-model" and body["max_tokens"] == 5 and body["seed"] == 3
     assert body["logprobs"] is True and body["top_logprobs"] == 2
     assert server.calls[0].headers["authorization"] == "Bearer sk-test-openai"
-    assert res.stats.cost_usd is None  # a local server bills nothing
+    assert res.stats.cost_usd == 0.0 and not res.stats.billed  # a local server bills nothing
 
 
 def test_anthropic_happy_path_moves_system_turns(server):

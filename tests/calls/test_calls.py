@@ -201,8 +201,33 @@ def test_usage_and_cost_from_the_price_table():
     assert res.stats.input_tokens == 2000 and res.stats.output_tokens == 1000
     # gpt-4o-mini: $0.15 / M input, $0.60 / M output
     assert res.stats.cost_usd == pytest.approx(2000 * 0.15e-6 + 1000 * 0.60e-6)
-    unpriced = complete_all(ScriptedBackend(echo, model="free"), [req("a")], progress=False)
-    assert unpriced.stats.cost_usd is None
+    unpriced = complete_all(ScriptedBackend(echo, model="billed", price_model="not-in-the-table"), [req("a")],
+                            progress=False)
+    assert unpriced.stats.cost_usd is None and unpriced.stats.billed
+    local = complete_all(ScriptedBackend(echo, model="free"), [req("a")], progress=False)  # no price_model: local
+    assert local.stats.cost_usd == 0.0 and not local.stats.billed
+
+
+def test_one_cost_wording_local_free_billed_priced_and_unknown(capsys):
+    """Issue #23: the same local calls read `cost unknown` in the call summary and `$0.0000` in the label summary.
+    One wording now: local calls cost nothing and say so; unknown only for a billed model without a price."""
+    from rlaif.calls.stats import CallStats, cost_text
+
+    priced = ScriptedBackend(lambda r: Completion(text="x", input_tokens=2000, output_tokens=1000), model="p",
+                             price_model="gpt-4o-mini")
+    runs = {name: complete_all(b, [req("a")], progress=False, summary=True).stats for name, b in [
+        ("local", ScriptedBackend(echo, model="local-engine")), ("priced", priced),
+        ("unpriced", ScriptedBackend(echo, model="u", price_model="no-such-model"))]}
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("scripted:local-engine: ") and "; no cost (local); " in err[0]
+    assert "; $0.0009; " in err[1]  # 2000 x $0.15/M + 1000 x $0.60/M = $0.0009
+    assert "; cost unknown (a billed model has no price in rlaif/calls/pricing.py); " in err[2]
+    assert "unknown" not in err[0] and "$" not in err[0]
+    # summed: local calls add nothing and keep a priced total priced; one unknown price makes the total unknown
+    total = CallStats.total([runs["local"], runs["priced"]])
+    assert total.cost_usd == pytest.approx(0.0009) and cost_text(total.cost_usd, total.billed) == "$0.0009"
+    assert cost_text(CallStats.total([runs["local"]]).cost_usd, False) == "no cost (local)"
+    assert CallStats.total(runs.values()).cost_usd is None
 
 
 def test_summary_goes_to_stderr(capsys):

@@ -88,7 +88,10 @@ def test_label_jury_through_loopback_openai(tmp_path, server):
     for s in per.values():
         assert set(s) >= {"n", "invalid_rate", "flip_rate", "tie_rate", "tokens_in", "tokens_out", "cost_usd"}
         assert s["flip_rate"] == 0.0 and s["invalid_rate"] == 0.0 and s["tokens_in"] > 0
-        assert s["cost_usd"] == 0.0  # a local server bills nothing
+        assert s["cost_usd"] == 0.0 and s["billed"] is False  # a local server bills nothing
+    # one wording for the same local calls, in the label summary and the call layer's (issue #23: `$0.0000` here,
+    # `cost unknown` there)
+    assert text.count("no cost (local)") == 2 and "$0.0000" not in text and "unknown" not in text
     labs = [x for x in lines(out / "labels.jsonl") if x["rater"].startswith("pairwise-logprob")]
     # the log-probs came through the real SDK: p(a = "wrong") = 1 - P_GOOD in both orders
     assert all(x["p_a"] == pytest.approx(1 - P_GOOD) and x["parse"] == "logprob" for x in labs)

@@ -109,7 +109,7 @@ def test_eval_with_known_verdicts_gives_exact_rates_and_gap(tmp_path, server):
     assert "<script>alert" not in html and "&lt;script&gt;alert(0)&lt;/script&gt;" in html
     assert html.count("<details>") == 8 and "Generalization gap" in html
     md = (out / "eval.md").read_text()
-    assert "## Generalization gap" in md and "| ood | ood | pairwise@v1:openai:judge | 4 | 2-2-0 | 0.500 |" in md
+    assert "## Generalization gap" in md and "| ood | pairwise@v1:openai:judge | 4 | 2-2-0 | 0.500 |" in md
     saved = json.loads((out / "eval.json").read_text())
     assert saved["splits"]["ood"]["win_rate"][llm]["win_rate"] == 0.5
     # a re-run makes zero calls and gives the same numbers

@@ -218,13 +218,15 @@ def test_cli_bad_line_and_bad_key_exit_2(tiny_model_dir, tmp_path):
     assert proc.returncode == 2 and "unknown key 'bta'" in proc.stderr
 
 
-def test_rerun_extends_a_finished_run_and_refuses_a_changed_config(tiny_model_dir, pairs, tmp_path):
+def test_rerun_extends_a_finished_run_with_its_kept_checkpoint_and_refuses_a_changed_config(tiny_model_dir, pairs,
+                                                                                             tmp_path):
     from rlaif.train.dpo import train_dpo
 
-    args = dict(data=str(pairs), model=str(tiny_model_dir), out=str(tmp_path), eval_fraction=0.0, **FAST)
+    args = dict(data=str(pairs), model=str(tiny_model_dir), out=str(tmp_path), eval_fraction=0.0,
+                keep_checkpoint=True, **FAST)  # without it the checkpoint goes at the end (tests/train/test_summary.py)
     train_dpo(max_steps=2, **args)
     res = train_dpo(max_steps=3, **args)  # a bigger budget continues from the saved step 2
-    assert res.steps == 3 and [r["step"] for r in rows(tmp_path)] == [1, 2, 3]
+    assert res.steps == 3 and [r["step"] for r in rows(tmp_path)] == [1, 2, 3] and res.checkpoint_kept
     with pytest.raises(ConfigError, match="beta changed"):
         train_dpo(max_steps=4, beta=0.5, **{k: v for k, v in args.items()})
 

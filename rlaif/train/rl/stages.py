@@ -300,8 +300,9 @@ class OnlineSteps:
         return None
 
     def info(self, row: dict) -> str:
-        reward = row.get("reward")
-        return (f"reward {reward:.3f}" if reward is not None else "reward -") + f" kl {row['kl_k1']:.3f}"
+        reward, loss = row.get("reward"), row.get("loss")
+        info = f"loss {loss:.4f} " if loss is not None else ""
+        return info + (f"reward {reward:.3f}" if reward is not None else "reward -") + f" kl {row['kl_k1']:.3f}"
 
     # -- 1.-6. the stages ---------------------------------------------------------------------------------
     def sample(self, engine: Engine) -> Samples:
