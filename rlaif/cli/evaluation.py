@@ -154,5 +154,7 @@ def demo(
 ) -> None:
     """Run the RLAIF loop offline on the embedded default model."""
     from rlaif.pipelines.demo import run_demo
+    from rlaif.train.modeling import quiet_library_loads
 
+    quiet_library_loads()  # no transformers loading/writing bars between the demo's progress lines
     run_demo(out, quick=quick, seed=seed, hacking=hacking)
