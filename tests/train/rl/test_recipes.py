@@ -193,11 +193,11 @@ import sys
 CALLS = [0]
 
 
-def reward(prompts, responses, metadata):
+def reward(prompts, completions, **kwargs):
     CALLS[0] += 1
     if CALLS[0] >= int(os.environ.get("EXIT_AT") or 10**9):
         sys.exit(0)
-    return [float(len(r) % 3) for r in responses]
+    return [float(len(c) % 3) for c in completions]
 '''
 
 
