@@ -5,14 +5,16 @@ from pathlib import Path
 
 import typer
 
+from rlaif.cli import train_help  # noqa: F401  (registers the recipe keys in --help, the --max-steps hint)
 from rlaif.cli.entry import app
 from rlaif.cli.options import (
     _JUDGE_HELP,
     ApiKeyEnv,
     Concurrency,
     call_options,
+    prompts_help,
 )
-from rlaif.cli.paths import file_or_name, folder_or_name, input_file, output_dir
+from rlaif.cli.paths import file_or_name, folder_or_name, input_file, output_dir, prompt_set
 
 
 # --- training: train -----------------------------------------------------------------------------
@@ -29,10 +31,9 @@ def train(
                              callback=output_dir),
     config: Path = typer.Option(None, "--config", help="YAML config (default: the shipped one for the recipe)",
                                 callback=input_file),
-    prompts: str = typer.Option(None, "--prompts", help="ppo/rloo/grpo/online-dpo: prompts JSONL or a built-in prompt "
-                                                       "set (constraints and other fields reach the reward as "
-                                                       "metadata; online-dpo adds the rule checker)",
-                                callback=file_or_name),
+    prompts: str = typer.Option(None, "--prompts", help=prompts_help("ppo/rloo/grpo/online-dpo: what the policy "
+                                                                     "answers (constraints and other fields reach the "
+                                                                     "reward as metadata)"), callback=prompt_set),
     reward: list[str] = typer.Option([], "--reward", help="ppo/rloo/grpo, repeatable: rule, rule:all, rm:PATH, "
                                      "judge:NAME, pairwise:NAME, http://HOST:PORT/get_reward, python:MODULE:FUNC, "
                                      "each optionally @WEIGHT"),
@@ -58,7 +59,6 @@ def train(
     import json as _json
     from dataclasses import asdict
 
-    from rlaif.catalog import find
     from rlaif.train import ONLINE_RECIPES
     from rlaif.train import train as run_recipe
     from rlaif.train.config import CONFIG_DIR, load_config
@@ -71,7 +71,7 @@ def train(
     _check_train_flags(recipe, data=data, prompts=prompts, reward=reward + gold_reward, judge=judge,
                        judge_model=judge_model, base_url=base_url, api_key_env=api_key_env)
     online = recipe in ONLINE_RECIPES
-    source = ({"prompts": str(find("prompts", prompts)) if prompts else None} if online
+    source = ({"prompts": prompts} if online
               else {"data": str(data) if data else None})
     cfg = load_config(recipe, config or CONFIG_DIR / f"{recipe}.yaml", overrides or [], **source, model=model,
                       out=str(out) if out else None)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rlaif.catalog import find
+from rlaif.catalog import prompt_set
 from rlaif.errors import ConfigError
 from rlaif.outlock import output_lock
 from rlaif.pipelines.resume import Steps
@@ -79,7 +79,7 @@ class OnlineDPOConfig(BaseModel):
     k: int = Field(4, ge=2)  # samples per prompt per round (every pair of them is judged)
     steps_per_round: int = Field(8, gt=0)  # DPO optimizer steps per round
     prompts_per_round: int | None = Field(None, gt=0)  # None: every prompt each round; else the next N, cycling
-    temperature: float = Field(0.8, gt=0)
+    temperature: float = Field(0.8, gt=0)  # sampling temperature of the policy's k samples
     max_tokens: int = Field(64, gt=0)  # new tokens per sample
     jury: Literal["majority", "mean", "dawid-skene"] = "mean"
     min_p_chosen: float = Field(0.0, ge=0.0, le=1.0)  # drop preferences the jury is less sure of
@@ -185,7 +185,7 @@ def run_online_dpo(config: OnlineDPOConfig | dict | None = None, *, judges: list
 def open_state(cfg: OnlineDPOConfig, out: Path, judges: list | None, calls: CallOptions) -> OnlineDPOState:
     from rlaif.train.modeling import model_path
 
-    prompts_path = find("prompts", cfg.prompts)
+    prompts_path = prompt_set(cfg.prompts, "prompts")
     prompts = read_prompts(prompts_path)
     judges = list(judges) if judges is not None else _load_judges(cfg)
     if cfg.rule and any(p.constraints for p in prompts) and not any(j.kind == "rule" for j in judges):

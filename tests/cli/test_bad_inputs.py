@@ -163,7 +163,7 @@ TABLE: dict[str, Row] = {
 }
 SUBPROCESS_ROW = "audit labels"  # each error class also goes through a real `python -m rlaif.cli` once
 
-INPUT_CHECKS = {cli_paths.input_file, cli_paths.file_or_name}
+INPUT_CHECKS = {cli_paths.input_file, cli_paths.file_or_name, cli_paths.prompt_set}
 ALL_CHECKS = INPUT_CHECKS | {cli_paths.output_dir, cli_paths.output_file, cli_paths.folder_or_name}
 
 
@@ -285,10 +285,10 @@ def test_the_io_layer_names_the_path_when_writing_fails(tmp_path):
 def test_main_turns_a_stray_os_error_into_one_line(monkeypatch):
     import rlaif.cli.entry
 
-    def boom(**_):
+    def boom(*_, **__):
         raise PermissionError(13, "Permission denied", "/some/where")
 
-    monkeypatch.setattr(rlaif.cli.entry, "app", boom)
+    monkeypatch.setattr(rlaif.cli.entry, "command", boom)
     r = rlaif_inproc("audit")
     assert_clean_error(r, "error: /some/where: Permission denied. Fix:")
 

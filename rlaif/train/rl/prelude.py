@@ -26,7 +26,9 @@ class PromptItem:
 
 
 def load_prompt_items(path: str) -> list[PromptItem]:
-    return [PromptItem(as_messages(rec.prompt), rec.model_dump()) for rec in read_prompts(path)]
+    from rlaif.catalog import prompt_set  # the one resolver: a prompts: key may name a built-in set too
+
+    return [PromptItem(as_messages(rec.prompt), rec.model_dump()) for rec in read_prompts(prompt_set(path, "prompts"))]
 
 
 @dataclass
