@@ -310,9 +310,27 @@ def test_out_of_range_options_are_refused_and_named(tmp_path, good):
         (["elo", good.labels, "--anchor", "a=nan", "-o", tmp_path / "e"], "expected MODEL=RATING"),
         (["elo", good.labels, "--anchor", "zzz=1000", "-o", tmp_path / "e"], "'zzz' is not in the battles"),
     ]
+    gen = ["generate", "demo", "--policy", "openai:m", "--base-url", DEAD, "-o", tmp_path / "g.jsonl"]
+    synth = ["synth", "demo", "--policy", "openai:a", "--policy", "openai:b", "-j", "rule", "--base-url", DEAD,
+             "-o", tmp_path / "s"]
+    label = ["label", good.responses, "-j", "rule", "-o", tmp_path / "l"]
+    cases += [([*cmd, flag, value], flag) for cmd in (gen, synth, label)
+              for flag, value in (("--limit", "0"), ("--offset", "-1"))]
     for argv, needle in cases:
         assert_clean_error(rlaif_inproc(*argv), needle)
     assert not (tmp_path / "e").exists() and not (tmp_path / "w").exists()
+    assert not (tmp_path / "g.jsonl").exists() and not (tmp_path / "s").exists() and not (tmp_path / "l").exists()
+
+
+def test_an_offset_past_the_last_prompt_says_how_many_there_are(tmp_path, good):
+    with FakeServer() as srv:
+        r = rlaif_inproc("generate", "demo", "--policy", "openai:m", "--base-url", srv.openai_url, "--offset", "20",
+                         "-o", tmp_path / "g.jsonl")
+        assert_clean_error(r, "demo.jsonl has 20 prompts: none left after skipping 20. Fix: lower --offset "
+                              "(below 20)")
+        r = rlaif_inproc("label", good.responses, "-j", "rule", "--offset", "3", "-o", tmp_path / "l")
+        assert_clean_error(r, f"{good.responses} has 3 prompts: none left after skipping 3. Fix:")
+        assert srv.count == 0
 
 
 # ---- names that look like mathtext or markdown: plain text everywhere ----
