@@ -11,6 +11,8 @@ from rlaif.cli.options import (
     _JUDGE_HELP,
     ApiKeyEnv,
     Concurrency,
+    Limit,
+    Offset,
     call_options,
     prompts_help,
 )
@@ -49,6 +51,8 @@ def train(
     api_key_env: ApiKeyEnv = None,
     concurrency: Concurrency = 8,
     timeout: float = typer.Option(None, "--timeout", min=0.1, help="seconds per judge or reward-server call"),
+    limit: Limit = None,
+    offset: Offset = 0,
 ) -> None:
     """Train a reward model (rm) or a policy (dpo, kto) from preference files, a policy online from prompts and
     a reward (ppo, rloo, grpo), or a policy by rounds of sampling, AI judging and DPO (online-dpo); resumes
@@ -66,12 +70,13 @@ def train(
     if recipe == "online-dpo":
         _train_online_dpo(overrides or [], prompts=prompts, judge=judge, judge_model=judge_model, model=model,
                           out=out, config=config, data=data, base_url=base_url, api_key_env=api_key_env,
-                          concurrency=concurrency, gold_reward=gold_reward)
+                          concurrency=concurrency, gold_reward=gold_reward, limit=limit, offset=offset)
         return
     _check_train_flags(recipe, data=data, prompts=prompts, reward=reward + gold_reward, judge=judge,
-                       judge_model=judge_model, base_url=base_url, api_key_env=api_key_env)
+                       judge_model=judge_model, base_url=base_url, api_key_env=api_key_env,
+                       prompt_cut=limit is not None or offset > 0)
     online = recipe in ONLINE_RECIPES
-    source = ({"prompts": prompts} if online
+    source = ({"prompts": prompts, "prompts_limit": limit, "prompts_offset": offset or None} if online
               else {"data": str(data) if data else None})
     cfg = load_config(recipe, config or CONFIG_DIR / f"{recipe}.yaml", overrides or [], **source, model=model,
                       out=str(out) if out else None)
@@ -98,7 +103,8 @@ def train(
     typer.echo(_json.dumps(asdict(result), indent=2))
 
 
-def _check_train_flags(recipe: str, *, data, prompts, reward, judge, judge_model, base_url, api_key_env) -> None:
+def _check_train_flags(recipe: str, *, data, prompts, reward, judge, judge_model, base_url, api_key_env,
+                       prompt_cut: bool = False) -> None:
     """Each recipe family takes its own inputs: refuse the flags of another one, saying which they belong to."""
     from rlaif.errors import ConfigError
     from rlaif.train import ONLINE_RECIPES, RECIPES
@@ -111,15 +117,16 @@ def _check_train_flags(recipe: str, *, data, prompts, reward, judge, judge_model
                           "--reward judge:NAME / pairwise:NAME")
     if online and data:
         raise ConfigError(f"{recipe} samples from prompts, it reads no --data. Fix: pass --prompts FILE")
-    if not online and (prompts or reward or judge_model or base_url or api_key_env):
-        raise ConfigError(f"--prompts, --reward, --judge-model, --base-url and --api-key-env are for the online "
-                          f"recipes ({', '.join(ONLINE_RECIPES)}, online-dpo); {recipe} trains on --data")
+    if not online and (prompts or reward or judge_model or base_url or api_key_env or prompt_cut):
+        raise ConfigError(f"--prompts, --limit, --offset, --reward, --judge-model, --base-url and --api-key-env are "
+                          f"for the online recipes ({', '.join(ONLINE_RECIPES)}, online-dpo); {recipe} trains on "
+                          "--data. Fix: drop them (max_steps=N bounds a short run)")
     if len(judge_model) > 1:
         raise ConfigError("--judge-model once for the online recipes: every judge: / pairwise: reward runs on it")
 
 
 def _train_online_dpo(overrides: list[str], *, prompts, judge, judge_model, model, out, config, data, base_url,
-                      api_key_env, concurrency, gold_reward) -> None:
+                      api_key_env, concurrency, gold_reward, limit, offset) -> None:
     from rlaif.errors import ConfigError
     from rlaif.pipelines.online_dpo import DEFAULT_CONFIG, load_online_config, run_online_dpo
 
@@ -127,6 +134,6 @@ def _train_online_dpo(overrides: list[str], *, prompts, judge, judge_model, mode
         raise ConfigError("online-dpo makes its own preference data each round. Fix: drop --data, pass --prompts")
     cfg = load_online_config(config or DEFAULT_CONFIG, overrides, prompts=prompts, model=model,
                              out=str(out) if out else None, judges=judge or None, judge_models=judge_model or None,
-                             gold_reward=gold_reward or None)
+                             gold_reward=gold_reward or None, prompts_limit=limit, prompts_offset=offset or None)
     run = run_online_dpo(cfg, options=call_options(concurrency, base_url, api_key_env))
     typer.echo(run.summary)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rlaif.catalog import prompt_set
+from rlaif.catalog import prompt_set, select
 from rlaif.errors import ConfigError
 from rlaif.outlock import output_lock
 from rlaif.pipelines.resume import Steps
@@ -73,6 +73,8 @@ class OnlineDPOConfig(BaseModel):
 
     dpo: DPOConfig  # model, reference, seed, device and out are the loop's too
     prompts: str | None = None  # a prompts JSONL or a built-in prompt set (constraints feed the rule checker)
+    prompts_offset: int = Field(0, ge=0)  # skip the first N prompts (--offset)
+    prompts_limit: int | None = Field(None, gt=0)  # then read only N prompts (--limit); null: all the rest
     judges: list[str] = Field(default_factory=list)  # --judge: built-in names or judge YAML files
     judge_models: list[str] = Field(default_factory=list)  # --judge-model: once for all judges or once per judge
     rounds: int = Field(3, gt=0)
@@ -186,7 +188,7 @@ def open_state(cfg: OnlineDPOConfig, out: Path, judges: list | None, calls: Call
     from rlaif.train.modeling import model_path
 
     prompts_path = prompt_set(cfg.prompts, "prompts")
-    prompts = read_prompts(prompts_path)
+    prompts = select(read_prompts(prompts_path), cfg.prompts_limit, cfg.prompts_offset, prompts_path)
     judges = list(judges) if judges is not None else _load_judges(cfg)
     if cfg.rule and any(p.constraints for p in prompts) and not any(j.kind == "rule" for j in judges):
         from rlaif.judge import load_judge

@@ -105,6 +105,8 @@ class OnlineConfig(TrainConfig):
     responses share one copy of the prompt in the update's forwards."""
 
     prompts: str | None = None  # prompt JSONL (rlaif prompt records; constraints/reference fields go to the reward)
+    prompts_offset: int = Field(0, ge=0)  # skip the first N prompts (--offset)
+    prompts_limit: int | None = Field(None, gt=0)  # then read only N prompts (--limit); null: all the rest
     batch_size: int = Field(8, gt=0)  # prompts per step, over all processes (rows = batch_size · k)
     micro_batch_size: int = Field(8, gt=0)  # rows (responses) per forward pass on one process
     k: int = Field(4, gt=0)  # responses sampled per prompt

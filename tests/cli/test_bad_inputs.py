@@ -314,12 +314,13 @@ def test_out_of_range_options_are_refused_and_named(tmp_path, good):
     synth = ["synth", "demo", "--policy", "openai:a", "--policy", "openai:b", "-j", "rule", "--base-url", DEAD,
              "-o", tmp_path / "s"]
     label = ["label", good.responses, "-j", "rule", "-o", tmp_path / "l"]
-    cases += [([*cmd, flag, value], flag) for cmd in (gen, synth, label)
+    train = ["train", "grpo", "--prompts", "demo", "--reward", "rule", "-o", tmp_path / "t"]
+    cases += [([*cmd, flag, value], flag) for cmd in (gen, synth, label, train)
               for flag, value in (("--limit", "0"), ("--offset", "-1"))]
     for argv, needle in cases:
         assert_clean_error(rlaif_inproc(*argv), needle)
     assert not (tmp_path / "e").exists() and not (tmp_path / "w").exists()
-    assert not (tmp_path / "g.jsonl").exists() and not (tmp_path / "s").exists() and not (tmp_path / "l").exists()
+    assert not any((tmp_path / x).exists() for x in ("g.jsonl", "s", "l", "t"))
 
 
 def test_an_offset_past_the_last_prompt_says_how_many_there_are(tmp_path, good):

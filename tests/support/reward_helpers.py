@@ -29,3 +29,12 @@ NOT_A_FUNCTION = 3
 def shorter(prompts, responses, metadata):
     """A gold that prefers the shorter response: minus its length in characters."""
     return [-float(len(r)) for r in responses]
+
+
+def record_prompt_ids(prompts, responses, metadata):
+    """Appends each scored item's prompt_id to the file $RLAIF_TEST_RECORD (which prompts a run trained on)."""
+    import os
+
+    with open(os.environ["RLAIF_TEST_RECORD"], "a", encoding="utf-8") as f:
+        f.writelines(f"{m['prompt_id']}\n" for m in metadata)
+    return [0.0] * len(responses)
