@@ -40,3 +40,37 @@ def find(kind: str, name_or_path: str, suffixes: tuple[str, ...] = (".yaml", ".y
 def builtin_names(kind: str) -> list[str]:
     d = catalog_dir(kind)
     return sorted(f.stem for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
+
+
+# --- prompt sets: one resolver for every command that reads prompts (`--prompts`, PROMPTS) ---------------------
+# The prompts/ catalog also holds judge templates (.txt) and the bias-probe items (probes_*.jsonl): a prompt set
+# is one of its .jsonl files that is not a probe set.
+def prompt_set_names() -> list[str]:
+    """The built-in prompt sets, by the name commands accept (e.g. ifeval_id)."""
+    d = catalog_dir("prompts")
+    return sorted(f.stem for f in d.glob("*.jsonl") if not f.name.startswith(("probes", ".")))
+
+
+def prompt_set(name_or_path: str | Path, option: str = "--prompts") -> Path:
+    """A prompt file: a path when one exists there (a user file wins), else the built-in prompt set of that name
+    (`ifeval_id` or `ifeval_id.jsonl`); a ConfigError naming `option`, the value and the built-in names."""
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    name = p.name.removesuffix(".jsonl") if p.parent == Path(".") else None
+    if name in prompt_set_names():
+        return catalog_dir("prompts") / f"{name}.jsonl"
+    raise ConfigError(f"{option} {str(name_or_path)!r}: no such file, and no built-in prompt set of that name. "
+                      f"Fix: pass a prompt JSONL file, or one of: {', '.join(prompt_set_names())}")
+
+
+def select(items: list, limit: int | None, offset: int, source: object, unit: str = "prompts") -> list:
+    """`--offset`/`--limit` as `rlaif eval` takes them: skip the first `offset` items, keep the next `limit`
+    (None: all the rest); a ConfigError when nothing is left, naming `source` and its count."""
+    if offset < 0 or (limit is not None and limit < 1):
+        raise ConfigError("--limit must be at least 1 and --offset at least 0. Fix: e.g. --limit 5 --offset 0")
+    chosen = items[offset:offset + limit if limit else None]
+    if not chosen:
+        raise ConfigError(f"{source} has {len(items)} {unit}: none left after skipping {offset}. "
+                          f"Fix: lower --offset (below {len(items)})")
+    return chosen

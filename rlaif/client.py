@@ -207,8 +207,9 @@ def _message(response: httpx.Response) -> str:
     except (ValueError, AttributeError):
         return response.text[:300]
     if isinstance(error, dict):
-        fix = f" Fix: {error['fix']}" if error.get("fix") else ""
-        return f"{error.get('message', '')}{fix}"
+        message = str(error.get("message", ""))
+        fix = f"{'' if message.endswith('.') else '.'} Fix: {error['fix']}" if error.get("fix") else ""
+        return f"{message}{fix}"
     return response.text[:300]
 
 

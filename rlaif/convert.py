@@ -75,7 +75,8 @@ def detect_format(path: str | Path) -> str:
             return "arena"
         break
     raise InputError(path, 1, "cannot tell the format from the first record",
-                     f"name it: rlaif convert FORMAT ... with FORMAT one of {', '.join(FORMATS)}")
+                     f"name the format with -f, e.g. rlaif convert -f {FORMATS[0]} {path} -o labels.jsonl "
+                     f"(-f/--format one of: {', '.join(FORMATS + ANNOTATION_FORMATS)})")
 
 
 def convert(fmt: str, paths: list[str | Path]) -> list[Label]:

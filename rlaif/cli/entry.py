@@ -13,6 +13,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help and usage errors (rlaif.cli.helptext), not frames cut to 80 columns
 )
 
 
@@ -27,10 +28,20 @@ def warn(message: str | None) -> None:
         typer.secho(f"warning: {message}", err=True, fg="yellow")
 
 
+def command():
+    """The click command of the app, every command's help written by `rlaif.cli.helptext` (plain text, no
+    truncation, the metavars and the extra sections it adds)."""
+    import typer.main
+
+    from rlaif.cli.helptext import install
+
+    return install(typer.main.get_command(app))
+
+
 def main(argv: list[str] | None = None) -> None:
     """The `rlaif` entry point; `argv` (default: sys.argv[1:]) lets tests run a command in-process."""
     try:
-        app(args=argv)
+        command().main(args=argv, prog_name="rlaif")
     except RlaifError as e:
         from rlaif.redact import redact
 

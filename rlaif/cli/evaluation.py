@@ -14,8 +14,9 @@ from rlaif.cli.options import (
     MaxFailed,
     Timeout,
     call_options,
+    prompts_help,
 )
-from rlaif.cli.paths import file_or_name, folder_or_name, input_file, output_dir
+from rlaif.cli.paths import file_or_name, folder_or_name, input_file, output_dir, prompt_set
 
 
 # --- evaluation: winrate, diversity, eval --------------------------------------------------------
@@ -34,8 +35,9 @@ def winrate(
     judge_model: list[str] = typer.Option([], "--judge-model", help=_JUDGE_MODEL_HELP),
     base_url: list[str] = typer.Option([], "--base-url", help="OpenAI/Anthropic-compatible server URL for the judges"),
     api_key_env: ApiKeyEnv = None,
-    prompts: Path = typer.Option(None, "--prompts", help="prompt set: categories give per-category rates; "
-                                                         "constraints feed the rule judge", callback=input_file),
+    prompts: str = typer.Option(None, "--prompts", help=prompts_help("categories give per-category rates; "
+                                                                     "constraints feed the rule judge"),
+                                callback=prompt_set),
     concurrency: Concurrency = 8,
     bootstrap: int = typer.Option(10_000, "--bootstrap", min=1, help="bootstrap rounds for the 95% interval"),
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
@@ -50,10 +52,11 @@ def winrate(
     if (responses is None) == (labels is None):
         raise ConfigError("give either RESPONSES (to judge) or --labels (already judged). "
                           "Fix: e.g. `rlaif winrate responses.jsonl --judge pairwise ...` or `--labels labels.jsonl`")
+    prompts_path = Path(prompts) if prompts else None
     if labels is not None:
         if judge or judge_model:
             raise ConfigError("--judge/--judge-model judge RESPONSES; --labels are judged already. Fix: drop one")
-        run = winrate_from_labels_file(labels, policy, baseline, out, prompts_path=prompts, n_boot=bootstrap,
+        run = winrate_from_labels_file(labels, policy, baseline, out, prompts_path=prompts_path, n_boot=bootstrap,
                                        seed=seed)
     else:
         if not judge:
@@ -61,7 +64,7 @@ def winrate(
         from rlaif.judge import load_judges
 
         run = winrate_from_responses_file(responses, load_judges(judge, judge_model), policy, baseline, out,
-                                          prompts_path=prompts, n_boot=bootstrap, seed=seed,
+                                          prompts_path=prompts_path, n_boot=bootstrap, seed=seed,
                                           options=call_options(concurrency, base_url, api_key_env, timeout,
                                                                max_failed))
     typer.echo(run.summary)
@@ -110,7 +113,7 @@ def eval_suite(
     suite: str = typer.Argument(..., help="a built-in suite (ifeval, assistant) or a suite YAML file",
                                 callback=file_or_name),
     policy: str = typer.Option(..., "--policy", help="[NAME=]SPEC[,temperature=T]: the evaluated policy, e.g. "
-                                                     "dpo=hf:runs/dpo/model"),
+                                                     "dpo=hf:runs/dpo (the -o folder of `rlaif train dpo`)"),
     baseline: str = typer.Option(None, "--baseline", help="[NAME=]SPEC[,temperature=T] (default: the suite's)"),
     out: Path = typer.Option(..., "-o", "--out", help="output directory (eval.json, eval.md, eval.html, <split>/)",
                              callback=output_dir),

@@ -12,23 +12,25 @@ from rlaif.cli.options import (
     ApiKeyEnv,
     Concurrency,
     Jury,
+    Limit,
     MaxFailed,
     MinAgreement,
     MinPChosen,
+    Offset,
     Orders,
     Pairing,
     Reference,
     Timeout,
     call_options,
+    prompts_help,
 )
-from rlaif.cli.paths import file_or_name, input_file, output_dir, output_file
+from rlaif.cli.paths import file_or_name, input_file, output_dir, output_file, prompt_set
 
 
 # --- foundation: generate ------------------------------------------------------------------------
 @app.command()
 def generate(
-    prompts: str = typer.Argument(..., help="prompt file (.jsonl: plain, Alpaca, chat or MT-Bench lines) "
-                                            "or a built-in prompt set name, e.g. demo", callback=file_or_name),
+    prompts: str = typer.Argument(..., help=prompts_help("the prompts to answer"), callback=prompt_set),
     policy: str = typer.Option(..., "--policy", help="openai:MODEL, anthropic:MODEL, vllm:PATH, hf:PATH or local"),
     out: Path = typer.Option(..., "-o", "--out", help="responses.jsonl (appended; a re-run resumes)",
                              callback=output_file),
@@ -42,13 +44,15 @@ def generate(
     api_key_env: ApiKeyEnv = None,
     timeout: Timeout = 120.0,
     max_failed: MaxFailed = 0.5,
+    limit: Limit = None,
+    offset: Offset = 0,
 ) -> None:
     """Sample responses from a policy: one line per (prompt, sample), appended as results arrive."""
-    from rlaif.catalog import find
+    from rlaif.catalog import select
     from rlaif.generate import generate as run
     from rlaif.records import read_prompts
 
-    records = read_prompts(find("prompts", prompts))
+    records = select(read_prompts(prompts), limit, offset, prompts)
     run(records, policy, out, samples=samples, temperature=temperature, max_tokens=max_tokens, seed=seed,
         concurrency=concurrency, base_urls=base_url or None, api_key_env=api_key_env, timeout_s=timeout,
         max_failed=max_failed)
@@ -86,14 +90,16 @@ def label(
     jury: Jury = "majority",
     min_agreement: MinAgreement = 0.0,
     min_p_chosen: MinPChosen = 0.0,
-    prompts: Path = typer.Option(None, "--prompts", help="prompts JSONL whose constraints the rule judge checks",
-                                 callback=input_file),
+    prompts: str = typer.Option(None, "--prompts", help=prompts_help("the prompts whose constraints the rule "
+                                                                     "judge checks"), callback=prompt_set),
     reparse: bool = typer.Option(False, "--reparse", help="re-parse the raw outputs stored in OUTDIR; no calls"),
     concurrency: Concurrency = 8,
     no_cache: bool = typer.Option(False, "--no-cache", help="do not read or write the call cache"),
     seed: int = typer.Option(0, "--seed", help="seed for --orders random"),
     timeout: Timeout = 120.0,
     max_failed: MaxFailed = 0.5,
+    limit: Limit = None,
+    offset: Offset = 0,
 ) -> None:
     """Label response pairs with AI judges: both orders, soft labels, juries.
 
@@ -105,7 +111,7 @@ def label(
     judges = load_judges(judge, judge_model)
     summary = run_label(responses, judges, out, pairing=pairing, reference=reference, orders=orders, jury=jury,
                         min_agreement=min_agreement, min_p_chosen=min_p_chosen, reparse=reparse,
-                        prompts_path=prompts, seed=seed,
+                        prompts_path=Path(prompts) if prompts else None, seed=seed, limit=limit, offset=offset,
                         options=call_options(concurrency, base_url, api_key_env, timeout, max_failed,
                                              cache=not no_cache))
     _print_label_summary(summary, out)
@@ -113,8 +119,7 @@ def label(
 
 @app.command()
 def synth(
-    prompts: str = typer.Argument(..., help="prompt file (.jsonl) or a built-in prompt set name, e.g. demo",
-                                  callback=file_or_name),
+    prompts: str = typer.Argument(..., help=prompts_help("the prompts to answer"), callback=prompt_set),
     policy: list[str] = typer.Option(..., "--policy", help="a policy backend spec; repeat (two or more)"),
     judge: list[str] = typer.Option(..., "--judge", "-j", help=_JUDGE_HELP, callback=file_or_name),
     out: Path = typer.Option(..., "-o", "--out", help="output directory", callback=output_dir),
@@ -136,6 +141,8 @@ def synth(
     concurrency: Concurrency = 8,
     timeout: Timeout = 120.0,
     max_failed: MaxFailed = 0.5,
+    limit: Limit = None,
+    offset: Offset = 0,
 ) -> None:
     """Generate responses from several policies and label them in one command (a synthetic preference set)."""
     from rlaif.judge import load_judges
@@ -145,7 +152,7 @@ def synth(
     summary = run_synth(prompts, policy, judges, out, samples=samples, temperature=temperature,
                         max_tokens=max_tokens, seed=seed, judge_base_urls=judge_base_url or None, pairing=pairing,
                         reference=reference, orders=orders, jury=jury, min_agreement=min_agreement,
-                        min_p_chosen=min_p_chosen,
+                        min_p_chosen=min_p_chosen, limit=limit, offset=offset,
                         options=call_options(concurrency, base_url, api_key_env, timeout, max_failed))
     _print_label_summary(summary, out)
 

@@ -26,6 +26,24 @@ MinAgreement = Annotated[float, typer.Option("--min-agreement", help="drop pairs
 MinPChosen = Annotated[float, typer.Option("--min-p-chosen", help="drop preferences whose consensus "
                                                                   "probability is lower (e.g. 0.7)")]
 
+# How many prompts a command reads: the same spelling and meaning on every command that reads a prompt set.
+Limit = Annotated[int | None, typer.Option("--limit", min=1, help="read only N prompts (after --offset): "
+                                                                  "try a command on a few first")]
+Offset = Annotated[int, typer.Option("--offset", min=0, help="skip the first N prompts (e.g. those trained on)")]
+
+
+def prompts_help(what: str) -> str:
+    """The help of a PROMPTS argument or --prompts option: what it is for, and the built-in names it takes."""
+    from rlaif.catalog import prompt_set_names
+    from rlaif.errors import ConfigError
+
+    try:
+        names = ", ".join(prompt_set_names())
+    except ConfigError:  # a broken install: `--help` still answers; the command itself says what is missing
+        names = "see prompts/"
+    return f"{what}: a prompt JSONL file (plain, Alpaca, chat or MT-Bench lines) or a built-in prompt set ({names})"
+
+
 _JUDGE_HELP = ("a built-in judge (pairwise, pairwise-logprob, pairwise-cot, rubric, rubric-aspects, binary, rule, "
                "reward-model) or a judge YAML file; repeat for a jury")
 _JUDGE_MODEL_HELP = ("run the judge(s) on this backend/model instead (openai:MODEL, anthropic:MODEL, hf:PATH, "

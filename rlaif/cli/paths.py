@@ -75,6 +75,20 @@ def file_or_name(ctx: Any, param: Any, value: Any) -> Any:
     return value
 
 
+def prompt_set(ctx: Any, param: Any, value: Any) -> Any:
+    """A prompt file or the name of a built-in prompt set (rlaif.catalog.prompt_set, the one resolver), given
+    back as the path it resolves to."""
+    from rlaif.catalog import prompt_set as resolve
+
+    if value is None:
+        return None
+    p = Path(value)
+    if _stat(p) is not None:
+        _check_file(p, _name(param))
+        return value
+    return str(resolve(value, _name(param)))
+
+
 def _nearest_existing(path: Path) -> Path:
     p = path.absolute()
     while _stat(p) is None and p != p.parent:

@@ -5,14 +5,18 @@ from pathlib import Path
 
 import typer
 
+from rlaif.cli import train_help  # noqa: F401  (registers the recipe keys in --help, the --max-steps hint)
 from rlaif.cli.entry import app
 from rlaif.cli.options import (
     _JUDGE_HELP,
     ApiKeyEnv,
     Concurrency,
+    Limit,
+    Offset,
     call_options,
+    prompts_help,
 )
-from rlaif.cli.paths import file_or_name, folder_or_name, input_file, output_dir
+from rlaif.cli.paths import file_or_name, folder_or_name, input_file, output_dir, prompt_set
 
 
 # --- training: train -----------------------------------------------------------------------------
@@ -29,10 +33,9 @@ def train(
                              callback=output_dir),
     config: Path = typer.Option(None, "--config", help="YAML config (default: the shipped one for the recipe)",
                                 callback=input_file),
-    prompts: str = typer.Option(None, "--prompts", help="ppo/rloo/grpo/online-dpo: prompts JSONL or a built-in prompt "
-                                                       "set (constraints and other fields reach the reward as "
-                                                       "metadata; online-dpo adds the rule checker)",
-                                callback=file_or_name),
+    prompts: str = typer.Option(None, "--prompts", help=prompts_help("ppo/rloo/grpo/online-dpo: what the policy "
+                                                                     "answers (constraints and other fields reach the "
+                                                                     "reward as metadata)"), callback=prompt_set),
     reward: list[str] = typer.Option([], "--reward", help="ppo/rloo/grpo, repeatable: rule, rule:all, rm:PATH, "
                                      "judge:NAME, pairwise:NAME, group:NAME[,pairs=M], http://HOST:PORT/get_reward, "
                                      "python:MODULE:FUNC, each optionally @WEIGHT"),
@@ -51,6 +54,8 @@ def train(
     keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="keep OUT/checkpoint (optimizer state, "
                                          "as large as 3x the model) once the run is complete, to extend it later; "
                                          "by default it is removed: the final model is OUT itself"),
+    limit: Limit = None,
+    offset: Offset = 0,
 ) -> None:
     """Train a reward model (rm) or a policy (dpo, kto) from preference files, a policy online from prompts and
     a reward (ppo, rloo, grpo), or a policy by rounds of sampling, AI judging and DPO (online-dpo); resumes
@@ -59,7 +64,7 @@ def train(
 
     Multi-process: `torchrun --nproc_per_node N -m rlaif.cli train dpo ...` (DDP; fsdp=true on GPUs).
     """
-    from rlaif.catalog import find
+
     from rlaif.train import ONLINE_RECIPES
     from rlaif.train import train as run_recipe
     from rlaif.train.config import CONFIG_DIR, load_config
@@ -73,12 +78,13 @@ def train(
     if recipe == "online-dpo":
         _train_online_dpo(overrides or [], prompts=prompts, judge=judge, judge_model=judge_model, model=model,
                           out=out, config=config, data=data, base_url=base_url, api_key_env=api_key_env,
-                          concurrency=concurrency, gold_reward=gold_reward)
+                          concurrency=concurrency, gold_reward=gold_reward, limit=limit, offset=offset)
         return
     _check_train_flags(recipe, data=data, prompts=prompts, reward=reward + gold_reward, judge=judge,
-                       judge_model=judge_model, base_url=base_url, api_key_env=api_key_env)
+                       judge_model=judge_model, base_url=base_url, api_key_env=api_key_env,
+                       prompt_cut=limit is not None or offset > 0)
     online = recipe in ONLINE_RECIPES
-    source = ({"prompts": str(find("prompts", prompts)) if prompts else None} if online
+    source = ({"prompts": prompts, "prompts_limit": limit, "prompts_offset": offset or None} if online
               else {"data": str(data) if data else None})
     cfg = load_config(recipe, config or CONFIG_DIR / f"{recipe}.yaml", overrides or [], **source, model=model,
                       out=str(out) if out else None)
@@ -137,7 +143,8 @@ def _print_group_costs(specs: list[str], cfg) -> None:
         typer.echo(describe_cost(src.name, cfg.k, group_arg(src.arg)[1], cfg.batch_size, steps), err=True)
 
 
-def _check_train_flags(recipe: str, *, data, prompts, reward, judge, judge_model, base_url, api_key_env) -> None:
+def _check_train_flags(recipe: str, *, data, prompts, reward, judge, judge_model, base_url, api_key_env,
+                       prompt_cut: bool = False) -> None:
     """Each recipe family takes its own inputs: refuse the flags of another one, saying which they belong to."""
     from rlaif.errors import ConfigError
     from rlaif.train import ONLINE_RECIPES, RECIPES
@@ -150,15 +157,16 @@ def _check_train_flags(recipe: str, *, data, prompts, reward, judge, judge_model
                           "--reward judge:NAME / pairwise:NAME")
     if online and data:
         raise ConfigError(f"{recipe} samples from prompts, it reads no --data. Fix: pass --prompts FILE")
-    if not online and (prompts or reward or judge_model or base_url or api_key_env):
-        raise ConfigError(f"--prompts, --reward, --judge-model, --base-url and --api-key-env are for the online "
-                          f"recipes ({', '.join(ONLINE_RECIPES)}, online-dpo); {recipe} trains on --data")
+    if not online and (prompts or reward or judge_model or base_url or api_key_env or prompt_cut):
+        raise ConfigError(f"--prompts, --limit, --offset, --reward, --judge-model, --base-url and --api-key-env are "
+                          f"for the online recipes ({', '.join(ONLINE_RECIPES)}, online-dpo); {recipe} trains on "
+                          "--data. Fix: drop them (max_steps=N bounds a short run)")
     if len(judge_model) > 1:
         raise ConfigError("--judge-model once for the online recipes: every judge: / pairwise: reward runs on it")
 
 
 def _train_online_dpo(overrides: list[str], *, prompts, judge, judge_model, model, out, config, data, base_url,
-                      api_key_env, concurrency, gold_reward) -> None:
+                      api_key_env, concurrency, gold_reward, limit, offset) -> None:
     from rlaif.errors import ConfigError
     from rlaif.pipelines.online_dpo import DEFAULT_CONFIG, load_online_config, run_online_dpo
 
@@ -166,6 +174,6 @@ def _train_online_dpo(overrides: list[str], *, prompts, judge, judge_model, mode
         raise ConfigError("online-dpo makes its own preference data each round. Fix: drop --data, pass --prompts")
     cfg = load_online_config(config or DEFAULT_CONFIG, overrides, prompts=prompts, model=model,
                              out=str(out) if out else None, judges=judge or None, judge_models=judge_model or None,
-                             gold_reward=gold_reward or None)
+                             gold_reward=gold_reward or None, prompts_limit=limit, prompts_offset=offset or None)
     run = run_online_dpo(cfg, options=call_options(concurrency, base_url, api_key_env))
     typer.echo(run.summary)

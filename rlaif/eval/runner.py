@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from rlaif import catalog
 from rlaif.backends import DEFAULT_TIMEOUT_S, get_backend
 from rlaif.calls.options import CallOptions
 from rlaif.calls.stats import CallStats
@@ -166,7 +167,7 @@ def _refs(s: Suite, policy: str, baseline: str | None) -> tuple[PolicyRef, Polic
     base = parse_policy(baseline or s.spec.baseline, "--baseline")
     if pol.name == base.name:
         raise ConfigError(f"the policy and the baseline are both named '{pol.name}'. "
-                          "Fix: name them, e.g. --policy dpo=hf:runs/dpo/model --baseline sft=local")
+                          "Fix: name them, e.g. --policy dpo=hf:runs/dpo --baseline sft=local")
     if safe_name(pol.name) == safe_name(base.name):
         raise ConfigError(f"'{pol.name}' and '{base.name}' give the same file name. Fix: name them apart (NAME=SPEC)")
     return pol, base
@@ -318,12 +319,7 @@ def _result(run: _EvalShared, splits: dict[str, Any]) -> dict[str, Any]:
 
 
 def _split_prompts(s: Suite, split: str, limit: int | None, offset: int) -> list[Prompt]:
-    every = read_prompts(s.prompt_paths[split])
-    prompts: list[Prompt] = every[offset:offset + limit if limit else None]
-    if not prompts:
-        raise ConfigError(f"split '{split}' has {len(every)} prompts: none left after skipping {offset}. "
-                          "Fix: lower the prompts offset")
-    return prompts
+    return catalog.select(read_prompts(s.prompt_paths[split]), limit, offset, f"split '{split}'")
 
 
 def _generate_both(run: _EvalShared, prompts: list[Prompt],

@@ -178,7 +178,7 @@ def parse_policy(text: str, what: str = "--policy") -> PolicyRef:
         name, spec = head, head
     if not spec.strip():
         raise ConfigError(f"{what} '{text}' names no backend. Fix: use [NAME=]SPEC, e.g. sft=local or "
-                          "dpo=hf:runs/dpo/model")
+                          "dpo=hf:runs/dpo (the -o folder of `rlaif train dpo`)")
     temperature = None
     for opt in opts:
         key, sep, value = opt.partition("=")

@@ -11,6 +11,7 @@ from typing import Any
 
 from rlaif.calls.options import CallOptions
 from rlaif.calls.stats import CallStats
+from rlaif.catalog import select
 from rlaif.errors import ConfigError, InputError
 from rlaif.judge.jury import JURY_METHODS, JuryMethod
 from rlaif.judge.labeling import (
@@ -120,8 +121,9 @@ def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: 
               reference: str | None = None, orders: Orders = "both", jury: JuryMethod = "majority",
               min_agreement: float = 0.0, min_p_chosen: float = 0.0, reparse: bool = False,
               prompts_path: Path | None = None, seed: int = 0, options: CallOptions = CallOptions(),
-              calls: Any = None) -> dict:
+              calls: Any = None, limit: int | None = None, offset: int = 0) -> dict:
     """`rlaif label`: label a responses file and write every output file; returns the summary.
+    `offset`/`limit` pick prompts, in the order they first appear in the file: all their responses are labeled.
     More than `options.max_failed` of the calls failing raises CallsFailed once the outputs are written."""
     if jury not in JURY_METHODS:
         raise ConfigError(f"unknown --jury '{jury}'. Fix: use one of {', '.join(JURY_METHODS)}")
@@ -133,6 +135,9 @@ def run_label(responses_path: Path, judges: list[Judge], out: Path, *, pairing: 
     if not responses:
         raise InputError(responses_path, None, "the file holds no responses",
                          "pass the output of `rlaif generate` (one Response per line)")
+    if offset or limit:
+        kept = set(select(list(dict.fromkeys(r.prompt_id for r in responses)), limit, offset, responses_path))
+        responses = [r for r in responses if r.prompt_id in kept]
     out = Path(out)
     context = ScoreContext(constraints=_constraints(prompts_path))
     own = calls is None

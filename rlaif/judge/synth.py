@@ -13,7 +13,7 @@ from typing import Any
 
 from rlaif.backends import DEFAULT_TIMEOUT_S, is_http
 from rlaif.calls.options import CallOptions
-from rlaif.catalog import find
+from rlaif.catalog import prompt_set, select
 from rlaif.errors import ConfigError
 from rlaif.judge.pipeline import run_label
 from rlaif.judge.spec import Judge
@@ -32,7 +32,8 @@ SYNTH_CALLS = CallOptions(timeout_s=DEFAULT_TIMEOUT_S)
 @locks_output("out", directory=True)
 def run_synth(prompts: str | Path, policies: list[str], judges: list[Judge], out: Path, *, samples: int = 1,
               temperature: float = 0.7, max_tokens: int = 512, seed: int | None = None,
-              judge_base_urls: list[str] | None = None, options: CallOptions = SYNTH_CALLS, **label_opts: Any) -> dict:
+              judge_base_urls: list[str] | None = None, options: CallOptions = SYNTH_CALLS, limit: int | None = None,
+              offset: int = 0, **label_opts: Any) -> dict:
     """Generate `samples` responses per prompt from every policy, then label them; returns the summary.
     `options.base_urls` serve the HTTP policies, and the judges unless `judge_base_urls` are given.
     Each step checks its failed calls against `options.max_failed` (rlaif.calls.CallStats.check)."""
@@ -44,8 +45,8 @@ def run_synth(prompts: str | Path, policies: list[str], judges: list[Judge], out
     if len(policies) < 2 and samples < 2:
         raise ConfigError("one policy with one sample per prompt makes no pairs. "
                           "Fix: give two or more --policy, or -n 2 or more")
-    prompts_path = find("prompts", str(prompts), suffixes=(".jsonl",))
-    records = read_prompts(prompts_path)
+    prompts_path = prompt_set(prompts)
+    records = select(read_prompts(prompts_path), limit, offset, prompts_path)
     out = Path(out)
     files = []
     for i, policy in enumerate(policies):

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rlaif.catalog import find
+from rlaif.catalog import prompt_set
 from rlaif.outlock import locks_output
 from rlaif.pipelines.resume import Steps
 from rlaif.pipelines.resume import log as steps_log
@@ -139,7 +139,7 @@ def training_prompts(plan: DemoSize) -> list[Prompt]:
     """From the first `train_pool` ID prompts, those whose every constraint a rule can repair."""
     from rlaif.instructions.revise import revisable
 
-    pool = read_prompts(find("prompts", "ifeval_id"))[: plan.train_pool]
+    pool = read_prompts(prompt_set("ifeval_id"))[: plan.train_pool]
     usable = [p for p in pool if p.constraints and all(revisable(c) for c in p.constraints)]
     return usable[: plan.train_prompts]
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rlaif.catalog import find
+from rlaif.catalog import prompt_set, select
 from rlaif.errors import ConfigError
 from rlaif.outlock import output_lock
 from rlaif.pipelines.resume import Steps
@@ -73,13 +73,15 @@ class OnlineDPOConfig(BaseModel):
 
     dpo: DPOConfig  # model, reference, seed, device and out are the loop's too
     prompts: str | None = None  # a prompts JSONL or a built-in prompt set (constraints feed the rule checker)
+    prompts_offset: int = Field(0, ge=0)  # skip the first N prompts (--offset)
+    prompts_limit: int | None = Field(None, gt=0)  # then read only N prompts (--limit); null: all the rest
     judges: list[str] = Field(default_factory=list)  # --judge: built-in names or judge YAML files
     judge_models: list[str] = Field(default_factory=list)  # --judge-model: once for all judges or once per judge
     rounds: int = Field(3, gt=0)
     k: int = Field(4, ge=2)  # samples per prompt per round (every pair of them is judged)
     steps_per_round: int = Field(8, gt=0)  # DPO optimizer steps per round
     prompts_per_round: int | None = Field(None, gt=0)  # None: every prompt each round; else the next N, cycling
-    temperature: float = Field(0.8, gt=0)
+    temperature: float = Field(0.8, gt=0)  # sampling temperature of the policy's k samples
     max_tokens: int = Field(64, gt=0)  # new tokens per sample
     jury: Literal["majority", "mean", "dawid-skene"] = "mean"
     min_p_chosen: float = Field(0.0, ge=0.0, le=1.0)  # drop preferences the jury is less sure of
@@ -185,8 +187,8 @@ def run_online_dpo(config: OnlineDPOConfig | dict | None = None, *, judges: list
 def open_state(cfg: OnlineDPOConfig, out: Path, judges: list | None, calls: CallOptions) -> OnlineDPOState:
     from rlaif.train.modeling import model_path
 
-    prompts_path = find("prompts", cfg.prompts)
-    prompts = read_prompts(prompts_path)
+    prompts_path = prompt_set(cfg.prompts, "prompts")
+    prompts = select(read_prompts(prompts_path), cfg.prompts_limit, cfg.prompts_offset, prompts_path)
     judges = list(judges) if judges is not None else _load_judges(cfg)
     if cfg.rule and any(p.constraints for p in prompts) and not any(j.kind == "rule" for j in judges):
         from rlaif.judge import load_judge

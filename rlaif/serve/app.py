@@ -183,15 +183,28 @@ def _comparison_json(c: Comparison, item_id: str | None) -> dict:
             "orders": {o: asdict(v) for o, v in c.orders.items()}}
 
 
+def _no_pair_judge(asked: str | None, loaded: list[str]) -> ApiError:
+    """Why /v1/compare cannot answer: no pairwise judge loaded, several and none named, or an unknown name."""
+    if not loaded:
+        return ApiError(422, "no_pairwise_judge", "this service has no pairwise judge, so /v1/compare cannot "
+                        "answer (it was started without a pairwise --judge)", field="judge",
+                        fix="start the service with one, e.g. `rlaif serve -j pairwise-logprob` (local) or "
+                            "`rlaif serve -j pairwise --judge-model openai:gpt-4o-mini`; /v1/score needs none")
+    if asked is None:
+        return ApiError(422, "unknown_judge", f"{len(loaded)} pairwise judges are loaded ({', '.join(loaded)}) "
+                        "and the request names none", field="judge", fix=f"add \"judge\": \"{loaded[0]}\" to the "
+                        f"body (RewardClient.compare(..., judge='{loaded[0]}'))")
+    return ApiError(422, "unknown_judge", f"no pairwise judge '{asked}' is loaded; loaded: {', '.join(loaded)}",
+                    field="judge", fix=f"name one of: {', '.join(loaded)}")
+
+
 async def compare(service: Service, request: Request) -> dict:
     req = parse(await read_body(request, service.limits), CompareRequest)
     check_compare(req, service.limits)
     pair = service.scorers.pair
     name = req.judge or (next(iter(pair)) if len(pair) == 1 else None)
     if name not in pair:
-        loaded = ", ".join(pair) or "none (start the service with --judge pairwise)"
-        raise ApiError(422, "unknown_judge", f"no pairwise judge '{req.judge or ''}' chosen; loaded: {loaded}",
-                       field="judge")
+        raise _no_pair_judge(req.judge, list(pair))
     items = [PairInput(messages(it.prompt), it.response_a, it.response_b) for it in req.items]
     out = await service.run(name, items)
     return {"judge": name, "rater": pair[name].rater,

@@ -23,10 +23,10 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 class LoraConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    r: int = Field(16, gt=0)
-    alpha: int = Field(32, gt=0)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: list[str] | str = "all-linear"
+    r: int = Field(16, gt=0)  # adapter rank; setting any lora.* key turns LoRA on
+    alpha: int = Field(32, gt=0)  # adapter scaling (alpha / r multiplies the update)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)  # dropout on the adapter's input
+    target_modules: list[str] | str = "all-linear"  # the layers that get adapters (peft names)
 
 
 class TrainConfig(BaseModel):
@@ -36,26 +36,26 @@ class TrainConfig(BaseModel):
 
     model: str = "local"  # "local" (the embedded default) or a local transformers directory
     out: str | None = None  # output directory
-    seed: int = 0
-    max_prompt_length: int = Field(256, gt=0)
+    seed: int = 0  # seeds data order, sampling and initialisation
+    max_prompt_length: int = Field(256, gt=0)  # prompt tokens kept (longer prompts are cut from the left)
     batch_size: int = Field(8, gt=0)  # examples (pairs for rm/dpo) per optimizer step, over all processes
     micro_batch_size: int = Field(8, gt=0)  # examples per forward pass on one process
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int | None = Field(None, gt=0)
+    epochs: float = Field(1.0, gt=0)  # passes over the data (or the prompts)
+    max_steps: int | None = Field(None, gt=0)  # optimizer steps; overrides epochs when set
     max_seconds: float | None = Field(None, gt=0)  # training-time budget; stops after the step that crosses it
-    lr: float = Field(5e-6, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    warmup_steps: int = Field(0, ge=0)
-    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
-    max_grad_norm: float | None = Field(1.0, gt=0)
+    lr: float = Field(5e-6, gt=0)  # AdamW learning rate
+    weight_decay: float = Field(0.0, ge=0)  # AdamW weight decay
+    warmup_steps: int = Field(0, ge=0)  # optimizer steps of linear warm-up from 0
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"  # after warm-up: constant or linear/cosine decay
+    max_grad_norm: float | None = Field(1.0, gt=0)  # gradient-norm clipping (null: none)
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     gradient_checkpointing: Literal["auto", "on", "off"] = "auto"  # auto: on for CUDA
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when available
     fsdp: bool = False  # shard parameters across processes (CUDA, under torchrun / accelerate launch)
     lora: LoraConfig | None = None
     share_prompt: bool = True  # one row per prompt: its responses attend to the prompt, not to each other
     save_every: int = Field(50, gt=0)  # optimizer steps between resumable checkpoints
-    log_every: int = Field(1, gt=0)
+    log_every: int = Field(1, gt=0)  # optimizer steps between metrics.jsonl lines
     threads: int | None = Field(None, gt=0)  # torch CPU threads (default: torch's choice)
     resume: bool = True  # continue from OUT/checkpoint when it exists
     keep_checkpoint: bool = False  # keep OUT/checkpoint once the run is complete (to extend it later)
@@ -73,7 +73,7 @@ class OfflineConfig(TrainConfig):
     eval_data: str | None = None  # a separate held-out file; else `eval_fraction` of `data`, split by prompt
     eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     max_length: int = Field(512, gt=8)  # prompt + response tokens
-    group_by_length: bool = True
+    group_by_length: bool = True  # batch examples of similar length (less padding)
     eval_every: int | None = Field(None, gt=0)  # steps between evaluations (always at the end)
 
 
@@ -85,17 +85,17 @@ class RMConfig(OfflineConfig):
 
 
 class DPOConfig(OfflineConfig):
-    beta: float = Field(0.1, gt=0)
-    loss_type: Literal["sigmoid", "ipo"] = "sigmoid"
-    label_smoothing: float = Field(0.0, ge=0, lt=0.5)
-    soft_labels: bool = True
+    beta: float = Field(0.1, gt=0)  # strength of the KL pull to the reference (higher: closer)
+    loss_type: Literal["sigmoid", "ipo"] = "sigmoid"  # sigmoid (DPO) or ipo
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # assumed share of flipped labels (conservative DPO)
+    soft_labels: bool = True  # use p_chosen as the target when a record has it
     reference: str | None = None  # another model as the reference; default: the policy's starting weights
 
 
 class KTOConfig(OfflineConfig):
-    beta: float = Field(0.1, gt=0)
-    desirable_weight: float = Field(1.0, gt=0)
-    undesirable_weight: float = Field(1.0, gt=0)
+    beta: float = Field(0.1, gt=0)  # strength of the KL pull to the reference
+    desirable_weight: float = Field(1.0, gt=0)  # loss weight of desirable (label true) rows
+    undesirable_weight: float = Field(1.0, gt=0)  # loss weight of undesirable rows
     reference: str | None = None
 
 
@@ -106,17 +106,19 @@ class OnlineConfig(TrainConfig):
     responses share one copy of the prompt in the update's forwards."""
 
     prompts: str | None = None  # prompt JSONL (rlaif prompt records; constraints/reference fields go to the reward)
+    prompts_offset: int = Field(0, ge=0)  # skip the first N prompts (--offset)
+    prompts_limit: int | None = Field(None, gt=0)  # then read only N prompts (--limit); null: all the rest
     batch_size: int = Field(8, gt=0)  # prompts per step, over all processes (rows = batch_size · k)
     micro_batch_size: int = Field(8, gt=0)  # rows (responses) per forward pass on one process
     k: int = Field(4, gt=0)  # responses sampled per prompt
     max_new_tokens: int = Field(64, gt=0)
     temperature: float = Field(1.0, ge=0)  # sampling and log-prob temperature; 0 = greedy
-    top_p: float = Field(1.0, gt=0, le=1)
+    top_p: float = Field(1.0, gt=0, le=1)  # nucleus sampling (1: off)
     ppo_epochs: int = Field(1, gt=0)  # passes over each rollout batch
     minibatches: int = Field(1, gt=0)  # optimizer steps per pass
     beta: float = Field(0.05, ge=0)  # KL coefficient against the reference
     epsilon: float = Field(0.2, gt=0)  # clipping of the ratio (the lower side when epsilon_high is set)
-    epsilon_high: float | None = Field(None, gt=0)
+    epsilon_high: float | None = Field(None, gt=0)  # the upper clip when set (DAPO's clip-higher, e.g. 0.28)
     reference: str | None = None  # another model as the reference; default: the policy's starting weights
     max_skipped_share: float = Field(0.5, ge=0, le=1)  # stop when more of a batch cannot be scored
     lr: float = Field(1e-6, gt=0)
@@ -140,12 +142,12 @@ class PPOConfig(OnlineConfig):
     kl_estimator: Literal["k1", "k3"] = "k1"  # per-token KL penalty in the reward
     kl_target: float | None = Field(None, gt=0)  # set: adaptive β (Ziegler et al.) toward this sequence KL
     kl_horizon: int = Field(10000, gt=0)  # responses over which the adaptive β moves by up to 20%
-    gamma: float = Field(1.0, ge=0, le=1)
-    lam: float = Field(0.95, ge=0, le=1)
-    vf_coef: float = Field(0.1, ge=0)
-    value_clip: float = Field(0.2, gt=0)
-    entropy_coef: float = Field(0.0, ge=0)
-    whiten_advantages: bool = True
+    gamma: float = Field(1.0, ge=0, le=1)  # discount over tokens
+    lam: float = Field(0.95, ge=0, le=1)  # GAE λ
+    vf_coef: float = Field(0.1, ge=0)  # weight of the value loss
+    value_clip: float = Field(0.2, gt=0)  # clipping of the value update
+    entropy_coef: float = Field(0.0, ge=0)  # entropy bonus in the loss
+    whiten_advantages: bool = True  # normalise the advantages over the batch
     missing_eos_penalty: float | None = Field(None, ge=0)  # subtracted from the score of a response with no EOS
     normalize_rewards: bool = False  # scores divided by a running std (and centered) before the KL penalty
     reward_clip: float | None = Field(None, gt=0)  # then clipped to ±reward_clip

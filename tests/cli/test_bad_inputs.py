@@ -165,7 +165,7 @@ TABLE: dict[str, Row] = {
 }
 SUBPROCESS_ROW = "audit labels"  # each error class also goes through a real `python -m rlaif.cli` once
 
-INPUT_CHECKS = {cli_paths.input_file, cli_paths.file_or_name}
+INPUT_CHECKS = {cli_paths.input_file, cli_paths.file_or_name, cli_paths.prompt_set}
 ALL_CHECKS = INPUT_CHECKS | {cli_paths.output_dir, cli_paths.output_file, cli_paths.folder_or_name}
 
 
@@ -287,10 +287,10 @@ def test_the_io_layer_names_the_path_when_writing_fails(tmp_path):
 def test_main_turns_a_stray_os_error_into_one_line(monkeypatch):
     import rlaif.cli.entry
 
-    def boom(**_):
+    def boom(*_, **__):
         raise PermissionError(13, "Permission denied", "/some/where")
 
-    monkeypatch.setattr(rlaif.cli.entry, "app", boom)
+    monkeypatch.setattr(rlaif.cli.entry, "command", boom)
     r = rlaif_inproc("audit")
     assert_clean_error(r, "error: /some/where: Permission denied. Fix:")
 
@@ -314,9 +314,28 @@ def test_out_of_range_options_are_refused_and_named(tmp_path, good):
         (["serve", "--unscored-reward", "low", "--port", "0"], "--unscored-reward 'low' is not a finite number. Fix:"),
         (["serve", "--unscored-reward", "nan", "--port", "0"], "--unscored-reward 'nan' is not a finite number. Fix:"),
     ]
+    gen = ["generate", "demo", "--policy", "openai:m", "--base-url", DEAD, "-o", tmp_path / "g.jsonl"]
+    synth = ["synth", "demo", "--policy", "openai:a", "--policy", "openai:b", "-j", "rule", "--base-url", DEAD,
+             "-o", tmp_path / "s"]
+    label = ["label", good.responses, "-j", "rule", "-o", tmp_path / "l"]
+    train = ["train", "grpo", "--prompts", "demo", "--reward", "rule", "-o", tmp_path / "t"]
+    cases += [([*cmd, flag, value], flag) for cmd in (gen, synth, label, train)
+              for flag, value in (("--limit", "0"), ("--offset", "-1"))]
     for argv, needle in cases:
         assert_clean_error(rlaif_inproc(*argv), needle)
     assert not (tmp_path / "e").exists() and not (tmp_path / "w").exists()
+    assert not any((tmp_path / x).exists() for x in ("g.jsonl", "s", "l", "t"))
+
+
+def test_an_offset_past_the_last_prompt_says_how_many_there_are(tmp_path, good):
+    with FakeServer() as srv:
+        r = rlaif_inproc("generate", "demo", "--policy", "openai:m", "--base-url", srv.openai_url, "--offset", "20",
+                         "-o", tmp_path / "g.jsonl")
+        assert_clean_error(r, "demo.jsonl has 20 prompts: none left after skipping 20. Fix: lower --offset "
+                              "(below 20)")
+        r = rlaif_inproc("label", good.responses, "-j", "rule", "--offset", "3", "-o", tmp_path / "l")
+        assert_clean_error(r, f"{good.responses} has 3 prompts: none left after skipping 3. Fix:")
+        assert srv.count == 0
 
 
 def test_probe_and_group_reward_options_are_refused_and_named(tmp_path, good):

@@ -24,7 +24,11 @@ CANONICAL: dict[str, tuple[set[str], set[str]]] = {
     "samples": ({"-n", "--samples"}, {"--n-samples", "--num-samples"}),
     "max_tokens": ({"--max-tokens"}, {"--max-new-tokens"}),
     "judge": ({"-j", "--judge"}, {"--judges"}),
+    "limit": ({"--limit"}, {"--max-prompts", "--n-prompts", "--num-prompts", "--first"}),
+    "offset": ({"--offset"}, {"--skip", "--start"}),
 }
+# Commands that read a prompt set take --limit and --offset (`rlaif eval`'s meaning; issue 23, item 9).
+READS_PROMPTS = {"generate", "label", "synth", "train", "eval"}
 # Commands that call models take -c/--concurrency.
 CALLS_MODELS = {"generate", "label", "synth", "probe", "winrate", "eval"}
 SHORT_MEANS = {"-c": "concurrency", "-o": "out", "-n": "samples", "-j": "judge"}
@@ -106,3 +110,11 @@ def test_short_flags_mean_one_thing():
                 if short in opt.opts and set(opt.opts) != CANONICAL[concept][0]:
                     bad.append(f"rlaif {name}: {short} is {'/'.join(opt.opts)}, not {concept}")
     assert not bad, "\n".join(bad)
+
+
+def test_every_command_that_reads_prompts_takes_limit_and_offset():
+    cmds = _commands()
+    for n in READS_PROMPTS:
+        opts = {o.name: o for o in _options(cmds[n])}
+        assert opts["limit"].min == 1 and opts["limit"].default is None, n
+        assert opts["offset"].min == 0 and opts["offset"].default == 0, n

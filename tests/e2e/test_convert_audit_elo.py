@@ -133,7 +133,8 @@ def test_bad_input_exits_2_with_path_and_line(tmp_path):
     assert r.returncode == 2 and "nobody" in r.stderr
 
     r = run("convert", write_jsonl(tmp_path / "weird.jsonl", [{"foo": 1}]), "-o", tmp_path / "c.jsonl")
-    assert r.returncode == 2 and "weird.jsonl:1:" in r.stderr and "FORMAT" in r.stderr
+    assert r.returncode == 2 and "weird.jsonl:1:" in r.stderr and "name the format with -f, e.g. rlaif convert -f " \
+        "pandalm" in r.stderr
 
 
 def test_elo_cli_on_arena_battles(tmp_path):

@@ -51,3 +51,12 @@ NOT_A_FUNCTION = 3
 def shorter(prompts, completions, **kwargs):
     """A gold that prefers the shorter response: minus its length in characters."""
     return [-float(len(c if isinstance(c, str) else c[0]["content"])) for c in completions]
+
+
+def record_prompt_ids(prompts, completions, prompt_id, **kwargs):
+    """Appends each scored item's prompt_id to the file $RLAIF_TEST_RECORD (which prompts a run trained on)."""
+    import os
+
+    with open(os.environ["RLAIF_TEST_RECORD"], "a", encoding="utf-8") as f:
+        f.writelines(f"{p}\n" for p in prompt_id)
+    return [0.0] * len(completions)

@@ -25,8 +25,12 @@ class PromptItem:
     metadata: dict  # the prompt record's fields (prompt_id, constraints, reference, ...): the reward's metadata
 
 
-def load_prompt_items(path: str) -> list[PromptItem]:
-    return [PromptItem(as_messages(rec.prompt), rec.model_dump()) for rec in read_prompts(path)]
+def load_prompt_items(path: str, limit: int | None = None, offset: int = 0) -> list[PromptItem]:
+    from rlaif.catalog import prompt_set, select  # the one resolver: a prompts: key may name a built-in set too
+
+    found = prompt_set(path, "prompts")
+    return [PromptItem(as_messages(rec.prompt), rec.model_dump())
+            for rec in select(read_prompts(found), limit, offset, found)]
 
 
 @dataclass
@@ -60,7 +64,7 @@ def _prepare(recipe: str, cfg: OnlineConfig, reward_fn: RewardFn, gold_fn: Rewar
                           "Fix: drop fsdp (the processes use DDP), or train LoRA adapters (lora.r=16)")
     rt = setup(cfg)
     seed_everything(cfg.seed)
-    prompts = load_prompt_items(cfg.prompts)
+    prompts = load_prompt_items(cfg.prompts, cfg.prompts_limit, cfg.prompts_offset)
     if len(prompts) < cfg.batch_size:
         raise ConfigError(f"{cfg.prompts} holds {len(prompts)} prompts, fewer than batch_size={cfg.batch_size} "
                           "(prompts per step). Fix: lower batch_size or give more prompts")
