@@ -118,3 +118,7 @@ def test_ifeval_suite_on_the_local_model(tmp_path, tiny_rm_dir):
     assert again.result["calls"]["cache_hits"] == 8  # 2 splits x 2 pairs x 2 orders
     strip = lambda sp: {k: v for k, v in sp.items() if k != "calls"}
     assert all(strip(again.result["splits"][s]) == strip(r.result["splits"][s]) for s in ("id", "ood"))
+    # the KL only where asked (the demo: on the ID split, the distribution trained on)
+    id_only = run_eval("ifeval", policy, "base=local", out, kl_kinds=("id",), **kw).result["splits"]
+    assert id_only["id"]["reward"]["kl"] == r.result["splits"]["id"]["reward"]["kl"]
+    assert id_only["ood"]["reward"]["kl"] is None and id_only["ood"]["reward"]["policy"] is not None
