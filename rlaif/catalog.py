@@ -43,12 +43,12 @@ def builtin_names(kind: str) -> list[str]:
 
 
 # --- prompt sets: one resolver for every command that reads prompts (`--prompts`, PROMPTS) ---------------------
-# The prompts/ catalog also holds judge templates (.txt) and the bias-probe items (probes_*.jsonl): a prompt set
-# is one of its .jsonl files that is not a probe set.
+# The prompts/ catalog also holds judge templates (.txt), the bias-probe items (probes_*.jsonl) and the master-key
+# responses (master_keys_*.jsonl): a prompt set is one of its .jsonl files that is neither.
 def prompt_set_names() -> list[str]:
     """The built-in prompt sets, by the name commands accept (e.g. ifeval_id)."""
     d = catalog_dir("prompts")
-    return sorted(f.stem for f in d.glob("*.jsonl") if not f.name.startswith(("probes", ".")))
+    return sorted(f.stem for f in d.glob("*.jsonl") if not f.name.startswith(("probes", "master_keys", ".")))
 
 
 def prompt_set(name_or_path: str | Path, option: str = "--prompts") -> Path:

@@ -17,7 +17,8 @@ def test_prompt_sets_by_name_path_and_suffix(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "demo").write_text('{"prompt": "mine"}\n')  # a user file wins over the built-in name
     assert prompt_set("demo").resolve() == (tmp_path / "demo").resolve()
-    assert prompt_set_names() == sorted(f.stem for f in d.glob("*.jsonl") if not f.name.startswith("probes"))
+    # neither the probe items nor the master-key responses are prompt sets
+    assert prompt_set_names() == ["assistant", "demo", "ifeval_id", "ifeval_ood"]
 
 
 def test_an_unknown_name_lists_the_sets_and_never_a_judge_template():
@@ -25,7 +26,7 @@ def test_an_unknown_name_lists_the_sets_and_never_a_judge_template():
         prompt_set("pairwise_v1", "PROMPTS")  # a judge template in prompts/, not a prompt set
     msg = str(e.value)
     assert msg.startswith("PROMPTS 'pairwise_v1': no such file") and "Fix:" in msg
-    assert "ifeval_id" in msg and "pairwise_v1," not in msg and "probes_v1" not in msg
+    assert "ifeval_id" in msg and "pairwise_v1," not in msg and "probes_v1" not in msg and "master_keys" not in msg
     with pytest.raises(ConfigError):
         prompt_set("sub/ifeval_id")  # a name is a bare name, not a path into the catalog
 
