@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.browser import ARGS, CHROMIUM, needs_chromium
+
 # The quick demo, killed once and resumed, with the RL step and its evaluation: minutes on a shared 2-core CPU.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _demo(out: Path, env: dict) -> subprocess.Popen:
@@ -162,7 +163,7 @@ def _check_online_rl(out, s):
     assert "Reward hacking, measured" in html and "Too few steps" in h["sentence"]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+@needs_chromium
 def test_report_renders_in_chromium_and_escapes_model_text(demo_run, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -184,9 +185,7 @@ def test_report_renders_in_chromium_and_escapes_model_text(demo_run, tmp_path):
 
     shots = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         for html in (out / "report.html", copy / "report.html"):
             page = browser.new_page()
             errors = []

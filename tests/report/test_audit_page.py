@@ -7,15 +7,14 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 from itertools import combinations
 
 import pytest
 
 from rlaif.records import Label, write_jsonl
+from tests.support.browser import needs_chromium, opened
 from tests.support.cli_helpers import rlaif_inproc as rlaif
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 N_GROUPS, PER_GROUP, ITEMS = 8, 2, 6  # 16 raters; the 2 raters of a group share its 6 items, no one else's
 
 
@@ -79,20 +78,10 @@ def test_points_at_0_and_1_are_drawn_whole_inside_the_frame(audit_dir):
     assert checked == 32  # 16 raters on each of the two plots
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+@needs_chromium
 @pytest.mark.parametrize("width", [1024, 1366])
 def test_rater_tables_are_readable_at_common_widths(audit_dir, width):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": width, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto((audit_dir / "audit.html").as_uri())
-        page.wait_for_load_state("load")
+    with opened(audit_dir / "audit.html", width=width, console=False) as (page, errors):
         assert errors == [] and page.title() == "Judge and labeler audit"
         tables = page.locator("section").first.locator("table")
         assert tables.count() == 2  # the bias columns, at most five a table
@@ -110,4 +99,3 @@ def test_rater_tables_are_readable_at_common_widths(audit_dir, width):
         consistency = tables.first.locator("tr").nth(1).locator("td").nth(4).inner_text().splitlines()
         assert consistency[0] == "0.000" and re.fullmatch(r"\[0\.000, 0\.000\] 0/6", consistency[1]), consistency
         assert page.screenshot(full_page=True)[:4] == b"\x89PNG"
-        browser.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pytest
 import yaml
@@ -15,8 +14,8 @@ from fakeserver import FakeServer
 
 from rlaif.calls import CallOptions
 from rlaif.records import write_jsonl
+from tests.support.browser import needs_chromium, opened
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 _SHOWN = re.compile(r"Answer A:\n<<<\n(.*?)\n>>>\n\nAnswer B:\n<<<\n(.*?)\n>>>", re.S)
 NO_COMMAS = {"family": "structure", "type": "no_commas"}
 
@@ -71,19 +70,9 @@ def test_markdown_names_each_split_once_and_marks_no_signal(eval_dir):
             in md)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+@needs_chromium
 def test_summary_cards_in_chromium(eval_dir):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto((eval_dir / "eval.html").as_uri())
-        page.wait_for_load_state("load")
+    with opened(eval_dir / "eval.html", width=1280, console=False) as (page, errors):
         assert errors == []
         cards = page.locator("section").first.locator(".card")
         texts = [t.replace("\n", " | ") for t in cards.all_inner_texts()]
@@ -102,4 +91,3 @@ def test_summary_cards_in_chromium(eval_dir):
         box = flags.first.bounding_box()
         assert box["width"] > 20 and box["height"] > 8
         assert "id (id)" not in page.locator("body").inner_text()
-        browser.close()

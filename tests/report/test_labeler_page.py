@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 
 import pytest
 
+from tests.support.browser import needs_chromium, opened
 from tests.support.cli_helpers import rlaif_inproc as rlaif
 from tests.support.crowd_helpers import COLUMNS, crowd_rows, write_annotators
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EVIL = "<script>window.__pwned = 1</script><img src=x onerror='window.__pwned=2'>"
 
 
@@ -42,20 +41,9 @@ def test_markup_in_the_data_is_escaped_in_html_and_markdown(page_dir):
     assert any(EVIL in x["annotator"] for x in json.loads((page_dir / "labelers.json").read_text())["labelers"])
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+@needs_chromium
 def test_page_renders_in_chromium(page_dir):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto((page_dir / "labelers.html").as_uri())
-        page.wait_for_load_state("load")
+    with opened(page_dir / "labelers.html") as (page, errors):
         assert errors == [] and page.title() == "Human labeler audit"
         headings = page.locator("h2").all_inner_texts()
         assert headings[0] == "Findings" and "Drift over time" in headings and "Groups by region" in headings
@@ -68,4 +56,3 @@ def test_page_renders_in_chromium(page_dir):
         page.locator("details").first.evaluate("d => d.open = true")
         assert EVIL in page.locator("details").first.inner_text()  # shown as text
         assert page.screenshot(full_page=True)[:4] == b"\x89PNG"
-        browser.close()

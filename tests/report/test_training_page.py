@@ -2,14 +2,10 @@
 numbers; rendered in headless Chromium without errors."""
 from __future__ import annotations
 
-import shutil
-
-import pytest
-
 from rlaif.report.training_page import hacking_sentence, render_training_html
 from rlaif.train.rl.hacking import HackingMonitor, OnsetTest
+from tests.support.browser import needs_chromium, opened
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PROXY = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
 GOLD = [0.0, 0.2, 0.4, 0.5, 0.5, 0.4, 0.3, 0.2]
 
@@ -43,24 +39,12 @@ def test_markup_is_escaped_and_the_section_is_there():
     assert "Proxy vs gold reward" not in render_training_html(rows, {**result, "hacking": None})
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+@needs_chromium
 def test_page_renders_in_chromium(tmp_path):
-    from playwright.sync_api import sync_playwright
-
     rows, result = _run()
     page_path = tmp_path / "training.html"
     page_path.write_text(render_training_html(rows, result))
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(page_path.as_uri())
-        page.wait_for_load_state("load")
+    with opened(page_path) as (page, errors):
         assert errors == [] and page.title() == "rlaif training run"
         assert page.locator("h2").all_inner_texts()[:2] == ["Training", "Proxy vs gold reward"]
         assert page.locator("img").count() == 2
-        browser.close()
