@@ -9,7 +9,7 @@ A `Scorer` is one source: `score(batch) -> SourceScores` (a value or None per it
 Every kind of scorer is built by a lazy factory named in `KINDS` (llm judge, rule, trained reward model,
 http, python), imported only when a scorer of that kind is built, so this module stays a leaf (stdlib and
 `rlaif.errors`) that `train`, `judge`, `rewards` and `serve` all import. The factories are the only
-place a name becomes code: the trained reward model's (`TRAINED_REWARD_MODEL`, through `LazyRewardModel`)
+place a name becomes code: the trained reward model's (`TRAINED_REWARD_MODEL`, through `reward_model_class`)
 is the only one that reaches into `rlaif.train`; rule checkers are named in `RULES`.
 """
 from __future__ import annotations
@@ -301,7 +301,7 @@ KINDS: dict[str, ScorerKind] = {k.name: k for k in (
     ScorerKind("rule", "rlaif.rewards.local:rule_scorer", ("rule",),
                "the constraint checker: share of the prompt's constraints met, or 1/0 for all met"),
     ScorerKind("reward_model", "rlaif.rewards.local:model_scorer", ("rm",),
-               "a reward model trained by `rlaif train rm` (through `LazyRewardModel`)"),
+               "a reward model trained by `rlaif train rm` (through `reward_model_class`)"),
     ScorerKind("http", "rlaif.rewards.remote:http_scorer", ("http",),
                "a remote server speaking OpenRLHF's /get_reward"),
     ScorerKind("python", "rlaif.rewards.local:function_scorer", ("python",),
@@ -375,21 +375,3 @@ def reward_model_class(scorer: str | None = None) -> Any:
     `module:Class` that stands in for it."""
     target = TRAINED_REWARD_MODEL if scorer is None or scorer in _REWARD_MODEL_ALIASES else scorer
     return import_object(target, "reward model scorer")
-
-
-class LazyRewardModel:
-    """Builds the reward model (`scorer_class(path)`) on first use (it loads torch and the checkpoint)."""
-
-    def __init__(self, scorer_path: str | None, model_path: str):
-        self.scorer_path, self.model_path = scorer_path, model_path
-        self._scorer = None
-
-    def score(self, prompts: list, responses: list[str]) -> list[float]:
-        if self._scorer is None:
-            self._scorer = reward_model_class(self.scorer_path)(self.model_path)
-        scores = [float(s) for s in self._scorer.score(prompts, responses)]
-        if len(scores) != len(responses):
-            raise ConfigError(f"reward model scorer returned {len(scores)} scores for {len(responses)} responses. "
-                              f"Fix: {self.scorer_path or TRAINED_REWARD_MODEL}.score must return one score per "
-                              "response")
-        return scores

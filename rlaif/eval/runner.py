@@ -174,13 +174,16 @@ def _refs(s: Suite, policy: str, baseline: str | None) -> tuple[PolicyRef, Polic
 
 
 def _load_backends(refs: tuple[PolicyRef, ...], base_urls: list[str] | None,
-                   api_key_env: str | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+                   api_key_env: str | None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                   precision: str = "auto") -> dict[str, Any]:
     backends: dict[str, Any] = {}
     by_spec: dict[str, Any] = {}
     for ref in refs:
         if ref.spec not in by_spec:  # one loaded model serves two names of the same spec
+            local = ref.spec == "local" or ref.spec.startswith("hf:")
             by_spec[ref.spec] = get_backend(ref.spec, base_urls=base_urls, api_key_env=api_key_env,
-                                            drop_http_opts=True, timeout_s=timeout_s)
+                                            drop_http_opts=True, timeout_s=timeout_s,
+                                            **({"precision": precision} if local else {}))
         backends[ref.name] = by_spec[ref.spec]
     return backends
 
@@ -253,13 +256,14 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
              limit: int | None = None, samples: int | None = None, max_tokens: int | None = None,
              temperature: float | None = None, reward_model: str | None = None, judge_model: str | None = None,
              embedding: bool | None = None, prompts_offset: int = 0, kl: bool | None = None,
-             kl_kinds: tuple[str, ...] = ("id", "ood"),
+             kl_kinds: tuple[str, ...] = ("id", "ood"), precision: str = "auto",
              options: CallOptions = EVAL_CALLS) -> EvalRun:
     """Run an eval suite into OUT (eval.json, eval.md, eval.html, <split>/); returns what it wrote.
     `policy`/`baseline` are "NAME=SPEC" or "SPEC" (baseline None: the suite's); `prompts_offset` skips the first
     N prompts of every split (e.g. those trained on); `kl` (default: with a reward model) adds the KL estimate
-    for local/hf policies, on the splits of `kl_kinds`; `options`: how the calls are made (a timeout of None:
-    `DEFAULT_TIMEOUT_S`)."""
+    for local/hf policies, on the splits of `kl_kinds`; `precision`: how local/hf policies sample (the
+    backend's auto/fp32/bf16; the KL's log-probabilities stay fp32 on the CPU); `options`: how the calls are
+    made (a timeout of None: `DEFAULT_TIMEOUT_S`)."""
     if options.timeout_s is None:
         options = replace(options, timeout_s=DEFAULT_TIMEOUT_S)
     progress = options.progress
@@ -273,7 +277,7 @@ def run_eval(suite: str | Path | Suite, policy: str, baseline: str | None, out: 
                      g.temperature if temperature is None else temperature, g.seed)
     judges = _judges(s, judge_model, reward_model)
     out = Path(out)
-    backends = _load_backends((pol, base), options.base_urls, options.api_key_env, options.timeout_s)
+    backends = _load_backends((pol, base), options.base_urls, options.api_key_env, options.timeout_s, precision)
     calls = LiveCalls.of(options)
     want_kl = bool(reward_model) if kl is None else kl
     run = _EvalShared(s, pol, base, backends, calls, judges, gen, offset=prompts_offset,

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from rlaif.backends.base import Completion, Request
 from rlaif.calls.options import CallOptions
+from rlaif.calls.reward_model import ModelReward
 from rlaif.calls.stats import CallStats
 from rlaif.errors import ConfigError, RlaifError
 from rlaif.judge.jury import winner_of
@@ -23,7 +24,7 @@ from rlaif.judge.parsers import PARSERS, Score, Verdict
 from rlaif.judge.spec import Judge
 from rlaif.judge.templates import render_prompt
 from rlaif.records import Label, Record, Response, Usage, stable_id
-from rlaif.scoring import LazyRewardModel, rule_checker
+from rlaif.scoring import RewardBatch, rule_checker
 
 Orders = Literal["both", "random", "ab"]
 ORDERS = ("both", "random", "ab")
@@ -72,6 +73,7 @@ class LiveCalls:
         self.base_urls, self.api_key_env = base_urls, api_key_env
         self.timeout_s = timeout_s  # per call, for the backends made here (None: the backends' default)
         self._backends: dict[str, Any] = {}
+        self._reward_models: dict[tuple, ModelReward] = {}
 
     @classmethod
     def of(cls, o: CallOptions) -> LiveCalls:
@@ -102,9 +104,20 @@ class LiveCalls:
         stats.add(res.stats)  # the call layer counts local calls as free, a billed model without a price unknown
         return list(res.completions)
 
+    def reward_model(self, judge: Judge) -> ModelReward:
+        """The judge's reward model, loaded once for every split and pair of this run; its scores go through
+        the call cache like any call (a response scored before costs no forward)."""
+        key = (judge.spec.scorer, judge.model)
+        if key not in self._reward_models:
+            self._reward_models[key] = ModelReward(judge.model, scorer=judge.spec.scorer, cache=self.cache)
+        return self._reward_models[key]
+
     def close(self) -> None:
         # complete_all closes network clients after each run; a loaded local model is freed with the object.
         self._backends.clear()
+        for rm in self._reward_models.values():
+            rm.close()
+        self._reward_models.clear()
 
 
 class Replay:
@@ -284,10 +297,9 @@ def sigmoid(x: float) -> float:
 
 @dataclass
 class ScoreContext:
-    """What non-LLM judges need beyond the response: constraints per prompt, stored RM scores."""
+    """What rule judges need beyond the response: constraints per prompt, the checkers loaded."""
 
     constraints: dict[str, list[dict]] = field(default_factory=dict)
-    reward_models: dict[str, LazyRewardModel] = field(default_factory=dict)
     checkers: dict[str, Callable] = field(default_factory=dict)
 
 
@@ -342,10 +354,15 @@ def _score_reward_model(judge: Judge, responses: list[Response], calls, context:
             c = calls.get(judge.rater, response_key(r))
             out.append(_score_record(judge, r, Score(value=float(c.text)), c.text, None))
         return out
-    key = f"{judge.spec.scorer}|{judge.model}"
-    rm = context.reward_models.setdefault(key, LazyRewardModel(judge.spec.scorer, judge.model))
-    values = rm.score([r.prompt for r in responses], [r.response for r in responses])
-    return [_score_record(judge, r, Score(value=v), repr(v), None) for r, v in zip(responses, values, strict=True)]
+    rm = calls.reward_model(judge)
+    before = (rm.stats.calls, rm.stats.cache_hits, rm.stats.failed)
+    res = rm.score(RewardBatch([r.prompt for r in responses], [r.response for r in responses], [{}] * len(responses)))
+    stats.calls += rm.stats.calls - before[0]
+    stats.cache_hits += rm.stats.cache_hits - before[1]
+    stats.failed += rm.stats.failed - before[2]
+    stats.requests += len(responses)
+    return [_score_record(judge, r, Score(value=v, error=e), None if v is None else repr(v), None)
+            for r, v, e in zip(responses, res.values, res.errors, strict=True)]
 
 
 # The judge kinds that score single responses (the judge YAML's `kind`); rule checkers and the trained

@@ -91,6 +91,9 @@ class DemoSize:
     rl_beta: float = 0.04
     dpo_lr: float = 2e-5
     hacking_steps: int = 12  # --hacking: GRPO against the reward model, the checker as gold
+    # bf16 where the hardware computes it natively (CUDA, or a CPU with AVX512-BF16/AMX): sampling from bf16
+    # weights and mixed-precision training run about 1.8x faster there; the KL's log-probabilities stay fp32
+    precision: str = "fp32"
 
 
 # 60 comparisons a split (30 prompts x 2 samples): enough for a 95% interval to exclude 0.5 at a win rate near 0.63
@@ -105,12 +108,24 @@ def log(msg: str) -> None:
     steps_log("demo", msg)
 
 
+def native_bf16() -> bool:
+    """Whether bf16 runs faster than fp32 here: CUDA, or a CPU whose oneDNN has native bf16 kernels."""
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a private check: a build without it is treated as fp32-only
+        return False
+
+
 @locks_output("out", directory=True)
 def run_demo(out: Path, quick: bool = False, seed: int = 0, hacking: bool = False) -> DemoReport:
     """`rlaif demo`: run (or resume) every step; the result is what report.html shows (demo.json and its pairs)."""
     from rlaif.pipelines.demo_summary import demo_report
 
-    plan = replace(QUICK if quick else FULL, seed=seed)
+    plan = replace(QUICK if quick else FULL, seed=seed, precision="bf16" if native_bf16() else "fp32")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     steps = Steps(out, asdict(plan), command="demo")  # another plan (--quick, --seed) starts over
@@ -152,7 +167,7 @@ def generate_candidates(out: Path, plan: DemoSize) -> None:
     prompts = training_prompts(plan)
     write_jsonl(out / "prompts_train.jsonl", prompts)
     generate(prompts, "local", out / "responses_base.jsonl", samples=plan.samples, temperature=0.8,
-             max_tokens=plan.max_tokens, seed=plan.seed)
+             max_tokens=plan.max_tokens, seed=plan.seed, precision=plan.precision)
     base = read_jsonl(out / "responses_base.jsonl", Response)
     by_id = {p.prompt_id: p for p in prompts}
     revisions = []
@@ -246,7 +261,7 @@ def build_demo_preferences(out: Path) -> None:
 def _train_common(out: Path, plan: DemoSize, steps: int) -> dict[str, Any]:
     return dict(data=str(out / "preferences.jsonl"), model="local", max_steps=steps, epochs=4,
                 max_length=256, max_prompt_length=128, batch_size=4, micro_batch_size=4, eval_fraction=0.15,
-                save_every=10, seed=plan.seed)
+                save_every=10, seed=plan.seed, precision=plan.precision)
 
 
 def train_reward_model(out: Path, plan: DemoSize) -> None:
@@ -275,7 +290,7 @@ def _grpo(out: Path, plan: DemoSize, run: str, reward: list[str], gold: list[str
               out=str(out / run), k=plan.rl_k, batch_size=plan.rl_batch,
               micro_batch_size=plan.rl_k * plan.rl_batch, max_new_tokens=plan.rl_max_new_tokens, temperature=1.0,
               lr=plan.rl_lr, beta=plan.rl_beta, epochs=100, max_steps=steps,
-              save_every=4, threads=2, seed=plan.seed, **extra)
+              save_every=4, threads=2, seed=plan.seed, precision=plan.precision, **extra)
     write_training_page(out / run)
 
 
@@ -303,7 +318,7 @@ def _evaluate(out: Path, plan: DemoSize, policy: str, into: str) -> None:
     # the ID split only: the distribution trained on (and the OOD estimate would cost the two models' forwards again)
     run_eval(_suite(plan), policy, "local", out / into, limit=plan.eval_prompts, samples=plan.eval_samples,
              max_tokens=plan.eval_max_tokens, temperature=0.7, reward_model=str(out / "rm"), kl=plan.eval_kl,
-             prompts_offset=plan.train_pool, kl_kinds=("id",))
+             prompts_offset=plan.train_pool, kl_kinds=("id",), precision=plan.precision)
 
 
 def evaluate_dpo_policy(out: Path, plan: DemoSize) -> None:

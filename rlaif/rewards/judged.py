@@ -58,7 +58,7 @@ class JudgeReward:
     def __init__(self, judge: Judge, calls: Any):
         self.judge, self.calls = judge, calls
         self.stats = CallStats()
-        self.context = ScoreContext()  # holds a loaded reward-model judge across batches
+        self.context = ScoreContext()  # holds a loaded rule checker across batches (a reward model: `calls`)
         rng = judge.spec.score_range
         usable = rng is not None and judge.mode != "binary" and rng[1] > rng[0]
         self.scale = (float(rng[0]), float(rng[1])) if usable else None

@@ -3,8 +3,9 @@
     scorer = RewardScorer("runs/rm")
     scorer.score(["What is 2+2?"], ["4"])  # -> [1.83]
 
-Plain torch + transformers; it tokenizes exactly as training did (chat template, same truncation,
-reward read at the response's last token), so scores mean what the training loss made them mean.
+Plain torch + transformers; it tokenizes and computes exactly as training did (chat template, same truncation,
+reward read at the response's last token, bf16 autocast where the model was trained under it), so scores mean
+what the training loss made them mean.
 
 A folder whose score head is not in the checkpoint (a causal LM's, e.g. the converted `local` model) is
 refused: transformers would start the head from random weights, and every load would score differently.
@@ -38,6 +39,9 @@ class RewardScorer:
         if (path / "train_result.json").exists():
             trained = json.loads((path / "train_result.json").read_text()).get("config", {})
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        # the precision it was trained in (train/runtime.py: auto is bf16 autocast on CUDA, fp32 on the CPU)
+        precision = trained.get("precision", "auto")
+        self.autocast = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
         self.fingerprint = weights_digest(path)
         self.tok = load_tokenizer(str(path))
         model = _load_trained_head(path, AutoModelForSequenceClassification)
@@ -64,7 +68,9 @@ class RewardScorer:
         for s in range(0, len(order), self.batch_size):
             part = order[s:s + self.batch_size]
             batch = collate([items[i] for i in part], self.tok.pad_token_id, share_prompt=False).to(self.device)
-            for i, v in zip(part, self.model(batch).tolist(), strict=True):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                values = self.model(batch).tolist()
+            for i, v in zip(part, values, strict=True):
                 scores[i] = float(v)
         return scores
 

@@ -57,6 +57,32 @@ def test_first_token_logprobs_equal_a_manual_forward_pass(tiny, tiny_model_dir):
     assert c.text.startswith(greedy.strip()[:1]) or not greedy.strip()
 
 
+def test_bf16_precision_samples_from_a_bf16_copy_and_scores_in_fp32(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    fp32 = get_backend(f"hf:{tiny_model_dir}", batch_size=4)
+    bf16 = get_backend(f"hf:{tiny_model_dir}", batch_size=4, precision="bf16")
+    assert bf16.model == fp32.model + "+bf16"  # bf16 samples are cached apart from fp32 ones
+    prompts = ["Hello there", "Name a colour."]
+    got = complete_all(bf16, [req(p, max_tokens=5) for p in prompts], cache=False, progress=False).completions
+    assert bf16._sampler.dtype == torch.bfloat16 and bf16._model.dtype == torch.float32
+    # greedy text as a bf16 model of the same weights writes it
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
+    for p, c in zip(prompts, got, strict=True):
+        text = tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
+        ids = tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        out = model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=tok.pad_token_id)
+        assert c.text == tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    # log-probabilities (the KL estimate's) stay fp32: equal to the fp32 backend's
+    msgs = [[{"role": "user", "content": p}] for p in prompts]
+    assert [x.logprob for x in bf16.sequence_logprobs(msgs, ["Hi", "Blue"])] == \
+        [x.logprob for x in fp32.sequence_logprobs(msgs, ["Hi", "Blue"])]
+    with pytest.raises(Exception, match="precision 'fp16' is not one of auto, fp32, bf16"):
+        get_backend(f"hf:{tiny_model_dir}", precision="fp16")
+
+
 def test_mixed_sampling_parameters_in_one_batch(tiny):
     reqs = [req("a", max_tokens=3), req("b", max_tokens=5), req("c", max_tokens=3, temperature=0.9, seed=1)]
     res = complete_all(tiny, reqs, cache=False, progress=False)

@@ -112,10 +112,11 @@ def test_ifeval_suite_on_the_local_model(tmp_path, tiny_rm_dir):
     assert set(r.result["generalization_gap"]["win_rate"]) == {rule, llm, rm}
     assert set(r.result["generalization_gap"]["compliance"]) == {"hot", "base"}
     assert (out / "eval.html").stat().st_size > 1000 and "## Win rate" in (out / "eval.md").read_text()
-    # a re-run: every generation and judge call is already done
+    # a re-run: every generation, judge call and reward-model score is already done
     again = run_eval("ifeval", policy, "base=local", out, **kw)
     assert again.result["calls"]["made"] == 0
-    assert again.result["calls"]["cache_hits"] == 8  # 2 splits x 2 pairs x 2 orders
+    # the LLM judge: 2 splits x 2 pairs x 2 orders; the reward model: 2 splits x 4 responses
+    assert again.result["calls"]["cache_hits"] == 8 + 8
     strip = lambda sp: {k: v for k, v in sp.items() if k != "calls"}
     assert all(strip(again.result["splits"][s]) == strip(r.result["splits"][s]) for s in ("id", "ood"))
     # the KL only where asked (the demo: on the ID split, the distribution trained on)

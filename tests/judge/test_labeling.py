@@ -255,6 +255,38 @@ def test_reward_model_judge_sigmoid_and_lazy_load(tmp_path):
     assert lab.rater == "toy-rm@v1:ckpt/rm"
 
 
+def test_reward_model_judge_loads_once_per_call_layer_and_its_scores_are_cached(tmp_path):
+    from rlaif.judge.labeling import LiveCalls
+
+    ckpt = tmp_path / "rm"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+    spec = tmp_path / "rm.yaml"
+    spec.write_text("name: toy-rm\nkind: reward_model\nmode: pointwise\nversion: v1\n"
+                    "scorer: judge_helpers:ToyRewardModel\nsoft: hard\n")
+    ToyRewardModel.loaded.clear()
+    ToyRewardModel.scored.clear()
+    rm = load_judge(str(spec), model=str(ckpt))
+    rs = [Response(prompt_id="p", prompt="q", policy="x", response="good good"),
+          Response(prompt_id="p", prompt="q", policy="y", response="fine")]
+    calls = LiveCalls(cache=True)
+    first = label_responses(rs, [rm], calls=calls)  # e.g. two splits of one eval on one call layer
+    second = label_responses(rs, [rm], calls=calls)
+    calls.close()
+    assert ToyRewardModel.loaded == [str(ckpt)] and ToyRewardModel.scored == [2]  # loaded once, scored once
+    assert [s.score for s in first.scores] == [s.score for s in second.scores] == [2.0, 0.0]
+    st = second.stats[rm.rater]
+    assert (st.requests, st.calls, st.cache_hits) == (2, 0, 2) and first.stats[rm.rater].calls == 2
+    # another run (a new call layer, as a new process has) reuses the stored scores: loaded, but no forward
+    third = label_responses(rs, [rm])
+    assert len(ToyRewardModel.loaded) == 2 and ToyRewardModel.scored == [2] and third.labels[0].winner == "a"
+    # new weights in the same folder are scored anew; without the cache every run scores
+    (ckpt / "model.safetensors").write_bytes(b"retrained")
+    label_responses(rs, [rm])
+    label_responses(rs, [rm], cache=False)
+    assert ToyRewardModel.scored == [2, 2, 2]
+
+
 def test_probes_with_scripted_judges(tmp_path):
     rep = run_probes(judge("pairwise", first_always, "first"), tmp_path / "p1")
     probes = rep["probes"]

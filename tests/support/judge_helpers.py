@@ -25,11 +25,13 @@ class ToyRewardModel:
     """A stand-in for rlaif.train.reward_model.RewardScorer: reward = number of 'good' words."""
 
     loaded: list[str] = []
+    scored: list[int] = []  # how many responses each score() call got
 
     def __init__(self, path):
         ToyRewardModel.loaded.append(str(path))
 
     def score(self, prompts, responses):
+        ToyRewardModel.scored.append(len(responses))
         return [float(r.count("good")) for r in responses]
 
 
