@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from rlaif.errors import ConfigError
@@ -151,3 +152,21 @@ def test_the_new_keys_are_grpo_keys():
     for key in ("importance_sampling_level", "loss_type", "sapo_temperature_pos", "sapo_temperature_neg", "epsilon",
                 "epsilon_high", "temperature", "scale_rewards"):
         assert getattr(cfg, key) == fields[key].default, key
+
+
+def test_bf16_on_the_cpu_runs_and_samples_from_the_updated_weights(tiny_model_dir, tmp_path, monkeypatch):
+    from rlaif.train.rl.rollout import Bf16Copy
+
+    seen = []
+    real_of = Bf16Copy.of
+
+    def spy(self, model):
+        out = real_of(self, model)
+        seen.append((out.dtype, next(model.parameters()).dtype, next(out.parameters()).clone()))
+        return out
+
+    monkeypatch.setattr(Bf16Copy, "of", spy)
+    rows, _, _ = _train(tiny_model_dir, tmp_path, "bf16", "max_steps=2", "precision=bf16")
+    assert len(rows) == 2 and all(r["loss"] == r["loss"] for r in rows)  # finite, not NaN
+    assert [(a, b) for a, b, _ in seen] == [(torch.bfloat16, torch.float32)] * 2  # one refresh a step
+    assert not torch.equal(seen[0][2], seen[1][2])  # step 2 sampled from the weights step 1 updated

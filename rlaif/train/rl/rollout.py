@@ -9,6 +9,7 @@ log_softmax(logits / temperature), the temperature of the sampling.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 from dataclasses import dataclass, replace
 
@@ -257,6 +258,29 @@ def sample(model, tokenizer, prompts: list[Messages], *, k: int, max_new_tokens:
         logps = torch.log_softmax(scores, -1).gather(-1, response_ids[..., None]).squeeze(-1) * mask
     group = torch.arange(len(prompts)).repeat_interleave(k)
     return Rollout(prompt_ids, prompt_mask, response_ids, mask, ended, group, texts, list(prompts), k, logps)
+
+
+class Bf16Copy:
+    """A bf16 copy of a model for sampling on the CPU, its weights refreshed from the model's on each `of(model)`.
+
+    Under autocast every linear layer casts its fp32 weight to bf16 again at every generated token; sampling from
+    weights already in bf16 skips that (about 1.5x faster for the 135M model on a CPU with native bf16). The update
+    still runs under autocast on the fp32 weights, so this only changes where the same bf16 matmuls read from.
+    """
+
+    def __init__(self) -> None:
+        self.model: torch.nn.Module | None = None
+
+    @torch.no_grad()
+    def of(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.model is None:
+            self.model = copy.deepcopy(model).to(torch.bfloat16).requires_grad_(False)
+            for p in self.model.parameters():
+                p.grad = None  # the copy of a trained model carries its gradients otherwise
+        else:
+            for dst, src in zip(self.model.parameters(), model.parameters(), strict=True):
+                dst.copy_(src)
+        return self.model
 
 
 @dataclass

@@ -38,7 +38,7 @@ from rlaif.train.rl.hacking import HackingMonitor, OnsetTest, spearman
 from rlaif.train.rl.losses import kl_k1, kl_k3, masked_sum
 from rlaif.train.rl.policy import PolicyOut, evaluating
 from rlaif.train.rl.prelude import OnlineRun, PromptItem
-from rlaif.train.rl.rollout import Rollout, sample
+from rlaif.train.rl.rollout import Bf16Copy, Rollout, sample
 from rlaif.train.runtime import Runtime, sync_context, unwrap, wrap
 
 
@@ -229,6 +229,7 @@ class OnlineSteps:
         cfg = self.cfg
         self.monitor = None if run.gold_fn is None else HackingMonitor(
             OnsetTest(cfg.hacking_window, cfg.hacking_z, cfg.hacking_patience))
+        self._bf16_copy = Bf16Copy()
 
     @property
     def on_policy(self) -> bool:
@@ -311,8 +312,8 @@ class OnlineSteps:
         items = [run.prompts[i] for i in self.prompt_order.local(engine.step, rt.rank, rt.world)]
         seed = cfg.seed * 1_000_003 + engine.step * 7_919 + rt.rank  # a resumed step samples what it sampled before
         try:
-            with rt.autocast():  # bf16 on CUDA, as the update runs
-                rollout = sample(run.policy.model, run.tok, [it.messages for it in items], k=cfg.k,
+            with rt.autocast():  # bf16 as the update runs
+                rollout = sample(self._sampler(), run.tok, [it.messages for it in items], k=cfg.k,
                                  max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                                  seed=seed, max_prompt_length=cfg.max_prompt_length)
         except RuntimeError as e:  # the sampler's own check: the last update left non-finite weights
@@ -322,6 +323,13 @@ class OnlineSteps:
                                  "update left non-finite weights, so the run stops (the last checkpoint is intact). "
                                  "Fix: lower lr") from None
         return Samples(rollout, items, t0, time.perf_counter())
+
+    def _sampler(self) -> torch.nn.Module:
+        """The policy, or on a CPU under bf16 its bf16 copy (`Bf16Copy`), refreshed to this step's weights."""
+        rt, model = self.rt, self.run.policy.model
+        if rt.autocast_dtype is None or rt.device.type != "cpu" or rt.fsdp:
+            return model
+        return self._bf16_copy.of(unwrap(model))
 
     def score(self, engine: Engine, samples: Samples) -> Scores:
         """2. The reward of each row (NaN where unscored) and the rows kept; stops when too much of the global

@@ -205,3 +205,24 @@ def test_shared_prefill_samples_what_a_full_prefill_samples(eos_biased, tok, mon
     assert len(calls) == 1
     assert torch.equal(shared.response_ids, full.response_ids) and shared.texts == full.texts
     torch.testing.assert_close(shared.sampling_logps, full.sampling_logps, atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_copy_samples_what_the_model_cast_to_bf16_samples_and_follows_its_updates(plain, tok):
+    from rlaif.train.rl.rollout import Bf16Copy
+
+    model = copy.deepcopy(plain).train()
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)  # as after a backward: the copy must not carry them
+    copies = Bf16Copy()
+    first = copies.of(model)
+    assert first.dtype == torch.bfloat16 and model.dtype == torch.float32 and model.training
+    assert all(p.grad is None and not p.requires_grad for p in first.parameters())
+    reference = copy.deepcopy(plain).to(torch.bfloat16)
+    assert _sample(first, tok).texts == _sample(reference, tok).texts
+    with torch.no_grad():  # an optimizer step
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    again = copies.of(model)
+    assert again is first  # refreshed in place, not copied anew
+    for got, want in zip(again.parameters(), model.parameters(), strict=True):
+        assert torch.equal(got, want.to(torch.bfloat16))
