@@ -12,8 +12,10 @@ from rlaif.cli.options import (
     ApiKeyEnv,
     Concurrency,
     MaxFailed,
+    Precision,
     Timeout,
     call_options,
+    local_precision,
     prompts_help,
 )
 from rlaif.cli.paths import file_or_name, folder_or_name, input_file, output_dir, prompt_set
@@ -134,14 +136,16 @@ def eval_suite(
     concurrency: Concurrency = 8,
     timeout: Timeout = 120.0,
     max_failed: MaxFailed = 0.5,
+    precision: Precision = "auto",
 ) -> None:
     """Evaluate a policy against a baseline on an eval suite: win rate per judge with intervals, the ID−OOD
     gap, compliance, diversity. Resumable; a re-run makes zero calls."""
     from rlaif.eval.runner import run_eval
 
+    local_precision("local", precision)  # checks the choice; run_eval applies it to the hf: and local policies
     r = run_eval(suite, policy, baseline, out, limit=limit, samples=samples, max_tokens=max_tokens,
                  temperature=temperature, reward_model=reward_model, judge_model=judge_model,
-                 embedding=False if no_embedding else None, prompts_offset=offset, kl=kl,
+                 embedding=False if no_embedding else None, prompts_offset=offset, kl=kl, precision=precision,
                  options=call_options(concurrency, base_url, api_key_env, timeout, max_failed))
     typer.echo(r.summary)
 

@@ -19,9 +19,11 @@ from rlaif.cli.options import (
     Offset,
     Orders,
     Pairing,
+    Precision,
     Reference,
     Timeout,
     call_options,
+    local_precision,
     prompts_help,
 )
 from rlaif.cli.paths import file_or_name, input_file, output_dir, output_file, prompt_set
@@ -46,6 +48,7 @@ def generate(
     max_failed: MaxFailed = 0.5,
     limit: Limit = None,
     offset: Offset = 0,
+    precision: Precision = "auto",
 ) -> None:
     """Sample responses from a policy: one line per (prompt, sample), appended as results arrive."""
     from rlaif.catalog import select
@@ -55,7 +58,7 @@ def generate(
     records = select(read_prompts(prompts), limit, offset, prompts)
     run(records, policy, out, samples=samples, temperature=temperature, max_tokens=max_tokens, seed=seed,
         concurrency=concurrency, base_urls=base_url or None, api_key_env=api_key_env, timeout_s=timeout,
-        max_failed=max_failed)
+        max_failed=max_failed, **local_precision(policy, precision))
 
 
 

@@ -92,3 +92,19 @@ def test_synth_limit_and_offset(tmp_path):
         assert r.code == 0, r.stderr
         assert srv.count == 4  # 2 prompts x 2 policies
     assert sorted(_ids(tmp_path / "s" / "responses.jsonl")) == sorted(every[5:7])
+
+
+def test_generate_precision_reaches_local_models_and_is_refused_elsewhere(tmp_path, tiny_model_dir):
+    out = tmp_path / "bf16.jsonl"
+    r = rlaif_inproc("generate", "demo", "--policy", f"hf:{tiny_model_dir}", "--limit", "2", "--max-tokens", "4",
+                     "--precision", "bf16", "-o", out)
+    assert r.code == 0, r.stderr
+    assert len(read_responses(out)) == 2
+    from rlaif.calls.cache import cache_info
+
+    assert [m.model.endswith("+bf16") for m in cache_info().models] == [True]  # cached apart from fp32 answers
+    bad = rlaif_inproc("generate", "demo", "--policy", "openai:m", "--precision", "bf16", "-o", tmp_path / "x.jsonl")
+    assert bad.code == 2 and "--precision applies to hf: and local models, not 'openai:m'" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "x.jsonl").exists()
+    typo = rlaif_inproc("eval", "ifeval", "--policy", "local", "--precision", "fp16", "-o", tmp_path / "ev")
+    assert typo.code == 2 and "--precision 'fp16' is not one of auto, fp32, bf16" in typo.stderr
