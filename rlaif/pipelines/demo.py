@@ -83,16 +83,17 @@ class DemoSize:
     seed: int = 0  # every sampling and training seed (`--seed`); never the prompts
     # online RL on the checker reward; settings chosen on the training prompts only (README, the demo)
     rl_algorithm: str = "grpo"
-    rl_steps: int = 7  # about 18 s a step here (4 prompts x 4 answers)
+    rl_steps: int = 14  # about 11 s a step here (fp32, 4 prompts x 4 answers)
     rl_k: int = 4  # answers per prompt (a group)
     rl_batch: int = 4  # prompts per step
     rl_max_new_tokens: int = 48
-    rl_lr: float = 2e-5  # 3e-5 took the KL to 0.42 per token in one step, 0.63 in two (training prompts)
+    rl_lr: float = 4e-5  # with T 0.7 and 14 steps: a checker win over the base on the training pool, seeds 0-2
     rl_beta: float = 0.04
+    rl_temperature: float = 0.7  # rollouts at the evaluation's temperature: what is reinforced is what is sampled
     dpo_lr: float = 2e-5
     hacking_steps: int = 12  # --hacking: GRPO against the reward model, the checker as gold
-    # bf16 where the hardware computes it natively (CUDA, or a CPU with AVX512-BF16/AMX): sampling from bf16
-    # weights and mixed-precision training run about 1.8x faster there; the KL's log-probabilities stay fp32
+    # bf16 where it measures faster (`demo_precision`): sampling from bf16 weights and mixed-precision training;
+    # the KL's log-probabilities stay fp32
     precision: str = "fp32"
 
 
@@ -108,16 +109,39 @@ def log(msg: str) -> None:
     steps_log("demo", msg)
 
 
-def native_bf16() -> bool:
-    """Whether bf16 runs faster than fp32 here: CUDA, or a CPU whose oneDNN has native bf16 kernels."""
+def demo_precision(out: Path) -> str:
+    """bf16 where it measures faster than fp32 here (always on CUDA), else fp32. A resumed run keeps the precision
+    it started with (OUT/state.json), so a re-measurement cannot restart it.
+
+    Measured, not read from the CPU flags: AVX512-BF16 alone says little. On a 2-core AMD EPYC with it, bf16 ran
+    the demo's sampling and training about 1.8x faster than fp32; on a 2-core Intel Xeon with it (and no AMX),
+    its matrix products ran at 0.55-0.65x fp32's speed."""
     import torch
 
+    state = out / "state.json"
+    if state.exists():
+        started = (read_json_file(state).get("plan") or {}).get("precision")
+        if started in ("bf16", "fp32"):
+            return started
     if torch.cuda.is_available():
-        return True
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a private check: a build without it is treated as fp32-only
-        return False
+        return "bf16"
+    return "bf16" if bf16_speedup() >= 1.3 else "fp32"  # a clear margin: a close call is not worth the rounding
+
+
+def bf16_speedup() -> float:
+    """fp32 time / bf16 time of a matrix product shaped like the local model's MLP on a batch (~0.1 s)."""
+    import torch
+
+    def best(dtype: torch.dtype) -> float:
+        a, b = torch.ones(256, 576, dtype=dtype), torch.ones(576, 1536, dtype=dtype)
+        times = []
+        for _ in range(8):
+            t = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t)
+        return min(times[2:])  # the first calls pay for kernel selection
+
+    return best(torch.float32) / best(torch.bfloat16)
 
 
 @locks_output("out", directory=True)
@@ -125,9 +149,9 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, hacking: bool = Fals
     """`rlaif demo`: run (or resume) every step; the result is what report.html shows (demo.json and its pairs)."""
     from rlaif.pipelines.demo_summary import demo_report
 
-    plan = replace(QUICK if quick else FULL, seed=seed, precision="bf16" if native_bf16() else "fp32")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    plan = replace(QUICK if quick else FULL, seed=seed, precision=demo_precision(out))
     steps = Steps(out, asdict(plan), command="demo")  # another plan (--quick, --seed) starts over
     t_start = time.perf_counter()
     step = steps.run
@@ -282,15 +306,17 @@ def _grpo(out: Path, plan: DemoSize, run: str, reward: list[str], gold: list[str
     from rlaif.rewards import build_reward_fn
     from rlaif.train import train
 
-    # Threads pinned to the 2 cores the demo is sized for, rather than torch's choice.
+    # Threads pinned to the 2 cores the demo is sized for, rather than torch's choice. One checkpoint mid-run
+    # (each writes 1.6 GB: about 5 s here) besides the one at the end.
     with ExitStack() as stack:
         reward_fn = stack.enter_context(build_reward_fn(reward))
         gold_fn = stack.enter_context(build_reward_fn(gold)) if gold else None
         train(plan.rl_algorithm, None, reward_fn, gold_fn, prompts=str(out / "prompts_train.jsonl"), model="local",
               out=str(out / run), k=plan.rl_k, batch_size=plan.rl_batch,
-              micro_batch_size=plan.rl_k * plan.rl_batch, max_new_tokens=plan.rl_max_new_tokens, temperature=1.0,
+              micro_batch_size=plan.rl_k * plan.rl_batch, max_new_tokens=plan.rl_max_new_tokens,
+              temperature=plan.rl_temperature,
               lr=plan.rl_lr, beta=plan.rl_beta, epochs=100, max_steps=steps,
-              save_every=4, threads=2, seed=plan.seed, precision=plan.precision, **extra)
+              save_every=max(1, steps // 2), threads=2, seed=plan.seed, precision=plan.precision, **extra)
     write_training_page(out / run)
 
 
