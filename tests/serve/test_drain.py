@@ -19,12 +19,13 @@ def _args(up: FakeServer, drain_timeout: float) -> list[str]:
 
 
 def _outcome(svc: Served, client: httpx.Client, i: int) -> str:
-    """'200', '503' (with Retry-After), 'refused' (never sent: the listener was closed) or the failure."""
+    """'200', '503' (with Retry-After), 'never sent' (no connection: refused once the listener closed, or reset in
+    a handshake that completed as it closed, the race drain.py documents) or the failure."""
     body = {"items": [{"prompt": "p", "response": f"answer {i} grade 5"}], "scorers": ["rubric"]}
     try:
         r = client.post(svc.url + "/v1/score", json=body)
-    except httpx.ConnectError as e:
-        return "refused" if "refused" in str(e).lower() else f"ConnectError: {e}"
+    except httpx.ConnectError:  # raised only while connecting: the request was never written
+        return "never sent"
     except httpx.HTTPError as e:  # a reset or a connection dropped after the request was sent: the defect
         return f"{type(e).__name__}: {e}"
     if r.status_code == 503 and r.headers.get("retry-after", "").isdigit() and r.json()["error"]["code"] == "draining":
@@ -81,7 +82,7 @@ def test_sigterm_under_load_answers_every_request_sent(tmp_path):
             t.join(60)
         svc.stop()
         counts = Counter(outcomes)
-        assert set(counts) <= {"200", "503", "refused"}, counts  # nothing reset, dropped or wrong
+        assert set(counts) <= {"200", "503", "never sent"}, counts  # no request sent was reset, dropped or wrong
         assert counts["200"] >= 64 and counts["503"] > 0, counts
         assert took < 20, took
         assert "Traceback" not in svc.stderr
