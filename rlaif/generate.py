@@ -3,7 +3,9 @@
 One output line per (prompt, sample): `{"prompt_id", "prompt", "policy", "sample",
 "response", "usage"}`. Lines are flushed as results arrive, so kill -9 loses at most the
 calls in flight; a re-run skips every (prompt_id, sample) already in the output and the
-call cache makes the rest of the finished work free. Output order is arrival order.
+call cache makes the rest of the finished work free. Once every call has finished, the file is rewritten
+(atomically) in prompt order, samples ascending: the concurrent calls finish in any order, and data whose
+order depended on that would make one seed two different training runs.
 """
 from __future__ import annotations
 
@@ -17,7 +19,16 @@ from rlaif.backends.base import Backend, Completion, Request
 from rlaif.calls import DEFAULT_MAX_FAILED, CallStats, check_max_failed, complete_all
 from rlaif.errors import ConfigError, InputError
 from rlaif.outlock import locks_output
-from rlaif.records import JsonlAppender, Prompt, Response, as_messages, drop_duplicate_rows, read_jsonl
+from rlaif.records import (
+    JsonlAppender,
+    Prompt,
+    Response,
+    as_messages,
+    atomic_write,
+    drop_duplicate_rows,
+    iter_json_lines,
+    read_jsonl,
+)
 
 
 @dataclass
@@ -85,6 +96,24 @@ def generate(prompts: list[Prompt], policy: str | Backend, out: str | Path, *, s
         result = complete_all(backend, requests, concurrency=concurrency, on_result=write, progress=progress,
                               summary=True, description=f"generate {name}", on_error="record")
     summary.stats = result.stats
+    if summary.written:
+        _in_prompt_order(out, prompts)
     print(f"{out}: wrote {summary.written} responses ({summary.already_done} were there already)", file=sys.stderr)
     result.stats.check(max_failed, f"generate {name}")
     return summary
+
+
+def _in_prompt_order(out: Path, prompts: list[Prompt]) -> None:
+    """Rewrite `out` atomically, when it is not already so, with its lines in the order of `prompts`, samples
+    ascending; lines of prompts not in the list first, in their order (a stable sort)."""
+    rank: dict[str, int] = {}
+    for i, p in enumerate(prompts):
+        rank.setdefault(p.prompt_id, i)
+    rows = sorted(iter_json_lines(out), key=lambda row: (rank.get(row[1].get("prompt_id"), -1),
+                                                         row[1].get("sample", 0)))
+    order = [n for n, _ in rows]
+    if order == sorted(order):
+        return
+    with out.open(encoding="utf-8") as f:  # the same line split as iter_json_lines (not str.splitlines)
+        lines = f.readlines()
+    atomic_write(out, lambda f: f.writelines(lines[n - 1] for n in order))

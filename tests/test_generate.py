@@ -158,3 +158,33 @@ def test_generate_with_a_local_hf_model(tmp_path, tiny_model_dir):
     recs = lines(out)
     assert s.written == 6 and len(recs) == 6 and all(x["usage"]["output_tokens"] == 4 for x in recs)
     assert s.stats.attempts == 1  # six requests, one batch
+
+
+def test_the_file_ends_in_prompt_order_whatever_order_the_calls_finished_in(tmp_path):
+    import asyncio
+
+    from rlaif.backends.scripted import ScriptedBackend
+    from rlaif.records import Prompt
+
+    finished: list[int] = []
+
+    async def later_for_earlier_prompts(req):  # p0 finishes last
+        i = int(req.messages[-1]["content"].split()[-1])
+        await asyncio.sleep(0.02 * (6 - i) + 0.005 * req.sample)
+        finished.append(i)
+        return f"answer {i}"
+
+    prompts = [Prompt(prompt_id=f"p{i}", prompt=f"question {i}") for i in range(6)]
+    out = tmp_path / "responses.jsonl"
+    # a resumed file: another prompt's line first, then two of these prompts' lines out of order
+    out.write_text("".join(json.dumps({"prompt_id": pid, "prompt": "q", "policy": "scripted:late", "sample": s,
+                                       "response": "r", "usage": {"input_tokens": 1, "output_tokens": 1}}) + "\n"
+                           for pid, s in (("old", 0), ("p4", 1), ("p2", 0))))
+    backend = ScriptedBackend(later_for_earlier_prompts, model="late")
+    generate(prompts, backend, out, samples=2, concurrency=8, progress=False, seed=0)
+    assert finished != sorted(finished)  # the calls did not finish in prompt order
+    got = [(r["prompt_id"], r["sample"]) for r in lines(out)]
+    assert got == [("old", 0)] + [(f"p{i}", s) for i in range(6) for s in (0, 1)]
+    before = out.read_bytes()
+    generate(prompts, backend, out, samples=2, concurrency=8, progress=False, seed=0)  # complete: untouched
+    assert out.read_bytes() == before

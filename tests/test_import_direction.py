@@ -28,6 +28,8 @@ FORBIDDEN = {
     "rlaif.calls.cache": ["rlaif.calls.pool", "rlaif.judge", "rlaif.train", "rlaif.eval",
                           "rlaif.cli", "torch", "transformers", "openai", "anthropic"],
     "rlaif.progress": ["rlaif.", "torch", "transformers", "openai", "anthropic", "vllm", "numpy"],
+    # whether bf16 runs faster here: a leaf (torch, imported when asked)
+    "rlaif.hardware": ["rlaif.", "transformers", "openai", "anthropic", "vllm", "numpy"],
     "rlaif.judge": ["rlaif.train", "rlaif.rewards", "rlaif.audit", "rlaif.eval", "rlaif.cli"],
     "rlaif.train": ["rlaif.backends", "rlaif.calls", "rlaif.judge", "rlaif.rewards", "rlaif.audit", "rlaif.eval",
                     "rlaif.cli", "rlaif.stats", "openai", "anthropic", "vllm"],

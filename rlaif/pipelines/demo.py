@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rlaif.catalog import prompt_set
+from rlaif.hardware import bf16_is_faster
 from rlaif.outlock import locks_output
 from rlaif.pipelines.resume import Steps
 from rlaif.pipelines.resume import log as steps_log
@@ -110,38 +111,15 @@ def log(msg: str) -> None:
 
 
 def demo_precision(out: Path) -> str:
-    """bf16 where it measures faster than fp32 here (always on CUDA), else fp32. A resumed run keeps the precision
-    it started with (OUT/state.json), so a re-measurement cannot restart it.
-
-    Measured, not read from the CPU flags: AVX512-BF16 alone says little. On a 2-core AMD EPYC with it, bf16 ran
-    the demo's sampling and training about 1.8x faster than fp32; on a 2-core Intel Xeon with it (and no AMX),
-    its matrix products ran at 0.55-0.65x fp32's speed."""
-    import torch
-
+    """bf16 where it runs clearly faster than fp32 here (`rlaif.hardware`: CUDA, or a CPU where a timed matrix
+    product says so), else fp32. A resumed run keeps the precision it started with (OUT/state.json), so a
+    re-measurement cannot restart it."""
     state = out / "state.json"
     if state.exists():
         started = (read_json_file(state).get("plan") or {}).get("precision")
         if started in ("bf16", "fp32"):
             return started
-    if torch.cuda.is_available():
-        return "bf16"
-    return "bf16" if bf16_speedup() >= 1.3 else "fp32"  # a clear margin: a close call is not worth the rounding
-
-
-def bf16_speedup() -> float:
-    """fp32 time / bf16 time of a matrix product shaped like the local model's MLP on a batch (~0.1 s)."""
-    import torch
-
-    def best(dtype: torch.dtype) -> float:
-        a, b = torch.ones(256, 576, dtype=dtype), torch.ones(576, 1536, dtype=dtype)
-        times = []
-        for _ in range(8):
-            t = time.perf_counter()
-            a @ b
-            times.append(time.perf_counter() - t)
-        return min(times[2:])  # the first calls pay for kernel selection
-
-    return best(torch.float32) / best(torch.bfloat16)
+    return "bf16" if bf16_is_faster() else "fp32"
 
 
 @locks_output("out", directory=True)
