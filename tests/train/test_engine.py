@@ -109,3 +109,19 @@ def test_metric_sums_divide_after_reducing_and_turn_squares_into_std():
     out = MetricSums.joined(a, b).reduce(RT)
     assert out == {"empty": None, "x": 1.0, "x_std": pytest.approx(math.sqrt(2.5 - 1.0))}
     assert MetricSums().reduce(RT) == {}
+
+
+def test_the_optimizer_is_fused_adamw_on_the_cpu_and_its_first_step_is_lr_times_the_gradient_sign():
+    from rlaif.train.engine import make_optimizer
+
+    module = nn.Linear(3, 1, bias=False)
+    with torch.no_grad():
+        module.weight.copy_(torch.tensor([[1.0, -2.0, 0.5]]))
+    cfg = TrainConfig(out="unused", lr=0.1, weight_decay=0.01, warmup_steps=0, lr_scheduler="constant")
+    opt, _ = make_optimizer(module, cfg, total_steps=1, device=torch.device("cpu"))
+    assert opt.defaults["fused"] is True  # about 5x foreach's speed here (benchmarks/bench_local.py)
+    module.weight.grad = torch.tensor([[0.3, -4.0, 0.0]])
+    opt.step()
+    # step 1: m_hat = g, v_hat = g^2, so the update is lr * g / (|g| + eps) = lr * sign(g); decay lr * wd * w first
+    expected = [1.0 * (1 - 0.001) - 0.1, -2.0 * (1 - 0.001) + 0.1, 0.5 * (1 - 0.001)]
+    assert module.weight.detach().flatten().tolist() == pytest.approx(expected, abs=1e-6)
