@@ -68,7 +68,7 @@ class HFBackend(Backend):
         if precision == "bf16":
             self.model += "+bf16"  # bf16 samples differ from fp32 ones: cached apart
         # Requests per `generate`: decoding is bound by per-token overhead, not arithmetic, so wider batches pay.
-        # On 2 CPU cores 64 answers per batch cost 0.2 s each, 32 cost 0.27 s (benchmarks/bench_local.py).
+        # On 2 CPU cores 64 answers per batch take 0.24 s each, 32 take 0.31 s (benchmarks/bench_local.py).
         self.max_batch = batch_size
         self._device, self._precision = device, precision
         self._lock = threading.Lock()  # one generate at a time: parallel batches only fight for the cores
